@@ -1,0 +1,245 @@
+/**
+ * The engine: everything durable or shared between gateways and the presence
+ * service goes through this one interface. Two implementations exist —
+ * `MemoryEngine` (one process) and `JetStreamEngine` (NATS) — and both must
+ * pass `shared/test/engine.contract.ts` unchanged.
+ *
+ * The interface speaks apps, channels, users, connection ids and sequence
+ * numbers; it never sees a socket or a dialect.
+ */
+
+/** JSON-compatible value. Event payloads are stored and delivered as JSON. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** What a publisher hands to the engine. */
+export interface EventInput {
+  /** Event name (Herald `type`, Pusher `event`, Foony `name`, ...). */
+  name: string;
+  data: Json;
+  /** Opaque application metadata (Herald `meta`). */
+  meta?: { [key: string]: Json } | undefined;
+  /** Publishing user; absent for events published through an HTTP API. */
+  userId?: string | undefined;
+  /**
+   * Connection that must not receive the live copy (Pusher `socket_id`
+   * exclusion). Replay and history still return the event to everyone.
+   */
+  excludeConnectionId?: string | undefined;
+}
+
+/** An event as stored: what history, replay and live delivery return. */
+export interface StoredEvent extends EventInput {
+  channel: string;
+  /**
+   * Sequence number: unique within the app, strictly increasing within a
+   * channel, not contiguous (other channels' events take numbers in between).
+   */
+  seq: number;
+  /** Unique per app; derived from `seq` (see `eventIdOf`). */
+  id: string;
+  /** Milliseconds since the epoch, assigned by the engine when stored. */
+  time: number;
+}
+
+/**
+ * A transient signal: fanned out to live subscribers of a channel (or a
+ * user), never stored, no sequence number, at-most-once.
+ */
+export type Signal =
+  /** Ephemeral event (Herald event.trigger, Pusher client-*). */
+  | { kind: "trigger"; name: string; data: Json; userId?: string | undefined; connectionId: string }
+  | { kind: "typing"; userId: string; active: boolean; connectionId: string }
+  | { kind: "cursor"; userId: string; seq: number; connectionId: string }
+  | {
+      kind: "reaction";
+      userId: string;
+      eventId: string;
+      emoji: string;
+      action: "add" | "remove";
+      count: number;
+    }
+  /** Membership change on a presence-tracked channel (user level). */
+  | { kind: "member"; action: "joined" | "left"; userId: string; info?: Json | undefined }
+  /** Connection-level presence (Foony `pres`): enter/leave/update with data. */
+  | {
+      kind: "presence";
+      action: "enter" | "leave" | "update";
+      clientId: string;
+      connectionId: string;
+      data?: Json | undefined;
+    }
+  | { kind: "subscriber_count"; count: number }
+  /** A user's visible status changed (manual status or online/offline). */
+  | { kind: "status"; userId: string; status: UserStatus }
+  /** Sent on a user's own subject: one of its watched users came or went. */
+  | { kind: "watch"; userId: string; online: boolean }
+  /** Sent on a user's own subject: close every connection of that user. */
+  | { kind: "terminate" }
+  /** Sent on a user's own subject: an event addressed to the user (Pusher server-to-user). */
+  | { kind: "user_event"; name: string; data: Json };
+
+export type UserStatus = "online" | "away" | "dnd" | "offline";
+
+/** A live delivery on a channel: a stored event, or a signal. */
+export type Delivery = { type: "event"; event: StoredEvent } | { type: "signal"; signal: Signal };
+
+export interface PublishOptions {
+  /**
+   * Idempotency key, scoped to the app. A second publish with the same key
+   * within the app's dedupe window stores nothing and returns the first
+   * event's `seq`/`id` with `duplicate: true`.
+   */
+  idempotencyKey?: string | undefined;
+}
+
+export interface PublishResult {
+  seq: number;
+  id: string;
+  time: number;
+  duplicate: boolean;
+}
+
+export interface HistoryQuery {
+  /** Return events with seq > afterSeq, oldest first, at most `limit`. */
+  afterSeq?: number | undefined;
+  /** Without `afterSeq`: the newest `limit` events with seq < beforeSeq (or overall). */
+  beforeSeq?: number | undefined;
+  limit: number;
+}
+
+export interface HistoryPage {
+  /** Oldest first. */
+  events: StoredEvent[];
+  /**
+   * With `afterSeq`: newer events exist beyond this page. Otherwise: older
+   * events exist before this page.
+   */
+  hasMore: boolean;
+  /**
+   * With `afterSeq`: some event of this channel with seq > afterSeq is no
+   * longer in history (expired or trimmed), so the page is not the full
+   * story. An implementation may report true when it cannot rule it out.
+   */
+  truncated: boolean;
+}
+
+export interface LiveSubscription {
+  /** Stops delivery. Idempotent. */
+  close(): void;
+}
+
+/** Handler for live deliveries. Must not throw; must not block. */
+export type DeliveryHandler = (delivery: Delivery) => void;
+
+/** Per-app stream settings the engine applies (history size, ages, windows). */
+export interface AppStreamLimits {
+  /** Events kept per channel. */
+  historyPerChannel: number;
+  /** Maximum event age in history, seconds (0 = forever). */
+  historyMaxAgeSec: number;
+  /** Idempotency window, seconds. */
+  dedupeWindowSec: number;
+}
+
+/**
+ * Small key-value store. Keys are arbitrary strings (the engine encodes them
+ * as needed); values are JSON. `revision` increases on every write of a key
+ * and is what `update` compares against.
+ */
+export interface KvStore {
+  get(key: string): Promise<{ value: Json; revision: number } | null>;
+  /** Unconditional write; returns the new revision. */
+  put(key: string, value: Json): Promise<number>;
+  /** Writes only if the key is absent (or deleted); returns null if it exists. */
+  create(key: string, value: Json): Promise<number | null>;
+  /** Compare-and-set on `revision`; returns null when the revision moved on. */
+  update(key: string, value: Json, revision: number): Promise<number | null>;
+  delete(key: string): Promise<void>;
+  /** Keys starting with `prefix` (all keys for ""). */
+  keys(prefix: string): Promise<string[]>;
+}
+
+/** The KV buckets Tidings uses; each implementation maps them to storage. */
+export type KvBucket = "cursors" | "acks" | "reactions" | "presence" | "chat";
+
+export interface Engine {
+  /**
+   * Prepares storage for an app (creates or updates the stream and limits).
+   * Idempotent; concurrent calls from several processes must not conflict.
+   */
+  ensureApp(appId: string, limits: AppStreamLimits): Promise<void>;
+
+  /**
+   * Stores an event durably and returns once it is acknowledged: after a
+   * successful return the event is in history and will be delivered to
+   * every live subscriber of the channel (exactly once per subscription, in
+   * seq order). Throws `EngineUnavailableError` when storage is unreachable.
+   */
+  publish(
+    appId: string,
+    channel: string,
+    event: EventInput,
+    options?: PublishOptions,
+  ): Promise<PublishResult>;
+
+  /**
+   * Live deliveries for one channel: stored events in strictly increasing
+   * seq order with no event of the channel skipped (an implementation fills
+   * its own gaps from history before delivering), plus signals. Deliveries
+   * start with events stored after the subscription is active (see `ready`).
+   */
+  subscribe(
+    appId: string,
+    channel: string,
+    handler: DeliveryHandler,
+  ): LiveSubscription & {
+    /** Resolves when events stored from now on are guaranteed to be delivered. */
+    ready: Promise<void>;
+  };
+
+  /** Fans a signal out to live subscribers of the channel. Fire and forget. */
+  signal(appId: string, channel: string, signal: Signal): void;
+
+  /** Live signals addressed to one user (watchlists, terminate, server-to-user). */
+  subscribeUser(
+    appId: string,
+    userId: string,
+    handler: (signal: Signal) => void,
+  ): LiveSubscription & {
+    ready: Promise<void>;
+  };
+  signalUser(appId: string, userId: string, signal: Signal): void;
+
+  /** Reads stored events of one channel (see HistoryQuery / HistoryPage). */
+  history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage>;
+
+  /** The event with this seq if it exists and belongs to the channel. */
+  getEvent(appId: string, channel: string, seq: number): Promise<StoredEvent | null>;
+
+  /** Highest seq stored on the channel, 0 if none. */
+  lastSeq(appId: string, channel: string): Promise<number>;
+
+  /** A KV bucket, scoped to the app. */
+  kv(appId: string, bucket: KvBucket): KvStore;
+
+  /** True while the engine can serve (NATS connected, for JetStream). */
+  isReady(): boolean;
+
+  close(): Promise<void>;
+}
+
+/** Storage is unreachable or timed out; the operation may be retried. */
+export class EngineUnavailableError extends Error {
+  override name = "EngineUnavailableError";
+}
+
+/** Event ids encode the app-unique seq so an id can be resolved without an index. */
+export function eventIdOf(seq: number): string {
+  return `evt_${seq}`;
+}
+
+/** The seq an event id stands for, or null if the id is not one of ours. */
+export function seqOfEventId(id: string): number | null {
+  const m = /^evt_([1-9][0-9]{0,15})$/.exec(id);
+  return m ? Number(m[1]) : null;
+}

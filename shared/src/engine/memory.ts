@@ -1,0 +1,249 @@
+import {
+  type AppStreamLimits,
+  type DeliveryHandler,
+  type Engine,
+  type EventInput,
+  eventIdOf,
+  type HistoryPage,
+  type HistoryQuery,
+  type Json,
+  type KvBucket,
+  type KvStore,
+  type LiveSubscription,
+  type PublishOptions,
+  type PublishResult,
+  type Signal,
+  type StoredEvent,
+} from "./engine.js";
+
+const DEFAULT_LIMITS: AppStreamLimits = {
+  historyPerChannel: 1000,
+  historyMaxAgeSec: 0,
+  dedupeWindowSec: 120,
+};
+
+interface ChannelState {
+  events: StoredEvent[];
+  /** Highest seq of this channel that was trimmed away; 0 if none. */
+  trimmedUpTo: number;
+  handlers: Set<DeliveryHandler>;
+}
+
+interface AppState {
+  limits: AppStreamLimits;
+  nextSeq: number;
+  channels: Map<string, ChannelState>;
+  dedupe: Map<string, { result: PublishResult; expires: number }>;
+  users: Map<string, Set<(s: Signal) => void>>;
+  kv: Map<KvBucket, MemoryKv>;
+}
+
+/**
+ * Single-process engine. Seqs are per app (like one JetStream stream per
+ * app), so they are strictly increasing per channel but not contiguous.
+ * Deliveries are dispatched synchronously, which keeps the per-channel order
+ * trivially equal to the seq order.
+ */
+export class MemoryEngine implements Engine {
+  private readonly apps = new Map<string, AppState>();
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(options: { now?: () => number } = {}) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async ensureApp(appId: string, limits: AppStreamLimits): Promise<void> {
+    this.app(appId).limits = { ...limits };
+  }
+
+  async publish(
+    appId: string,
+    channel: string,
+    input: EventInput,
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    const app = this.app(appId);
+    const now = this.now();
+    const key = options.idempotencyKey;
+    if (key !== undefined) {
+      const hit = app.dedupe.get(key);
+      if (hit && hit.expires > now) return { ...hit.result, duplicate: true };
+    }
+    const seq = app.nextSeq++;
+    const event: StoredEvent = {
+      ...structuredClone(input),
+      channel,
+      seq,
+      id: eventIdOf(seq),
+      time: now,
+    };
+    const ch = this.channel(app, channel);
+    ch.events.push(event);
+    this.trim(app, ch, now);
+    const result: PublishResult = { seq, id: event.id, time: now, duplicate: false };
+    if (key !== undefined) {
+      app.dedupe.set(key, { result, expires: now + app.limits.dedupeWindowSec * 1000 });
+      if (app.dedupe.size % 1024 === 0) this.sweepDedupe(app, now);
+    }
+    for (const h of ch.handlers) h({ type: "event", event });
+    return result;
+  }
+
+  subscribe(appId: string, channel: string, handler: DeliveryHandler) {
+    const ch = this.channel(this.app(appId), channel);
+    ch.handlers.add(handler);
+    return { ready: Promise.resolve(), close: () => void ch.handlers.delete(handler) };
+  }
+
+  signal(appId: string, channel: string, signal: Signal): void {
+    const ch = this.app(appId).channels.get(channel);
+    if (!ch) return;
+    for (const h of ch.handlers) h({ type: "signal", signal: structuredClone(signal) });
+  }
+
+  subscribeUser(appId: string, userId: string, handler: (s: Signal) => void) {
+    const users = this.app(appId).users;
+    let set = users.get(userId);
+    if (!set) users.set(userId, (set = new Set()));
+    set.add(handler);
+    const subs = set;
+    return {
+      ready: Promise.resolve(),
+      close: () => {
+        subs.delete(handler);
+        if (subs.size === 0 && users.get(userId) === subs) users.delete(userId);
+      },
+    } satisfies LiveSubscription & { ready: Promise<void> };
+  }
+
+  signalUser(appId: string, userId: string, signal: Signal): void {
+    for (const h of this.app(appId).users.get(userId) ?? []) h(structuredClone(signal));
+  }
+
+  async history(appId: string, channel: string, q: HistoryQuery): Promise<HistoryPage> {
+    const app = this.app(appId);
+    const ch = this.channel(app, channel);
+    this.trim(app, ch, this.now());
+    const all = ch.events;
+    if (q.afterSeq !== undefined) {
+      const after = q.afterSeq;
+      const start = all.findIndex((e) => e.seq > after);
+      const rest = start < 0 ? [] : all.slice(start);
+      return {
+        events: rest.slice(0, q.limit).map(clone),
+        hasMore: rest.length > q.limit,
+        truncated: ch.trimmedUpTo > after,
+      };
+    }
+    const before = q.beforeSeq ?? Number.POSITIVE_INFINITY;
+    const older = all.filter((e) => e.seq < before);
+    const page = older.slice(Math.max(0, older.length - q.limit));
+    return { events: page.map(clone), hasMore: older.length > page.length, truncated: false };
+  }
+
+  async getEvent(appId: string, channel: string, seq: number): Promise<StoredEvent | null> {
+    const ch = this.app(appId).channels.get(channel);
+    const e = ch?.events.find((x) => x.seq === seq);
+    return e ? clone(e) : null;
+  }
+
+  async lastSeq(appId: string, channel: string): Promise<number> {
+    const events = this.app(appId).channels.get(channel)?.events;
+    return events?.at(-1)?.seq ?? 0;
+  }
+
+  kv(appId: string, bucket: KvBucket): KvStore {
+    const app = this.app(appId);
+    let store = app.kv.get(bucket);
+    if (!store) app.kv.set(bucket, (store = new MemoryKv()));
+    return store;
+  }
+
+  isReady(): boolean {
+    return !this.closed;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private app(appId: string): AppState {
+    let app = this.apps.get(appId);
+    if (!app) {
+      app = {
+        limits: { ...DEFAULT_LIMITS },
+        nextSeq: 1,
+        channels: new Map(),
+        dedupe: new Map(),
+        users: new Map(),
+        kv: new Map(),
+      };
+      this.apps.set(appId, app);
+    }
+    return app;
+  }
+
+  private channel(app: AppState, name: string): ChannelState {
+    let ch = app.channels.get(name);
+    if (!ch) {
+      ch = { events: [], trimmedUpTo: 0, handlers: new Set() };
+      app.channels.set(name, ch);
+    }
+    return ch;
+  }
+
+  private trim(app: AppState, ch: ChannelState, now: number): void {
+    const { historyPerChannel, historyMaxAgeSec } = app.limits;
+    let drop = Math.max(0, ch.events.length - historyPerChannel);
+    if (historyMaxAgeSec > 0) {
+      const cutoff = now - historyMaxAgeSec * 1000;
+      while (drop < ch.events.length && ch.events[drop]!.time < cutoff) drop++;
+    }
+    if (drop === 0) return;
+    ch.trimmedUpTo = ch.events[drop - 1]!.seq;
+    ch.events.splice(0, drop);
+  }
+
+  private sweepDedupe(app: AppState, now: number): void {
+    for (const [k, v] of app.dedupe) if (v.expires <= now) app.dedupe.delete(k);
+  }
+}
+
+function clone(e: StoredEvent): StoredEvent {
+  return structuredClone(e);
+}
+
+class MemoryKv implements KvStore {
+  private readonly entries = new Map<string, { value: Json; revision: number }>();
+  private revision = 0;
+
+  async get(key: string) {
+    const e = this.entries.get(key);
+    return e ? { value: structuredClone(e.value), revision: e.revision } : null;
+  }
+
+  async put(key: string, value: Json): Promise<number> {
+    const revision = ++this.revision;
+    this.entries.set(key, { value: structuredClone(value), revision });
+    return revision;
+  }
+
+  async create(key: string, value: Json): Promise<number | null> {
+    if (this.entries.has(key)) return null;
+    return this.put(key, value);
+  }
+
+  async update(key: string, value: Json, revision: number): Promise<number | null> {
+    if (this.entries.get(key)?.revision !== revision) return null;
+    return this.put(key, value);
+  }
+
+  async delete(key: string): Promise<void> {
+    this.entries.delete(key);
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    return [...this.entries.keys()].filter((k) => k.startsWith(prefix));
+  }
+}
