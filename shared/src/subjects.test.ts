@@ -1,0 +1,161 @@
+import { describe, expect, it } from "vitest";
+import {
+  channelOfSubject,
+  decodeKvKey,
+  decodeToken,
+  encodeToken,
+  eventSubject,
+  eventWildcard,
+  generatedMsgId,
+  InvalidTokenError,
+  kvAppFilter,
+  kvBucketName,
+  kvKey,
+  liveSubject,
+  liveWildcard,
+  msgIdForKey,
+  signalSubject,
+  streamName,
+  userSubject,
+} from "./subjects.js";
+
+const awkward = [
+  "",
+  " ",
+  "_",
+  "__",
+  "_abc",
+  "-",
+  "a.b.c",
+  ".",
+  "..",
+  "*",
+  ">",
+  "a.*.>",
+  "foo bar",
+  "tab\there",
+  "new\nline",
+  "presence-room@#1,2;x=y",
+  "private-chat:42",
+  "ünïcødé",
+  "emoji 🎉🚀",
+  "🎉",
+  "\u0000nul",
+  "$JS.API.STREAM.INFO",
+  "x".repeat(200),
+  "🎉".repeat(200),
+  "_".repeat(200),
+];
+
+// A NATS subject token may not contain these; a KV key only allows [-/_=.a-zA-Z0-9].
+const subjectTokenOk = /^[^\s.*>]+$/;
+const kvKeyCharsOk = /^[-/_=.a-zA-Z0-9]+$/;
+
+describe("encodeToken / decodeToken", () => {
+  it.each(awkward)("round-trips %j into one safe token", (name) => {
+    const token = encodeToken(name);
+    expect(token).toMatch(subjectTokenOk);
+    expect(token).toMatch(kvKeyCharsOk);
+    expect(token).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(decodeToken(token)).toBe(name);
+  });
+
+  it("keeps plain names readable", () => {
+    expect(encodeToken("chat-room_1")).toBe("chat-room_1");
+    expect(encodeToken("ABC")).toBe("ABC");
+  });
+
+  it("escapes names that look like escaped tokens", () => {
+    // "_YQ" is the escaped form of "a"; the literal name "_YQ" must map elsewhere.
+    expect(encodeToken("a")).toBe("a");
+    const literal = encodeToken("_YQ");
+    expect(literal).not.toBe("_YQ");
+    expect(decodeToken(literal)).toBe("_YQ");
+  });
+
+  it("is collision-free across the awkward set and their escaped forms", () => {
+    const names = [...awkward, ...awkward.map(encodeToken), "a", "A", "YQ", "_YQ"];
+    const unique = [...new Set(names)];
+    const tokens = new Set(unique.map(encodeToken));
+    expect(tokens.size).toBe(unique.length);
+  });
+
+  it("rejects tokens it never produces", () => {
+    expect(() => decodeToken("")).toThrow(InvalidTokenError);
+    expect(() => decodeToken("a.b")).toThrow(InvalidTokenError);
+    expect(() => decodeToken("_YR")).toThrow(InvalidTokenError); // non-canonical trailing bits
+    expect(() => decodeToken("_YQ==")).toThrow(InvalidTokenError); // padding
+    expect(() => decodeToken("_YWJj")).toThrow(InvalidTokenError); // "abc" is verbatim
+    expect(() => decodeToken("__w")).toThrow(InvalidTokenError); // invalid UTF-8
+  });
+});
+
+describe("subject builders", () => {
+  it("follow the documented layout", () => {
+    expect(streamName("app1")).toBe("TIDINGS_app1");
+    expect(eventSubject("app1", "room")).toBe("tdg.app1.ev.room");
+    expect(eventWildcard("app1")).toBe("tdg.app1.ev.>");
+    expect(liveSubject("app1", "room")).toBe("tdg.app1.live.room");
+    expect(liveWildcard("app1")).toBe("tdg.app1.live.>");
+    expect(signalSubject("app1", "room")).toBe("tdg.app1.sig.room");
+    expect(userSubject("app1", "u@x.com")).toBe(`tdg.app1.user.${encodeToken("u@x.com")}`);
+  });
+
+  it.each(awkward)("keep four tokens for channel %j and app %j", (name) => {
+    for (const subject of [
+      eventSubject(name, name),
+      liveSubject(name, name),
+      signalSubject(name, name),
+      userSubject(name, name),
+    ]) {
+      expect(subject.split(".")).toHaveLength(4);
+      expect(subject).not.toMatch(/\s/);
+    }
+    // Stream names may not contain '.', '*', '>', whitespace or path separators.
+    expect(streamName(name)).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+
+  it.each(awkward)("recover channel %j from event and live subjects", (name) => {
+    expect(channelOfSubject("app", eventSubject("app", name))).toBe(name);
+    expect(channelOfSubject("app", liveSubject("app", name))).toBe(name);
+  });
+
+  it("do not attribute foreign subjects to a channel", () => {
+    expect(channelOfSubject("app", eventSubject("other", "room"))).toBeNull();
+    expect(channelOfSubject("app", signalSubject("app", "room"))).toBeNull();
+    expect(channelOfSubject("app", "tdg.app.ev.a.b")).toBeNull();
+    expect(channelOfSubject("app", "tdg.app.ev._!!")).toBeNull();
+  });
+});
+
+describe("KV names", () => {
+  it("uses NATS-valid bucket names", () => {
+    for (const b of ["cursors", "acks", "reactions", "presence", "chat"]) {
+      expect(kvBucketName(b)).toMatch(/^[-_a-zA-Z0-9]+$/);
+    }
+  });
+
+  it.each(awkward)("round-trips key %j within an app", (key) => {
+    const k = kvKey("my app", key);
+    expect(k).toMatch(kvKeyCharsOk);
+    expect(k.startsWith(".") || k.endsWith(".")).toBe(false);
+    expect(decodeKvKey("my app", k)).toBe(key);
+    expect(decodeKvKey("other", k)).toBeNull();
+  });
+
+  it("filters one app's keys", () => {
+    expect(kvAppFilter("a.b")).toBe(`${encodeToken("a.b")}.>`);
+    expect(kvKey("a.b", "k").startsWith(kvAppFilter("a.b").slice(0, -1))).toBe(true);
+  });
+});
+
+describe("message ids", () => {
+  it("keeps short keys, hashes long ones, and separates generated ids", () => {
+    expect(msgIdForKey("abc")).toBe("k:abc");
+    const long = msgIdForKey("x".repeat(500));
+    expect(long).toMatch(/^h:[A-Za-z0-9_-]{43}$/);
+    expect(msgIdForKey("x".repeat(500))).toBe(long);
+    expect(msgIdForKey("y".repeat(500))).not.toBe(long);
+    expect(generatedMsgId("abc")).not.toBe(msgIdForKey("abc"));
+  });
+});
