@@ -59,7 +59,14 @@ export type Signal =
       count: number;
     }
   /** Membership change on a presence-tracked channel (user level). */
-  | { kind: "member"; action: "joined" | "left"; userId: string; info?: Json | undefined }
+  | {
+      kind: "member";
+      action: "joined" | "left";
+      userId: string;
+      info?: Json | undefined;
+      /** The connection whose join caused it: it learns the members from its own reply instead. */
+      connectionId?: string | undefined;
+    }
   /** Connection-level presence (Foony `pres`): enter/leave/update with data. */
   | {
       kind: "presence";

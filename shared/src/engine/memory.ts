@@ -104,10 +104,9 @@ export class MemoryEngine implements Engine {
 
   subscribeUser(appId: string, userId: string, handler: (s: Signal) => void) {
     const users = this.app(appId).users;
-    let set = users.get(userId);
-    if (!set) users.set(userId, (set = new Set()));
-    set.add(handler);
-    const subs = set;
+    const subs = users.get(userId) ?? new Set();
+    users.set(userId, subs);
+    subs.add(handler);
     return {
       ready: Promise.resolve(),
       close: () => {
@@ -155,8 +154,8 @@ export class MemoryEngine implements Engine {
 
   kv(appId: string, bucket: KvBucket): KvStore {
     const app = this.app(appId);
-    let store = app.kv.get(bucket);
-    if (!store) app.kv.set(bucket, (store = new MemoryKv()));
+    const store = app.kv.get(bucket) ?? new MemoryKv();
+    app.kv.set(bucket, store);
     return store;
   }
 

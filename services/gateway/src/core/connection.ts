@@ -1,0 +1,159 @@
+import type { WebSocket } from "uWebSockets.js";
+import type { AppConfig } from "../../../../shared/src/config/apps.js";
+import type { Logger } from "../../../../shared/src/log.js";
+import { TokenBucket } from "./rate.js";
+
+/** What uWS keeps per socket: only a pointer to our Connection. */
+export interface SocketData {
+  conn?: Connection;
+  upgrade: UpgradeInfo;
+}
+
+/** Everything copied out of the upgrade request (uWS forbids touching it later). */
+export interface UpgradeInfo {
+  url: string;
+  query: URLSearchParams;
+  /** Route parameter (app key for /app/:key, /chat/:key, /broadcaster/:key). */
+  param: string;
+  origin: string;
+  remoteAddress: string;
+  /** App resolved at upgrade when the URL names it. */
+  app: AppConfig | undefined;
+}
+
+let counter = 0;
+/** Numeric per process so ids look like Pusher socket ids (`\d+\.\d+`). */
+export const gatewayNumber = 1 + Math.floor(Math.random() * 999_999_999);
+
+export function nextConnectionId(): string {
+  counter += 1;
+  return `${gatewayNumber}.${counter}`;
+}
+
+/** Open connections per app on this gateway, for the app's connection limit. */
+export class AppQuota {
+  private readonly counts = new Map<string, number>();
+
+  tryAdd(app: AppConfig): boolean {
+    const n = this.counts.get(app.id) ?? 0;
+    if (n >= app.limits.maxConnections) return false;
+    this.counts.set(app.id, n + 1);
+    return true;
+  }
+
+  remove(app: AppConfig): void {
+    const n = (this.counts.get(app.id) ?? 1) - 1;
+    if (n <= 0) this.counts.delete(app.id);
+    else this.counts.set(app.id, n);
+  }
+}
+
+/**
+ * One client connection, dialect-agnostic. The dialect adapter owns the
+ * meaning of frames; this owns the socket, limits and bookkeeping.
+ */
+export class Connection {
+  readonly id = nextConnectionId();
+  app: AppConfig | undefined;
+  userId: string | undefined;
+  /** Channels this connection is subscribed to (managed by the hub). */
+  readonly channels = new Set<string>();
+  closed = false;
+  readonly openedAt = Date.now();
+  lastSeenAt = Date.now();
+  private bucket: TokenBucket | undefined;
+  private drainWaiters: (() => void)[] = [];
+  /** Cleanup callbacks run once at close (timers, user subscriptions). */
+  private readonly disposers: (() => void)[] = [];
+  log: Logger;
+
+  constructor(
+    readonly ws: WebSocket<SocketData>,
+    readonly dialect: string,
+    readonly upgrade: UpgradeInfo,
+    log: Logger,
+    private readonly quota: AppQuota,
+    private readonly onAppChange: (app: AppConfig, delta: 1 | -1) => void,
+  ) {
+    this.log = log.child({ conn: this.id, dialect });
+  }
+
+  /**
+   * Binds the connection to its app once known (URL or auth frame). False
+   * when the app is at its connection limit; the dialect then refuses.
+   */
+  setApp(app: AppConfig): boolean {
+    if (this.app) return this.app.id === app.id;
+    if (!this.quota.tryAdd(app)) return false;
+    this.app = app;
+    this.bucket = new TokenBucket(app.limits.maxMessageRate, app.limits.maxMessageRate * 2);
+    this.log = this.log.child({ app: app.id });
+    this.onAppChange(app, 1);
+    this.onClose(() => {
+      this.quota.remove(app);
+      this.onAppChange(app, -1);
+    });
+    return true;
+  }
+
+  /** Counts one inbound frame against the app's rate; false when over it. */
+  allowMessage(): boolean {
+    this.lastSeenAt = Date.now();
+    return this.bucket ? this.bucket.take() : true;
+  }
+
+  /** Sends one text frame. Returns false if the connection is closed. */
+  send(text: string): boolean {
+    if (this.closed) return false;
+    this.ws.send(text, false);
+    return true;
+  }
+
+  bufferedAmount(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+
+  /** Resolves once the socket's send buffer is below `bytes` (or it closed). */
+  async waitForBuffer(bytes: number): Promise<void> {
+    while (!this.closed && this.ws.getBufferedAmount() > bytes) {
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    }
+  }
+
+  /** Called by the server on uWS `drain`. */
+  drained(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closed) fn();
+    else this.disposers.push(fn);
+  }
+
+  /** Closes with a WebSocket close code; the `close` handler does the cleanup. */
+  close(code: number, message: string): void {
+    if (this.closed) return;
+    try {
+      this.ws.end(code, message.slice(0, 120));
+    } catch (err) {
+      // The socket may already be gone under us; the close handler still runs once.
+      this.log.debug({ err }, "end on a closed socket");
+    }
+  }
+
+  /** Run by the server's close handler exactly once. */
+  markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.drained();
+    for (const d of this.disposers.splice(0)) {
+      try {
+        d();
+      } catch (err) {
+        this.log.error({ err }, "close cleanup failed");
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import type { TemplatedApp } from "uWebSockets.js";
+import type { AppConfig } from "../../../../shared/src/config/apps.js";
+import type { Config } from "../../../../shared/src/config/load.js";
+import type { Engine } from "../../../../shared/src/engine/engine.js";
+import type { Logger } from "../../../../shared/src/log.js";
+import type { PresenceApi } from "../../../../shared/src/presence/api.js";
+import type { Metrics } from "../metrics.js";
+import type { Connection } from "./connection.js";
+import type { Hub } from "./hub.js";
+import type { Users } from "./users.js";
+
+/** Frames the server rejects before the dialect sees them. */
+export type FrameProblem = "too_large" | "rate_limited" | "invalid_utf8";
+
+/**
+ * A dialect adapter: the glue between sockets and its pure codec. The
+ * server picks one by route at upgrade and calls it for every socket event.
+ */
+export interface Dialect {
+  readonly name: string;
+  /** uWS route pattern, e.g. "/ws" or "/app/:key". */
+  readonly route: string;
+  /** The app key the URL names, checked at upgrade (unknown app, Origin). */
+  appKeyOf?(param: string, query: URLSearchParams): string | undefined;
+  open(conn: Connection): void;
+  message(conn: Connection, text: string): void;
+  /** Answers a rejected frame in the dialect's own terms. */
+  reject(conn: Connection, problem: FrameProblem): void;
+  /** Closes a connection that cannot keep up, with the dialect's over-capacity code. */
+  slowConsumer(conn: Connection): void;
+  /** Asks the client to reconnect elsewhere (gateway draining). */
+  drain(conn: Connection): void;
+  closed(conn: Connection, code: number): void;
+  /** HTTP endpoints of the dialect, registered on the same app and port. */
+  registerHttp?(app: TemplatedApp): void;
+}
+
+/** What dialects get from the composition root: narrow services, no server object. */
+export interface GatewayContext {
+  config: Config;
+  engine: Engine;
+  hub: Hub;
+  users: Users;
+  presence: PresenceApi;
+  metrics: Metrics;
+  log: Logger;
+  apps: AppDirectory;
+}
+
+export interface AppDirectory {
+  byKey(key: string): AppConfig | undefined;
+  byId(id: string): AppConfig | undefined;
+  all(): readonly AppConfig[];
+}

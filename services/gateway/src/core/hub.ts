@@ -1,0 +1,274 @@
+import type {
+  Delivery,
+  Engine,
+  LiveSubscription,
+  Signal,
+  StoredEvent,
+} from "../../../../shared/src/engine/engine.js";
+import type { Logger } from "../../../../shared/src/log.js";
+import type { Metrics } from "../metrics.js";
+import type { Connection } from "./connection.js";
+
+/**
+ * How a dialect turns a delivery into a frame. Subscribers whose encoders
+ * share a `topic` key receive identical bytes, so the hub encodes once and
+ * lets uWS fan out; an encoder without `topic` is called per subscriber.
+ */
+export interface ChannelEncoder {
+  readonly topic?: string;
+  /** A frame for this delivery, or null when the dialect does not show it. */
+  encode(channel: string, delivery: Delivery): string | null;
+}
+
+/** Options for joining a channel. */
+export interface JoinOptions {
+  /** Replay stored events with seq > afterSeq before going live. */
+  afterSeq?: number | undefined;
+  /**
+   * Called once the live subscription is active and the replay is known,
+   * before any event is sent: the dialect sends its "subscribed" reply here.
+   */
+  beforeEvents?: (info: { lastSeq: number; truncated: boolean }) => void;
+  /** Stored events to skip during replay (at-least-once: already acked). */
+  skip?: (event: StoredEvent) => boolean;
+}
+
+interface Subscriber {
+  conn: Connection;
+  encoder: ChannelEncoder;
+  /** Deliveries held while a replay is in flight; null once live. */
+  buffer: Delivery[] | null;
+}
+
+interface LocalChannel {
+  appId: string;
+  name: string;
+  sub: LiveSubscription & { ready: Promise<void> };
+  subscribers: Map<string, Subscriber>;
+  /** Live topic subscribers per encoder topic, so a delivery costs one encode per topic. */
+  topics: Map<string, { encoder: ChannelEncoder; count: number }>;
+}
+
+/** Deliveries a subscriber may queue while its replay runs. */
+const MAX_REPLAY_BUFFER = 10_000;
+const REPLAY_PAGE = 500;
+
+/**
+ * Local fan-out: one engine subscription per channel with local
+ * subscribers, encoded once per dialect, sent through uWS topics.
+ */
+export class Hub {
+  private readonly channels = new Map<string, LocalChannel>();
+
+  constructor(
+    private readonly engine: Engine,
+    /** uWS `app.publish`: sends the same bytes to every socket on a topic. */
+    private readonly publishTopic: (topic: string, bytes: string) => boolean,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Subscribes `conn` to `channel`: buffers live deliveries, replays history
+   * after `afterSeq`, then switches to live with no duplicate and no gap.
+   * Resolves with what was replayed.
+   */
+  async join(
+    conn: Connection,
+    channel: string,
+    encoder: ChannelEncoder,
+    options: JoinOptions = {},
+  ): Promise<{ lastSeq: number; truncated: boolean }> {
+    const app = conn.app!;
+    const local = this.local(app.id, channel);
+    const subscriber: Subscriber = { conn, encoder, buffer: [] };
+    local.subscribers.set(conn.id, subscriber);
+    conn.channels.add(channel);
+    try {
+      await local.sub.ready;
+      const lastSeq = await this.engine.lastSeq(app.id, channel);
+      let sentUpTo = lastSeq;
+      let truncated = false;
+      let page: StoredEvent[] = [];
+      let more = false;
+      if (options.afterSeq !== undefined) {
+        const first = await this.engine.history(app.id, channel, {
+          afterSeq: options.afterSeq,
+          limit: REPLAY_PAGE,
+        });
+        truncated = first.truncated;
+        page = first.events;
+        more = first.hasMore;
+        sentUpTo = options.afterSeq;
+      }
+      if (!this.stillSubscribed(local, subscriber)) return { lastSeq, truncated };
+      options.beforeEvents?.({ lastSeq, truncated });
+      while (page.length > 0) {
+        for (const event of page) {
+          if (event.seq <= sentUpTo) continue;
+          sentUpTo = event.seq;
+          if (!options.skip?.(event))
+            this.sendDirect(subscriber, channel, { type: "event", event });
+        }
+        if (!more || !this.stillSubscribed(local, subscriber)) break;
+        await conn.waitForBuffer(app.limits.slowConsumerBytes / 2);
+        const next = await this.engine.history(app.id, channel, {
+          afterSeq: sentUpTo,
+          limit: REPLAY_PAGE,
+        });
+        page = next.events;
+        more = next.hasMore;
+      }
+      if (!this.stillSubscribed(local, subscriber)) return { lastSeq, truncated };
+      // Synchronous from here: no delivery can slip between the drain and going live.
+      for (const d of subscriber.buffer ?? []) {
+        if (d.type === "event") {
+          if (d.event.seq <= sentUpTo) continue;
+          sentUpTo = d.event.seq;
+        }
+        this.sendDirect(subscriber, channel, d);
+      }
+      subscriber.buffer = null;
+      if (encoder.topic) {
+        conn.ws.subscribe(topicOf(app.id, channel, encoder.topic));
+        const t = local.topics.get(encoder.topic) ?? { encoder, count: 0 };
+        t.count++;
+        local.topics.set(encoder.topic, t);
+      }
+      return { lastSeq, truncated };
+    } catch (err) {
+      this.leave(conn, channel);
+      throw err;
+    }
+  }
+
+  /** Stops delivery of `channel` to `conn`. Idempotent. */
+  leave(conn: Connection, channel: string): void {
+    const appId = conn.app?.id;
+    if (appId === undefined) return;
+    const key = keyOf(appId, channel);
+    const local = this.channels.get(key);
+    conn.channels.delete(channel);
+    const subscriber = local?.subscribers.get(conn.id);
+    if (!local || !subscriber) return;
+    local.subscribers.delete(conn.id);
+    const topicKey = subscriber.encoder.topic;
+    if (topicKey && !subscriber.buffer) {
+      if (!conn.closed) conn.ws.unsubscribe(topicOf(appId, channel, topicKey));
+      const t = local.topics.get(topicKey);
+      if (t && --t.count === 0) local.topics.delete(topicKey);
+    }
+    if (local.subscribers.size === 0) {
+      local.sub.close();
+      this.channels.delete(key);
+      this.metrics.channels.set(this.channels.size);
+    }
+  }
+
+  /** Drops every subscription of a closing connection. */
+  leaveAll(conn: Connection): void {
+    for (const channel of [...conn.channels]) this.leave(conn, channel);
+  }
+
+  isSubscribed(conn: Connection, channel: string): boolean {
+    return conn.channels.has(channel);
+  }
+
+  /** Local subscribers of a channel (for counts on this gateway only). */
+  localCount(appId: string, channel: string): number {
+    return this.channels.get(keyOf(appId, channel))?.subscribers.size ?? 0;
+  }
+
+  private stillSubscribed(local: LocalChannel, s: Subscriber): boolean {
+    return !s.conn.closed && local.subscribers.get(s.conn.id) === s;
+  }
+
+  private local(appId: string, channel: string): LocalChannel {
+    const key = keyOf(appId, channel);
+    let local = this.channels.get(key);
+    if (!local) {
+      const subscribers = new Map<string, Subscriber>();
+      const topics = new Map<string, { encoder: ChannelEncoder; count: number }>();
+      const holder: { local?: LocalChannel } = {};
+      const sub = this.engine.subscribe(appId, channel, (d) => {
+        if (holder.local) this.deliver(holder.local, d);
+      });
+      local = { appId, name: channel, sub, subscribers, topics };
+      holder.local = local;
+      this.channels.set(key, local);
+      this.metrics.channels.set(this.channels.size);
+    }
+    return local;
+  }
+
+  private deliver(local: LocalChannel, d: Delivery): void {
+    const { appId, name: channel, subscribers } = local;
+    const excluded = excludedConnection(d);
+    for (const s of subscribers.values()) {
+      if (s.conn.id === excluded) continue;
+      if (s.buffer) {
+        if (s.buffer.length >= MAX_REPLAY_BUFFER) {
+          this.metrics.slowConsumerCloses.inc({ dialect: s.conn.dialect });
+          s.conn.close(1013, "too far behind during replay");
+        } else s.buffer.push(d);
+      } else if (!s.encoder.topic) this.sendDirect(s, channel, d);
+    }
+    for (const [topicKey, { encoder, count }] of local.topics) {
+      const bytes = safeEncode(encoder, channel, d, this.log);
+      if (bytes === null) continue;
+      const topic = topicOf(appId, channel, topicKey);
+      const sender = excluded ? subscribers.get(excluded) : undefined;
+      if (sender && !sender.buffer && sender.encoder.topic === topicKey && !sender.conn.closed) {
+        // ws.publish reaches every socket on the topic except the sender's own.
+        sender.conn.ws.publish(topic, bytes, false);
+        this.metrics.messagesOut.inc({ dialect: topicKey }, count - 1);
+      } else {
+        this.publishTopic(topic, bytes);
+        this.metrics.messagesOut.inc({ dialect: topicKey }, count);
+      }
+    }
+  }
+
+  private sendDirect(s: Subscriber, channel: string, d: Delivery): void {
+    const bytes = safeEncode(s.encoder, channel, d, this.log);
+    if (bytes !== null && s.conn.send(bytes))
+      this.metrics.messagesOut.inc({ dialect: s.conn.dialect });
+  }
+}
+
+/** Which connection must not get this delivery: the publisher of a sender-excluded event. */
+function excludedConnection(d: Delivery): string | undefined {
+  if (d.type === "event") return d.event.excludeConnectionId;
+  const s: Signal = d.signal;
+  switch (s.kind) {
+    case "trigger":
+    case "typing":
+    case "cursor":
+    case "member":
+      return s.connectionId;
+    default:
+      return undefined;
+  }
+}
+
+function safeEncode(
+  encoder: ChannelEncoder,
+  channel: string,
+  d: Delivery,
+  log: Logger,
+): string | null {
+  try {
+    return encoder.encode(channel, d);
+  } catch (err) {
+    log.error({ err, channel }, "encoder failed; delivery skipped for this dialect");
+    return null;
+  }
+}
+
+function keyOf(appId: string, channel: string): string {
+  return `${appId}\u0000${channel}`;
+}
+
+export function topicOf(appId: string, channel: string, encoderTopic: string): string {
+  return `${encoderTopic}\u0000${appId}\u0000${channel}`;
+}

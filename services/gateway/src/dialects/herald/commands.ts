@@ -1,0 +1,328 @@
+import { channelAllowed, channelKind } from "../../../../../shared/src/channels.js";
+import { type KvStore, seqOfEventId } from "../../../../../shared/src/engine/engine.js";
+import type { Connection } from "../../core/connection.js";
+import type { GatewayContext } from "../../core/dialect.js";
+import type { ChannelEncoder } from "../../core/hub.js";
+import type { TokenBucket } from "../../core/rate.js";
+import { type Command, encode, encodeDelivery, type Ref } from "./codec.js";
+import { HeraldRequestError } from "./codes.js";
+import type { HeraldGrant } from "./token.js";
+
+export interface HeraldSession {
+  grant: HeraldGrant | undefined;
+  /** Frames received before auth finished; null once authenticated. */
+  early: string[] | null;
+  typing: Map<string, NodeJS.Timeout>;
+  atLeastOnce: Set<string>;
+  triggers: TokenBucket;
+}
+
+/** Every Herald subscriber shares these bytes, so uWS fans them out. */
+const heraldEncoder: ChannelEncoder = { topic: "herald", encode: encodeDelivery };
+
+const TYPING_EXPIRY_MS = 5000;
+/** Acked seqs remembered per (user, stream) beyond the contiguous floor. */
+const MAX_ACKED = 5000;
+
+/** At-least-once state per (user, stream): delivery starts after `start`. */
+interface AckState {
+  start: number;
+  acked: number[];
+}
+
+/** Handlers for authenticated Herald requests. Errors are thrown as HeraldRequestError. */
+export class HeraldCommands {
+  constructor(private readonly ctx: GatewayContext) {}
+
+  async handle(conn: Connection, s: HeraldSession, ref: Ref, c: Command): Promise<void> {
+    const app = conn.app!;
+    const userId = conn.userId!;
+    switch (c.type) {
+      case "ping":
+        conn.send(encode.pong(ref));
+        return;
+      case "presence.set":
+        await this.ctx.presence.setStatus(app.id, userId, c.status);
+        return;
+      case "subscribe":
+        this.authorize(s, c.stream_id);
+        return this.subscribe(conn, s, ref, c);
+      case "unsubscribe":
+        this.unsubscribe(conn, s, c.stream_id);
+        return;
+      case "event.publish": {
+        this.authorize(s, c.stream_id);
+        const started = performance.now();
+        const r = await this.ctx.engine.publish(
+          app.id,
+          c.stream_id,
+          { name: c.event_type, data: c.body, meta: c.meta, userId },
+          { idempotencyKey: ref === undefined ? undefined : `herald\u0000${userId}\u0000${ref}` },
+        );
+        this.ctx.metrics.publishLatency.observe(
+          { dialect: "herald" },
+          (performance.now() - started) / 1000,
+        );
+        conn.send(encode.eventAck(ref, r.id, r.seq));
+        return;
+      }
+      case "event.trigger":
+        this.authorize(s, c.stream_id);
+        if (!s.triggers.take())
+          throw new HeraldRequestError("rate_limited", "too many ephemeral events");
+        this.ctx.engine.signal(app.id, c.stream_id, {
+          kind: "trigger",
+          name: c.event_type,
+          data: c.body,
+          userId,
+          connectionId: conn.id,
+        });
+        return;
+      case "events.fetch": {
+        this.authorize(s, c.stream_id);
+        const page = await this.ctx.engine.history(app.id, c.stream_id, {
+          afterSeq: c.after_seq,
+          beforeSeq: c.before_seq,
+          limit: c.limit,
+        });
+        conn.send(encode.eventsBatch(ref, c.stream_id, page.events, page.hasMore));
+        return;
+      }
+      case "cursor.update":
+        this.authorize(s, c.stream_id);
+        await this.ctx.engine.kv(app.id, "cursors").put(pairKey(userId, c.stream_id), c.seq);
+        this.ctx.engine.signal(app.id, c.stream_id, {
+          kind: "cursor",
+          userId,
+          seq: c.seq,
+          connectionId: conn.id,
+        });
+        return;
+      case "typing.start":
+      case "typing.stop":
+        this.authorize(s, c.stream_id);
+        return this.typing(conn, s, c.stream_id, c.type === "typing.start");
+      case "reaction.add":
+      case "reaction.remove":
+        this.authorize(s, c.stream_id);
+        return this.react(
+          conn,
+          c.stream_id,
+          c.event_id,
+          c.emoji,
+          c.type === "reaction.add" ? "add" : "remove",
+        );
+      case "event.ack":
+        this.authorize(s, c.stream_id);
+        return this.ack(conn, c.stream_id, c.event_id);
+    }
+  }
+
+  closed(conn: Connection, s: HeraldSession): void {
+    for (const [streamId, timer] of s.typing) {
+      clearTimeout(timer);
+      this.signalTyping(conn, streamId, false);
+    }
+    s.typing.clear();
+    if (conn.app && conn.userId) {
+      this.ctx.presence.connectionClosed(conn.app.id, conn.id).catch((err: unknown) => {
+        conn.log.warn({ err }, "presence close report failed");
+      });
+    }
+  }
+
+  private authorize(s: HeraldSession, streamId: string): void {
+    const streams = s.grant?.streams ?? [];
+    const ok = s.grant?.prefixMatch
+      ? channelAllowed(streamId, streams)
+      : streams.includes(streamId);
+    if (!ok) throw new HeraldRequestError("forbidden", `stream ${streamId} is not in your token`);
+  }
+
+  private async subscribe(
+    conn: Connection,
+    s: HeraldSession,
+    ref: Ref,
+    c: Command & { type: "subscribe" },
+  ) {
+    const app = conn.app!;
+    const userId = conn.userId!;
+    const streamId = c.stream_id;
+    if (conn.channels.has(streamId)) this.unsubscribe(conn, s, streamId);
+    if (conn.channels.size >= app.limits.maxSubscriptions) {
+      throw new HeraldRequestError(
+        "rate_limited",
+        `at most ${app.limits.maxSubscriptions} subscriptions`,
+      );
+    }
+    const presence = await this.ctx.presence.subscribe({
+      appId: app.id,
+      channel: streamId,
+      connectionId: conn.id,
+      userId,
+      info: s.grant?.userInfo,
+      member: channelKind(streamId).presence,
+      maxMembers: app.limits.maxPresenceMembers,
+    });
+    if (!presence.ok) throw new HeraldRequestError("stream_full", `stream ${streamId} is full`);
+    if (conn.closed) return this.ctx.presence.unsubscribe(app.id, streamId, conn.id);
+
+    const cursorEntry = await this.ctx.engine.kv(app.id, "cursors").get(pairKey(userId, streamId));
+    let afterSeq = c.last_seq;
+    let skip: ((e: { seq: number }) => boolean) | undefined;
+    if (c.delivery === "at_least_once") {
+      const acks = this.ctx.engine.kv(app.id, "acks");
+      const state = await loadAckState(acks, pairKey(userId, streamId), () =>
+        this.ctx.engine.lastSeq(app.id, streamId),
+      );
+      const acked = new Set(state.acked);
+      const lastSeq = c.last_seq;
+      // Unacked events since the first at-least-once subscribe come again; anything
+      // after last_seq is replayed whether acked or not, as a plain replay would.
+      afterSeq = lastSeq === undefined ? state.start : Math.min(state.start, lastSeq);
+      skip = (e) => acked.has(e.seq) && (lastSeq === undefined || e.seq <= lastSeq);
+      s.atLeastOnce.add(streamId);
+    } else s.atLeastOnce.delete(streamId);
+
+    await this.ctx.hub.join(conn, streamId, heraldEncoder, {
+      afterSeq,
+      skip,
+      beforeEvents: ({ lastSeq, truncated }) => {
+        conn.send(
+          encode.subscribed(ref, {
+            stream_id: streamId,
+            seq: lastSeq,
+            subscriber_count: presence.subscriberCount,
+            cursor: typeof cursorEntry?.value === "number" ? cursorEntry.value : undefined,
+            members: channelKind(streamId).presence
+              ? presence.members.map((m) => ({ user_id: m.userId, status: m.status }))
+              : undefined,
+            replay: truncated ? "truncated" : undefined,
+          }),
+        );
+      },
+    });
+  }
+
+  private unsubscribe(conn: Connection, s: HeraldSession, streamId: string): void {
+    if (!conn.channels.has(streamId)) return;
+    this.ctx.hub.leave(conn, streamId);
+    s.atLeastOnce.delete(streamId);
+    this.ctx.presence.unsubscribe(conn.app!.id, streamId, conn.id).catch((err: unknown) => {
+      conn.log.warn({ err }, "presence unsubscribe report failed");
+    });
+  }
+
+  private typing(conn: Connection, s: HeraldSession, streamId: string, active: boolean): void {
+    const previous = s.typing.get(streamId);
+    if (previous) clearTimeout(previous);
+    s.typing.delete(streamId);
+    if (active) {
+      // A start without a stop (client crashed, tab closed) must not leave the indicator on.
+      const timer = setTimeout(() => {
+        s.typing.delete(streamId);
+        this.signalTyping(conn, streamId, false);
+      }, TYPING_EXPIRY_MS);
+      s.typing.set(streamId, timer);
+    }
+    this.signalTyping(conn, streamId, active);
+  }
+
+  private signalTyping(conn: Connection, streamId: string, active: boolean): void {
+    this.ctx.engine.signal(conn.app!.id, streamId, {
+      kind: "typing",
+      userId: conn.userId!,
+      active,
+      connectionId: conn.id,
+    });
+  }
+
+  private async react(
+    conn: Connection,
+    streamId: string,
+    eventId: string,
+    emoji: string,
+    action: "add" | "remove",
+  ): Promise<void> {
+    const app = conn.app!;
+    const userId = conn.userId!;
+    const seq = seqOfEventId(eventId);
+    if (seq === null || !(await this.ctx.engine.getEvent(app.id, streamId, seq))) {
+      throw new HeraldRequestError("not_found", `event ${eventId} not found in ${streamId}`);
+    }
+    const kv = this.ctx.engine.kv(app.id, "reactions");
+    const key = JSON.stringify([streamId, eventId, emoji]);
+    // Compare-and-set so concurrent reactions on other gateways are not lost.
+    for (;;) {
+      const entry = await kv.get(key);
+      const users = new Set(Array.isArray(entry?.value) ? (entry.value as string[]) : []);
+      const had = users.has(userId);
+      if (action === "add") users.add(userId);
+      else users.delete(userId);
+      if (had === (action === "add")) {
+        return this.signalReaction(conn, streamId, eventId, emoji, action, users.size);
+      }
+      const value = [...users];
+      const written = entry
+        ? await kv.update(key, value, entry.revision)
+        : await kv.create(key, value);
+      if (written !== null)
+        return this.signalReaction(conn, streamId, eventId, emoji, action, users.size);
+    }
+  }
+
+  private signalReaction(
+    conn: Connection,
+    streamId: string,
+    eventId: string,
+    emoji: string,
+    action: "add" | "remove",
+    count: number,
+  ): void {
+    this.ctx.engine.signal(conn.app!.id, streamId, {
+      kind: "reaction",
+      userId: conn.userId!,
+      eventId,
+      emoji,
+      action,
+      count,
+    });
+  }
+
+  private async ack(conn: Connection, streamId: string, eventId: string): Promise<void> {
+    const app = conn.app!;
+    const seq = seqOfEventId(eventId);
+    if (seq === null) throw new HeraldRequestError("not_found", `event ${eventId} not found`);
+    const acks = this.ctx.engine.kv(app.id, "acks");
+    const key = pairKey(conn.userId!, streamId);
+    for (;;) {
+      const entry = await acks.get(key);
+      if (!entry)
+        throw new HeraldRequestError(
+          "invalid_payload",
+          "no at-least-once subscription to this stream",
+        );
+      const state = entry.value as unknown as AckState;
+      if (seq <= state.start || state.acked.includes(seq)) return;
+      const acked = [...state.acked, seq].sort((a, b) => a - b).slice(-MAX_ACKED);
+      if ((await acks.update(key, { start: state.start, acked }, entry.revision)) !== null) return;
+    }
+  }
+}
+
+async function loadAckState(
+  kv: KvStore,
+  key: string,
+  lastSeq: () => Promise<number>,
+): Promise<AckState> {
+  for (;;) {
+    const entry = await kv.get(key);
+    if (entry) return entry.value as unknown as AckState;
+    const state: AckState = { start: await lastSeq(), acked: [] };
+    if ((await kv.create(key, { start: state.start, acked: [] })) !== null) return state;
+  }
+}
+
+function pairKey(userId: string, streamId: string): string {
+  return JSON.stringify([userId, streamId]);
+}

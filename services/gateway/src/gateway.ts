@@ -1,0 +1,72 @@
+import type { Config } from "../../../shared/src/config/load.js";
+import type { Engine } from "../../../shared/src/engine/engine.js";
+import type { Logger } from "../../../shared/src/log.js";
+import type { PresenceApi } from "../../../shared/src/presence/api.js";
+import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
+import { Hub } from "./core/hub.js";
+import { Users } from "./core/users.js";
+import { createHeraldDialect } from "./dialects/herald/adapter.js";
+import { createMetrics, type Metrics } from "./metrics.js";
+import { type GatewayServer, startServer } from "./server.js";
+
+export interface Gateway {
+  port: number;
+  server: GatewayServer;
+  metrics: Metrics;
+  /** Graceful: drain clients over the configured window, then stop. */
+  stop(): Promise<void>;
+}
+
+/** Composes the gateway from narrow parts; the only place that knows them all. */
+export async function startGateway(deps: {
+  config: Config;
+  engine: Engine;
+  presence: PresenceApi;
+  log: Logger;
+}): Promise<Gateway> {
+  const { config, engine, presence, log } = deps;
+  const metrics = createMetrics();
+  const apps = directory(config);
+  for (const app of config.apps) {
+    await engine.ensureApp(app.id, {
+      historyPerChannel: app.limits.historyPerChannel,
+      historyMaxAgeSec: app.limits.historyMaxAgeSec,
+      dedupeWindowSec: app.limits.dedupeWindowSec,
+    });
+  }
+  let server: GatewayServer | undefined;
+  const hub = new Hub(
+    engine,
+    (topic, bytes) => server?.app.publish(topic, bytes, false) ?? false,
+    metrics,
+    log,
+  );
+  const ctx: GatewayContext = {
+    config,
+    engine,
+    hub,
+    users: new Users(engine),
+    presence,
+    metrics,
+    log,
+    apps,
+  };
+  const dialects: Dialect[] = [createHeraldDialect(ctx)];
+  server = await startServer(ctx, dialects, config.port, config.host);
+  const running = server;
+  return {
+    port: running.port,
+    server: running,
+    metrics,
+    async stop() {
+      await running.drain(config.drainSeconds);
+      running.close();
+    },
+  };
+}
+
+function directory(config: Config): AppDirectory {
+  const byKey = new Map(config.apps.map((a) => [a.key, a]));
+  const byId = new Map(config.apps.map((a) => [a.id, a]));
+  return { byKey: (k) => byKey.get(k), byId: (id) => byId.get(id), all: () => config.apps };
+}

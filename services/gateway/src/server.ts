@@ -1,0 +1,181 @@
+import uWS, { type TemplatedApp, type us_listen_socket, type WebSocket } from "uWebSockets.js";
+import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
+import type { Dialect, GatewayContext } from "./core/dialect.js";
+import { registerHealth } from "./http/health.js";
+
+if (typeof (uWS as unknown as { getParts?: unknown }).getParts !== "function") {
+  // Without a native binary for this Node, uWS falls back to a slow JS shim.
+  throw new Error("uWebSockets.js native binary not loaded: run on Node 20 (see README)");
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+export interface GatewayServer {
+  app: TemplatedApp;
+  port: number;
+  connections: Set<Connection>;
+  /** Stops accepting, asks clients to reconnect over `seconds`, resolves when all are gone. */
+  drain(seconds: number): Promise<void>;
+  close(): void;
+}
+
+/**
+ * The uWS glue every dialect shares: upgrade, limits (frame size, rate,
+ * connections, Origin, slow consumers), metrics, and routing to the
+ * dialect adapter chosen by path.
+ */
+export async function startServer(
+  ctx: GatewayContext,
+  dialects: Dialect[],
+  port: number,
+  host: string,
+): Promise<GatewayServer> {
+  const app = uWS.App();
+  const connections = new Set<Connection>();
+  const quota = new AppQuota();
+  let draining = false;
+  const apps = ctx.apps.all();
+  const maxFrame = Math.max(...apps.map((a) => a.limits.maxFrameBytes));
+  const maxBuffer = Math.max(...apps.map((a) => a.limits.slowConsumerBytes));
+
+  for (const dialect of dialects) {
+    app.ws<SocketData>(dialect.route, {
+      compression: uWS.DISABLED,
+      // Frames up to 4x the largest app limit reach us so the dialect can answer
+      // "too large" in its own terms; beyond that uWS closes with 1009.
+      maxPayloadLength: maxFrame * 4,
+      // The sweep below closes slow consumers with the dialect's code at the
+      // app's limit; this hard stop (close, never a silent drop) is the backstop.
+      maxBackpressure: maxBuffer * 2,
+      closeOnBackpressureLimit: 1, // a boolean typed as number in this uWS release
+      idleTimeout: 120,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        if (draining) {
+          res.writeStatus("503 Service Unavailable").end("draining");
+          return;
+        }
+        const query = new URLSearchParams(req.getQuery() ?? "");
+        const param = req.getParameter(0) ?? "";
+        const key = dialect.appKeyOf?.(param, query);
+        const appConfig = key === undefined ? undefined : ctx.apps.byKey(key);
+        const origin = req.getHeader("origin");
+        if (
+          appConfig &&
+          appConfig.allowedOrigins.length > 0 &&
+          !appConfig.allowedOrigins.includes(origin)
+        ) {
+          res.writeStatus("403 Forbidden").end("origin not allowed");
+          return;
+        }
+        const upgrade: UpgradeInfo = {
+          url: req.getUrl(),
+          query,
+          param,
+          origin,
+          remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+          app: appConfig,
+        };
+        res.upgrade<SocketData>(
+          { upgrade },
+          req.getHeader("sec-websocket-key"),
+          req.getHeader("sec-websocket-protocol"),
+          req.getHeader("sec-websocket-extensions"),
+          context,
+        );
+      },
+      open: (ws: WebSocket<SocketData>) => {
+        const data = ws.getUserData();
+        const conn = new Connection(ws, dialect.name, data.upgrade, ctx.log, quota, (a, delta) =>
+          ctx.metrics.connections.inc({ app: a.id, dialect: dialect.name }, delta),
+        );
+        data.conn = conn;
+        connections.add(conn);
+        dialect.open(conn);
+      },
+      message: (ws, message, isBinary) => {
+        const conn = ws.getUserData().conn;
+        if (!conn || conn.closed) return;
+        ctx.metrics.messagesIn.inc({ dialect: dialect.name });
+        if (!conn.allowMessage()) return dialect.reject(conn, "rate_limited");
+        const limit = conn.app?.limits.maxFrameBytes ?? maxFrame;
+        if (message.byteLength > limit) return dialect.reject(conn, "too_large");
+        let text: string;
+        try {
+          // Text frames are validated by uWS; binary ones may hold anything.
+          text = isBinary ? utf8.decode(message) : Buffer.from(message).toString("utf8");
+        } catch {
+          return dialect.reject(conn, "invalid_utf8");
+        }
+        try {
+          dialect.message(conn, text);
+        } catch (err) {
+          conn.log.error({ err }, "dialect failed on a frame");
+        }
+      },
+      drain: (ws) => ws.getUserData().conn?.drained(),
+      close: (ws, code) => {
+        const conn = ws.getUserData().conn;
+        if (!conn) return;
+        connections.delete(conn);
+        conn.markClosed();
+        ctx.hub.leaveAll(conn);
+        try {
+          dialect.closed(conn, code);
+        } catch (err) {
+          conn.log.error({ err }, "dialect close handler failed");
+        }
+      },
+    });
+  }
+
+  registerHealth(app, ctx, () => draining);
+  for (const d of dialects) d.registerHttp?.(app);
+  app.any("/*", (res) => {
+    res.writeStatus("404 Not Found").end("not found");
+  });
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(host, port, (s) =>
+      s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${port}`)),
+    );
+  });
+  const boundPort = uWS.us_socket_local_port(listenSocket);
+
+  // Sockets cannot tell us when they cross a limit, so look every 250 ms.
+  const sweep = setInterval(() => {
+    for (const conn of connections) {
+      const limit = conn.app?.limits.slowConsumerBytes ?? maxBuffer;
+      if (conn.bufferedAmount() > limit) {
+        ctx.metrics.slowConsumerCloses.inc({ dialect: conn.dialect });
+        conn.log.warn({ buffered: conn.bufferedAmount() }, "slow consumer closed");
+        dialectOf(conn).slowConsumer(conn);
+      }
+    }
+  }, 250);
+  sweep.unref();
+  const byName = new Map(dialects.map((d) => [d.name, d]));
+  const dialectOf = (conn: Connection) => byName.get(conn.dialect)!;
+
+  return {
+    app,
+    port: boundPort,
+    connections,
+    async drain(seconds: number) {
+      draining = true;
+      uWS.us_listen_socket_close(listenSocket);
+      const all = [...connections];
+      // Spread reconnects so the remaining gateways are not hit all at once.
+      const step = all.length > 0 ? (seconds * 1000) / all.length : 0;
+      for (const conn of all) {
+        if (!conn.closed) dialectOf(conn).drain(conn);
+        if (step > 0) await new Promise((r) => setTimeout(r, step));
+      }
+    },
+    close() {
+      clearInterval(sweep);
+      uWS.us_listen_socket_close(listenSocket);
+      for (const conn of [...connections]) conn.ws.close();
+    },
+  };
+}

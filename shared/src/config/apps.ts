@@ -1,0 +1,99 @@
+/** Apps (tenants): credentials and per-app limits. */
+
+export interface AppLimits {
+  maxFrameBytes: number;
+  maxMessageRate: number;
+  maxSubscriptions: number;
+  maxConnections: number;
+  slowConsumerBytes: number;
+  historyPerChannel: number;
+  historyMaxAgeSec: number;
+  dedupeWindowSec: number;
+  maxPresenceMembers: number;
+  clientEventRate: number;
+}
+
+export interface AppConfig {
+  id: string;
+  key: string;
+  secret: string;
+  /** Extra secrets accepted for server-side APIs (Broadcaster REST, Foony key auth). */
+  apiKeys: readonly string[];
+  /** JWKS (`{keys:[...]}`) for RS256/ES256 JWTs; HS256 with `secret` always works. */
+  jwks?: { keys: readonly Record<string, unknown>[] } | undefined;
+  /** If non-empty, WebSocket upgrades must carry one of these `Origin`s. */
+  allowedOrigins: readonly string[];
+  limits: AppLimits;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function parseApps(input: unknown, defaults: AppLimits, problems: string[]): AppConfig[] {
+  const where = "TIDINGS_APPS";
+  if (!Array.isArray(input) || input.length === 0) {
+    problems.push(`${where}: must be a non-empty JSON array of apps`);
+    return [];
+  }
+  const apps: AppConfig[] = [];
+  const seen = { id: new Set<string>(), key: new Set<string>() };
+  input.forEach((item: unknown, i) => {
+    const at = `${where}[${i}]`;
+    if (typeof item !== "object" || item === null) {
+      problems.push(`${at}: must be an object`);
+      return;
+    }
+    const a = item as Record<string, unknown>;
+    for (const f of ["id", "key", "secret"] as const) {
+      if (typeof a[f] !== "string" || a[f] === "")
+        problems.push(`${at}.${f}: must be a non-empty string`);
+    }
+    if (typeof a.id === "string" && !ID.test(a.id))
+      problems.push(`${at}.id: use 1-64 of A-Z a-z 0-9 _ -`);
+    if (typeof a.key === "string" && !ID.test(a.key))
+      problems.push(`${at}.key: use 1-64 of A-Z a-z 0-9 _ -`);
+    for (const f of ["id", "key"] as const) {
+      const v = a[f];
+      if (typeof v === "string") {
+        if (seen[f].has(v)) problems.push(`${at}.${f}: duplicate ${f} ${v}`);
+        seen[f].add(v);
+      }
+    }
+    const strings = (f: string): string[] => {
+      const v = a[f];
+      if (v === undefined) return [];
+      if (Array.isArray(v) && v.every((s) => typeof s === "string")) return v as string[];
+      problems.push(`${at}.${f}: must be an array of strings`);
+      return [];
+    };
+    const limits = { ...defaults };
+    if (a.limits !== undefined) {
+      if (typeof a.limits !== "object" || a.limits === null)
+        problems.push(`${at}.limits: must be an object`);
+      else {
+        for (const [k, v] of Object.entries(a.limits)) {
+          if (!(k in defaults)) problems.push(`${at}.limits.${k}: unknown limit`);
+          else if (!Number.isInteger(v) || (v as number) < 0)
+            problems.push(`${at}.limits.${k}: must be a non-negative integer`);
+          else limits[k as keyof AppLimits] = v as number;
+        }
+      }
+    }
+    let jwks: AppConfig["jwks"];
+    if (a.jwks !== undefined) {
+      const j = a.jwks as { keys?: unknown };
+      if (typeof j !== "object" || j === null || !Array.isArray(j.keys))
+        problems.push(`${at}.jwks: must be {"keys":[...]}`);
+      else jwks = { keys: j.keys as Record<string, unknown>[] };
+    }
+    apps.push({
+      id: String(a.id),
+      key: String(a.key),
+      secret: String(a.secret),
+      apiKeys: strings("apiKeys"),
+      allowedOrigins: strings("allowedOrigins"),
+      jwks,
+      limits,
+    });
+  });
+  return apps;
+}

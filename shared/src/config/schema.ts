@@ -1,0 +1,218 @@
+/**
+ * The one configuration schema: every setting's env var, default, type and
+ * description. `load.ts` validates against it; the README's table is
+ * generated from it (`npm run config:docs`) and a test keeps the two equal.
+ */
+
+export type FieldType = "int" | "string" | "enum" | "json" | "bool" | "list";
+
+export interface Field {
+  env: string;
+  type: FieldType;
+  default: string | number | boolean | undefined;
+  description: string;
+  values?: readonly string[];
+  min?: number;
+  /** Per-app override key inside an app's `limits` object. */
+  appLimit?: string;
+  secret?: boolean;
+}
+
+export const schema = {
+  port: {
+    env: "PORT",
+    type: "int",
+    default: 6001,
+    min: 0,
+    description: "TCP port for WebSockets and HTTP (0 = any free port).",
+  },
+  host: { env: "HOST", type: "string", default: "0.0.0.0", description: "Interface to listen on." },
+  apps: {
+    env: "TIDINGS_APPS",
+    type: "json",
+    default: undefined,
+    secret: true,
+    description:
+      "JSON array of apps `{id, key, secret, apiKeys?, jwks?, allowedOrigins?, limits?}`. Unset: the development app `app-id`/`app-key`/`app-secret` (with a warning).",
+  },
+  configFile: {
+    env: "TIDINGS_CONFIG_FILE",
+    type: "string",
+    default: undefined,
+    description:
+      "Optional JSON file with any of these settings, keyed by env var name; env vars win.",
+  },
+  natsUrl: {
+    env: "NATS_URL",
+    type: "list",
+    default: undefined,
+    description:
+      "Comma-separated NATS servers. Unset: the embedded in-memory engine (single process).",
+  },
+  natsUser: {
+    env: "NATS_USER",
+    type: "string",
+    default: undefined,
+    description: "NATS user name.",
+  },
+  natsPass: {
+    env: "NATS_PASS",
+    type: "string",
+    default: undefined,
+    secret: true,
+    description: "NATS password.",
+  },
+  natsToken: {
+    env: "NATS_TOKEN",
+    type: "string",
+    default: undefined,
+    secret: true,
+    description: "NATS auth token.",
+  },
+  natsCredsFile: {
+    env: "NATS_CREDS_FILE",
+    type: "string",
+    default: undefined,
+    description: "NATS credentials (.creds) file.",
+  },
+  natsTlsCa: {
+    env: "NATS_TLS_CA",
+    type: "string",
+    default: undefined,
+    description: "CA file for TLS to NATS (enables TLS).",
+  },
+  natsReplicas: {
+    env: "NATS_REPLICAS",
+    type: "int",
+    default: 1,
+    min: 1,
+    description: "Replicas of each app stream and KV bucket (use 3 in production).",
+  },
+  role: {
+    env: "TIDINGS_ROLE",
+    type: "enum",
+    values: ["all", "gateway", "presence"],
+    default: "all",
+    description: "What this process runs: gateway and presence (`all`), or one of them.",
+  },
+  logLevel: {
+    env: "LOG_LEVEL",
+    type: "enum",
+    values: ["fatal", "error", "warn", "info", "debug", "trace", "silent"],
+    default: "info",
+    description: "pino log level.",
+  },
+  drainSeconds: {
+    env: "TIDINGS_DRAIN_SECONDS",
+    type: "int",
+    default: 10,
+    min: 0,
+    description: "On SIGTERM, spread client reconnects over this many seconds before exiting.",
+  },
+  maxFrameBytes: {
+    env: "TIDINGS_MAX_FRAME_BYTES",
+    type: "int",
+    default: 65536,
+    min: 256,
+    appLimit: "maxFrameBytes",
+    description: "Largest client frame accepted; larger frames get the dialect's too-large error.",
+  },
+  maxMessageRate: {
+    env: "TIDINGS_MAX_MESSAGE_RATE",
+    type: "int",
+    default: 100,
+    min: 1,
+    appLimit: "maxMessageRate",
+    description: "Client frames per second per connection (burst = 2 s worth).",
+  },
+  maxSubscriptions: {
+    env: "TIDINGS_MAX_SUBSCRIPTIONS",
+    type: "int",
+    default: 100,
+    min: 1,
+    appLimit: "maxSubscriptions",
+    description: "Channels one connection may subscribe to.",
+  },
+  maxConnections: {
+    env: "TIDINGS_MAX_CONNECTIONS",
+    type: "int",
+    default: 100000,
+    min: 1,
+    appLimit: "maxConnections",
+    description: "Connections per app on one gateway.",
+  },
+  slowConsumerBytes: {
+    env: "TIDINGS_SLOW_CONSUMER_BYTES",
+    type: "int",
+    default: 1048576,
+    min: 1024,
+    appLimit: "slowConsumerBytes",
+    description: "Unsent bytes a connection may queue before it is closed as a slow consumer.",
+  },
+  historyPerChannel: {
+    env: "TIDINGS_HISTORY_PER_CHANNEL",
+    type: "int",
+    default: 1000,
+    min: 1,
+    appLimit: "historyPerChannel",
+    description: "Events kept per channel for history and replay.",
+  },
+  historyMaxAgeSec: {
+    env: "TIDINGS_HISTORY_MAX_AGE",
+    type: "int",
+    default: 86400,
+    min: 0,
+    appLimit: "historyMaxAgeSec",
+    description: "Seconds an event stays in history (0 = until trimmed by count).",
+  },
+  dedupeWindowSec: {
+    env: "TIDINGS_DEDUPE_WINDOW",
+    type: "int",
+    default: 120,
+    min: 1,
+    appLimit: "dedupeWindowSec",
+    description: "Seconds an idempotency key is remembered.",
+  },
+  maxPresenceMembers: {
+    env: "TIDINGS_MAX_PRESENCE_MEMBERS",
+    type: "int",
+    default: 100,
+    min: 1,
+    appLimit: "maxPresenceMembers",
+    description: "Members per presence channel.",
+  },
+  clientEventRate: {
+    env: "TIDINGS_CLIENT_EVENT_RATE",
+    type: "int",
+    default: 10,
+    min: 1,
+    appLimit: "clientEventRate",
+    description:
+      "Ephemeral client events (Pusher client-*, Herald event.trigger) per second per connection.",
+  },
+  activityTimeoutSec: {
+    env: "TIDINGS_ACTIVITY_TIMEOUT",
+    type: "int",
+    default: 120,
+    min: 5,
+    description:
+      "Seconds of client silence before a keep-alive check (Pusher activity_timeout, Foony keepAliveMs).",
+  },
+  heartbeatMs: {
+    env: "TIDINGS_HEARTBEAT_MS",
+    type: "int",
+    default: 2000,
+    min: 100,
+    description: "Gateway → presence heartbeat interval.",
+  },
+  gatewayTimeoutMs: {
+    env: "TIDINGS_GATEWAY_TIMEOUT_MS",
+    type: "int",
+    default: 10000,
+    min: 500,
+    description: "A gateway silent this long is considered dead and its members removed.",
+  },
+} as const satisfies Record<string, Field>;
+
+export type Schema = typeof schema;
+export type ConfigKey = keyof Schema;

@@ -1,0 +1,66 @@
+import type { Json, UserStatus } from "../engine/engine.js";
+
+/** A member of a presence-tracked channel (user level). */
+export interface Member {
+  userId: string;
+  info?: Json | undefined;
+  status: UserStatus;
+}
+
+export interface ChannelSubscription {
+  appId: string;
+  channel: string;
+  connectionId: string;
+  /** Absent for anonymous connections (they count, but are never members). */
+  userId?: string | undefined;
+  info?: Json | undefined;
+  /** Track membership (presence- channels, Foony `pres enter`). */
+  member: boolean;
+  /** Member limit of the app; joining a full channel is refused. */
+  maxMembers: number;
+}
+
+export type SubscribeOutcome =
+  | { ok: true; members: Member[]; subscriberCount: number }
+  | { ok: false; reason: "full" };
+
+export interface ChannelInfo {
+  channel: string;
+  subscriptionCount: number;
+  /** Distinct member users (presence-tracked channels only). */
+  userCount?: number | undefined;
+}
+
+/**
+ * What a gateway asks of the presence service. Dialect-neutral: Herald,
+ * Pusher, Foony and Chat all build on it. Membership events come back as
+ * engine signals on the channel (`member`, `subscriber_count`, `status`) and
+ * on users' subjects (`watch`), so dialects see them through the hub.
+ *
+ * Membership is user level: a user is a member of a channel while any of
+ * its connections (on any gateway) is subscribed as a member.
+ */
+export interface PresenceApi {
+  /** Registers a subscription; for members, joins (emitting `member joined` once per user). */
+  subscribe(sub: ChannelSubscription): Promise<SubscribeOutcome>;
+  /** Removes a subscription (emits `member left` when the user's last connection goes). */
+  unsubscribe(appId: string, channel: string, connectionId: string): Promise<void>;
+  /** A connection signed in as a user opened: online status and its watchlist. */
+  connectionOpened(
+    appId: string,
+    connectionId: string,
+    userId: string,
+    watchlist: readonly string[],
+  ): Promise<void>;
+  /** A connection closed: drops all its subscriptions and online state. */
+  connectionClosed(appId: string, connectionId: string): Promise<void>;
+  /** Manual status; `offline` hides a connected user. */
+  setStatus(appId: string, userId: string, status: UserStatus): Promise<void>;
+  /** The user's visible status (offline if not connected). */
+  status(appId: string, userId: string): Promise<UserStatus>;
+  members(appId: string, channel: string): Promise<Member[]>;
+  subscriberCount(appId: string, channel: string): Promise<number>;
+  /** Occupied channels, optionally filtered by prefix (Pusher GET /channels). */
+  channels(appId: string, prefix?: string): Promise<ChannelInfo[]>;
+  close(): Promise<void>;
+}
