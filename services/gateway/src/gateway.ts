@@ -5,7 +5,7 @@ import type { PresenceApi } from "../../../shared/src/presence/api.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
 import { Hub } from "./core/hub.js";
 import { Users } from "./core/users.js";
-import { createHeraldDialect } from "./dialects/herald/adapter.js";
+import { createDialects } from "./dialects/index.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { type GatewayServer, startServer } from "./server.js";
 
@@ -51,7 +51,7 @@ export async function startGateway(deps: {
     log,
     apps,
   };
-  const dialects: Dialect[] = [createHeraldDialect(ctx)];
+  const dialects: Dialect[] = createDialects(ctx);
   server = await startServer(ctx, dialects, config.port, config.host);
   const running = server;
   return {

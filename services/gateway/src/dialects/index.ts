@@ -1,0 +1,7 @@
+import type { Dialect, GatewayContext } from "../core/dialect.js";
+import { createHeraldDialect } from "./herald/adapter.js";
+
+/** Every dialect this gateway speaks; each picks its own route at upgrade. */
+export function createDialects(ctx: GatewayContext): Dialect[] {
+  return [createHeraldDialect(ctx)];
+}
