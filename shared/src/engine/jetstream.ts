@@ -1,0 +1,316 @@
+/**
+ * The clustered engine: NATS JetStream for events, core NATS for live fan-out
+ * and signals, NATS KV for small state. Needs nothing newer than nats-server
+ * 2.9. Mapping (names from subjects.ts):
+ *
+ * - one stream per app, `TIDINGS_<app>` on `tdg.<app>.ev.>`, with
+ *   `max_msgs_per_subject` = history per channel, `max_age`, and
+ *   `duplicate_window` for idempotent publish (Nats-Msg-Id);
+ * - RePublish `tdg.<app>.ev.>` → `tdg.<app>.live.>` feeds live fan-out
+ *   (js-live.ts fills gaps from the stream);
+ * - signals are core publishes on `tdg.<app>.sig.<channel>` and
+ *   `tdg.<app>.user.<user>`;
+ * - KV: js-kv.ts.
+ *
+ * Every publish carries a Nats-Msg-Id (the idempotency key, or a generated
+ * one) so the publisher's retries never store an event twice. The cost is
+ * one dedupe entry per event for `duplicate_window` on the server.
+ */
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { type NatsConnection, nanos, nuid, type TlsOptions } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import {
+  eventSubject,
+  eventWildcard,
+  generatedMsgId,
+  liveSubject,
+  liveWildcard,
+  msgIdForKey,
+  signalSubject,
+  streamName,
+  userSubject,
+} from "../subjects.js";
+import {
+  type AppStreamLimits,
+  type DeliveryHandler,
+  type Engine,
+  EngineUnavailableError,
+  type EventInput,
+  eventIdOf,
+  type HistoryPage,
+  type HistoryQuery,
+  type KvBucket,
+  type KvStore,
+  type LiveSubscription,
+  type PublishOptions,
+  type PublishResult,
+  type Signal,
+  type StoredEvent,
+} from "./engine.js";
+import { encodeEventBody, encodeJson, wrapError } from "./js-codec.js";
+import { KvBuckets } from "./js-kv.js";
+import { LiveHub } from "./js-live.js";
+import { PipelinedPublisher, type PublisherOptions } from "./js-publisher.js";
+import { StreamReader } from "./js-reader.js";
+
+export interface JetStreamEngineOptions {
+  /** NATS URLs, as an array or a comma-separated string. */
+  servers: string[] | string;
+  user?: string | undefined;
+  pass?: string | undefined;
+  token?: string | undefined;
+  tls?: TlsOptions | undefined;
+  /** Stream and KV replicas: 1 (single node) or 3 (cluster). */
+  replicas?: 1 | 3 | undefined;
+  /** Connection name shown in NATS monitoring. */
+  name?: string | undefined;
+  /** Timeout of JetStream API requests (reads, stream admin), ms. */
+  requestTimeoutMs?: number | undefined;
+  publisher?: Partial<PublisherOptions> | undefined;
+  /** Background failures (gap fill retries, handler exceptions). */
+  onError?: ((err: unknown) => void) | undefined;
+}
+
+const STREAM_NAME_IN_USE = 10058;
+
+export class JetStreamEngine implements Engine {
+  private readonly js: JetStreamClient;
+  private readonly reader: StreamReader;
+  private readonly publisher: PipelinedPublisher;
+  private readonly live: LiveHub;
+  private readonly kvBuckets: KvBuckets;
+  private readonly replicas: number;
+  private connected = true;
+  private closing = false;
+
+  /** Connects to NATS; reconnects forever afterwards (readiness reflects the link). */
+  static async connect(options: JetStreamEngineOptions): Promise<JetStreamEngine> {
+    const servers =
+      typeof options.servers === "string"
+        ? options.servers
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : options.servers;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers,
+        user: options.user,
+        pass: options.pass,
+        token: options.token,
+        tls: options.tls,
+        name: options.name ?? "tidings",
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        // Async stack traces cost ~40% of request throughput in the client.
+        noAsyncTraces: true,
+      });
+    } catch (err) {
+      throw wrapError("connect", err);
+    }
+    const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs ?? 5000 });
+    return new JetStreamEngine(nc, jsm, options);
+  }
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    jsm: JetStreamManager,
+    options: JetStreamEngineOptions,
+  ) {
+    const timeout = options.requestTimeoutMs ?? 5000;
+    const onError = options.onError ?? (() => {});
+    this.jsm = jsm;
+    this.js = jetstream(nc, { timeout });
+    this.replicas = options.replicas ?? 1;
+    this.reader = new StreamReader(nc, this.js, jsm, timeout);
+    this.publisher = new PipelinedPublisher(nc, options.publisher);
+    this.live = new LiveHub(nc, this.reader, onError);
+    this.kvBuckets = new KvBuckets(this.js, this.replicas);
+    void this.watchStatus();
+  }
+
+  private readonly jsm: JetStreamManager;
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === "disconnect") {
+        this.connected = false;
+        // Fail fast: nothing in flight can be acknowledged until we are back,
+        // and the caller (with its idempotency key) decides whether to retry.
+        this.publisher.failAll(new EngineUnavailableError("NATS connection lost"));
+      } else if (s.type === "reconnect") {
+        this.connected = true;
+        this.live.resume();
+      }
+    }
+  }
+
+  isReady(): boolean {
+    return this.connected && !this.closing && !this.nc.isClosed();
+  }
+
+  private assertReady(): void {
+    if (!this.isReady()) throw new EngineUnavailableError("NATS not connected");
+  }
+
+  async ensureApp(appId: string, limits: AppStreamLimits): Promise<void> {
+    this.assertReady();
+    const maxAge = Math.max(limits.historyMaxAgeSec, 0);
+    // The server rejects a dedupe window longer than max_age.
+    const dedupe = maxAge > 0 ? Math.min(limits.dedupeWindowSec, maxAge) : limits.dedupeWindowSec;
+    const config: Partial<StreamConfig> & { name: string } = {
+      name: streamName(appId),
+      subjects: [eventWildcard(appId)],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      num_replicas: this.replicas,
+      max_msgs_per_subject: limits.historyPerChannel,
+      max_age: nanos(maxAge * 1000),
+      duplicate_window: nanos(Math.max(1, dedupe) * 1000),
+      republish: { src: eventWildcard(appId), dest: liveWildcard(appId) },
+    };
+    try {
+      await this.jsm.streams.add(config);
+    } catch (err) {
+      // Exists with other settings (new limits, or another process created it
+      // first with the defaults filled in differently): converge by updating.
+      if (!(err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)) {
+        throw wrapError(`ensureApp ${appId}`, err);
+      }
+      try {
+        await this.jsm.streams.update(config.name, config);
+      } catch (updateErr) {
+        throw wrapError(`ensureApp ${appId} (update)`, updateErr);
+      }
+    }
+  }
+
+  async publish(
+    appId: string,
+    channel: string,
+    event: EventInput,
+    options?: PublishOptions,
+  ): Promise<PublishResult> {
+    this.assertReady();
+    const key = options?.idempotencyKey;
+    const msgId = key !== undefined ? msgIdForKey(key) : generatedMsgId(nuid.next());
+    const time = Date.now();
+    let ack: Awaited<ReturnType<PipelinedPublisher["publish"]>>;
+    try {
+      ack = await this.publisher.publish(
+        eventSubject(appId, channel),
+        encodeEventBody(event, time),
+        msgId,
+      );
+    } catch (err) {
+      throw wrapError("publish", err);
+    }
+    if (!ack.duplicate) return { seq: ack.seq, id: eventIdOf(ack.seq), time, duplicate: false };
+    // The first publish's time lives in its stored body; the duplicate may sit on another channel.
+    const original = await this.reader.getMsg(ack.stream, { seq: ack.seq });
+    let originalTime = time;
+    if (original) {
+      try {
+        const body = JSON.parse(new TextDecoder().decode(original.data)) as { time?: unknown };
+        if (typeof body.time === "number") originalTime = body.time;
+      } catch {
+        // Not our body format: fall back to now.
+      }
+    }
+    return { seq: ack.seq, id: eventIdOf(ack.seq), time: originalTime, duplicate: true };
+  }
+
+  subscribe(
+    appId: string,
+    channel: string,
+    handler: DeliveryHandler,
+  ): LiveSubscription & { ready: Promise<void> } {
+    return this.live.subscribe(
+      channel,
+      {
+        stream: streamName(appId),
+        eventSubject: eventSubject(appId, channel),
+        liveSubject: liveSubject(appId, channel),
+        signalSubject: signalSubject(appId, channel),
+      },
+      handler,
+    );
+  }
+
+  signal(appId: string, channel: string, signal: Signal): void {
+    this.corePublish(signalSubject(appId, channel), signal);
+  }
+
+  subscribeUser(
+    appId: string,
+    userId: string,
+    handler: (signal: Signal) => void,
+  ): LiveSubscription & { ready: Promise<void> } {
+    return this.live.subscribeUser(userSubject(appId, userId), handler);
+  }
+
+  signalUser(appId: string, userId: string, signal: Signal): void {
+    this.corePublish(userSubject(appId, userId), signal);
+  }
+
+  private corePublish(subject: string, signal: Signal): void {
+    // Signals are at-most-once: while disconnected they are dropped rather
+    // than buffered and replayed late.
+    if (!this.isReady()) return;
+    try {
+      this.nc.publish(subject, encodeJson(signal));
+    } catch {
+      // Closing connection: dropping a signal is within its contract.
+    }
+  }
+
+  async history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
+    this.assertReady();
+    const limit = Math.max(0, Math.floor(query.limit));
+    const stream = streamName(appId);
+    const subject = eventSubject(appId, channel);
+    if (query.afterSeq !== undefined) {
+      return this.reader.historyAfter(stream, subject, channel, query.afterSeq, limit);
+    }
+    return this.reader.historyBefore(stream, subject, channel, query.beforeSeq, limit);
+  }
+
+  async getEvent(appId: string, channel: string, seq: number): Promise<StoredEvent | null> {
+    this.assertReady();
+    return this.reader.getEvent(streamName(appId), eventSubject(appId, channel), channel, seq);
+  }
+
+  async lastSeq(appId: string, channel: string): Promise<number> {
+    this.assertReady();
+    return this.reader.lastSeq(streamName(appId), eventSubject(appId, channel));
+  }
+
+  kv(appId: string, bucket: KvBucket): KvStore {
+    return this.kvBuckets.store(appId, bucket);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.live.close();
+    this.publisher.close();
+    try {
+      await this.nc.drain();
+    } catch {
+      // Already closed (e.g. never reconnected): nothing left to drain.
+      await this.nc.close();
+    }
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Wire format of stored events and signals for the JetStream engine, plus the
+ * mapping of client errors to engine errors. No I/O here.
+ */
+import { JetStreamApiError } from "@nats-io/jetstream";
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+} from "@nats-io/nats-core";
+import {
+  EngineUnavailableError,
+  type EventInput,
+  eventIdOf,
+  type Json,
+  type Signal,
+  type StoredEvent,
+} from "./engine.js";
+
+/** What the stream stores as the message body. */
+interface EventBody {
+  name: string;
+  data: Json;
+  meta?: { [key: string]: Json } | undefined;
+  userId?: string | undefined;
+  excludeConnectionId?: string | undefined;
+  time: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeEventBody(event: EventInput, time: number): Uint8Array {
+  const body: EventBody = {
+    name: event.name,
+    data: event.data,
+    meta: event.meta,
+    userId: event.userId,
+    excludeConnectionId: event.excludeConnectionId,
+    time,
+  };
+  return encoder.encode(JSON.stringify(body));
+}
+
+/** Thrown when a stored message is not one of ours (written by something else). */
+export class MalformedEventError extends Error {
+  override name = "MalformedEventError";
+}
+
+export function decodeEvent(channel: string, seq: number, data: Uint8Array): StoredEvent {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(data));
+  } catch (cause) {
+    throw new MalformedEventError(`event ${seq} on ${channel} is not JSON`, { cause });
+  }
+  if (typeof parsed !== "object" || parsed === null) {
+    throw new MalformedEventError(`event ${seq} on ${channel} is not an object`);
+  }
+  const b = parsed as Partial<Record<keyof EventBody, unknown>>;
+  if (typeof b.name !== "string" || typeof b.time !== "number" || !("data" in b)) {
+    throw new MalformedEventError(`event ${seq} on ${channel} lacks name/data/time`);
+  }
+  const event: StoredEvent = {
+    channel,
+    seq,
+    id: eventIdOf(seq),
+    time: b.time,
+    name: b.name,
+    data: b.data as Json,
+  };
+  // Optional fields are left absent (not undefined) so events compare equal
+  // to the memory engine's.
+  if (b.meta !== undefined) event.meta = b.meta as { [key: string]: Json };
+  if (typeof b.userId === "string") event.userId = b.userId;
+  if (typeof b.excludeConnectionId === "string") {
+    event.excludeConnectionId = b.excludeConnectionId;
+  }
+  return event;
+}
+
+export function encodeJson(value: Json | Signal): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+export function decodeJson(data: Uint8Array): unknown {
+  return JSON.parse(decoder.decode(data));
+}
+
+/**
+ * Signals come from other Tidings processes, but the subject is open to any
+ * client of the NATS account; anything without a string `kind` is dropped.
+ */
+export function decodeSignal(data: Uint8Array): Signal | null {
+  try {
+    const v = decodeJson(data);
+    if (typeof v === "object" && v !== null && typeof (v as { kind?: unknown }).kind === "string") {
+      return v as Signal;
+    }
+  } catch {
+    // Not JSON: not a signal of ours.
+  }
+  return null;
+}
+
+/** Errors that mean "NATS or the stream is not reachable right now". */
+export function isUnavailable(err: unknown): boolean {
+  return (
+    err instanceof TimeoutError ||
+    err instanceof NoRespondersError ||
+    err instanceof ClosedConnectionError ||
+    err instanceof DrainingConnectionError ||
+    err instanceof ConnectionError ||
+    // The client's 503 mapping for JetStream requests; the class is not public API.
+    (err instanceof Error && err.name === "JetStreamNotEnabled") ||
+    (err instanceof RequestError && (err.isNoResponders() || err.cause instanceof TimeoutError)) ||
+    // 503 from the JS API: no leader (election) or JetStream temporarily unavailable.
+    (err instanceof JetStreamApiError && err.status === 503)
+  );
+}
+
+/** Wraps client errors at the engine boundary; unavailability becomes EngineUnavailableError. */
+export function wrapError(what: string, err: unknown): Error {
+  if (err instanceof EngineUnavailableError) return err;
+  if (isUnavailable(err))
+    return new EngineUnavailableError(`${what}: NATS unavailable`, { cause: err });
+  return new JetStreamEngineError(`${what} failed`, { cause: err });
+}
+
+/** A JetStream operation failed for a reason other than unavailability. */
+export class JetStreamEngineError extends Error {
+  override name = "JetStreamEngineError";
+}
+
+export function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 10059;
+}
