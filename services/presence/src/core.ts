@@ -1,0 +1,462 @@
+/**
+ * The presence state machine, shared by the in-process `LocalPresence` and
+ * the NATS presence service. Pure: no I/O, no clock. Every operation returns
+ * the effects (signals to emit, counts to publish) it caused, so callers
+ * decide when and how to emit them (after persisting, for the service).
+ *
+ * The source of truth is the set of connections, each with its
+ * subscriptions; membership, counts, online status and watchers are indexes
+ * derived from it. Effects are emitted only on user-level transitions: a
+ * user joins a channel with its first member connection and leaves with its
+ * last, goes online with its first opened connection and offline with its
+ * last. That is what makes a resync (`syncGateway`) free of spurious events.
+ */
+import type { Json, Signal, UserStatus } from "../../../shared/src/engine/engine.js";
+import type { ChannelInfo, Member, SubscribeOutcome } from "../../../shared/src/presence/api.js";
+import type {
+  ConnectionSnapshot,
+  SubscriptionSnapshot,
+} from "../../../shared/src/presence/messages.js";
+
+export type PresenceEffect =
+  | { to: "channel"; appId: string; channel: string; signal: Signal }
+  | { to: "user"; appId: string; userId: string; signal: Signal }
+  /** The channel's subscriber count changed (the caller throttles). */
+  | { to: "count"; appId: string; channel: string; count: number };
+
+/** A connection as the core (and the service's KV) stores it. */
+export interface ConnectionRecord extends ConnectionSnapshot {
+  gatewayId: string;
+}
+
+export interface JoinRequest {
+  appId: string;
+  channel: string;
+  connectionId: string;
+  userId?: string | undefined;
+  info?: Json | undefined;
+  member: boolean;
+  maxMembers: number;
+}
+
+interface MemberState {
+  conns: Set<string>;
+  /** From the user's first member connection (later ones don't change it). */
+  info?: Json | undefined;
+}
+
+interface ChannelState {
+  conns: Set<string>;
+  members: Map<string, MemberState>;
+}
+
+interface AppState {
+  conns: Map<string, ConnectionRecord>;
+  channels: Map<string, ChannelState>;
+  /** userId → its opened connections (online while non-empty). */
+  online: Map<string, Set<string>>;
+  /** userId → channels it is a member of (status fan-out). */
+  memberOf: Map<string, Set<string>>;
+  /** watched userId → watcher userId → number of watcher connections. */
+  watchers: Map<string, Map<string, number>>;
+  /** Manual statuses other than the default `online`. */
+  manual: Map<string, UserStatus>;
+}
+
+export class PresenceCore {
+  private readonly apps = new Map<string, AppState>();
+  private readonly dirtyConns = new Map<string, { appId: string; connectionId: string }>();
+  private readonly dirtyStatus = new Map<string, { appId: string; userId: string }>();
+  private out: PresenceEffect[] = [];
+
+  /** `trackDirty`: record changed connections/statuses for `takeDirty` (off when nothing persists). */
+  constructor(private readonly trackDirty = true) {}
+
+  join(
+    gatewayId: string,
+    req: JoinRequest,
+  ): { outcome: SubscribeOutcome; effects: PresenceEffect[] } {
+    const app = this.app(req.appId);
+    const ch = app.channels.get(req.channel);
+    const user = req.member ? req.userId : undefined;
+    if (user !== undefined && !ch?.members.has(user) && (ch?.members.size ?? 0) >= req.maxMembers) {
+      return { outcome: { ok: false, reason: "full" }, effects: [] };
+    }
+    const conn = this.conn(app, req.appId, req.connectionId, gatewayId);
+    const sub = { channel: req.channel, userId: req.userId, info: req.info, member: req.member };
+    this.putSub(app, req.appId, conn, sub);
+    const outcome: SubscribeOutcome = {
+      ok: true,
+      members: this.members(req.appId, req.channel),
+      subscriberCount: this.subscriberCount(req.appId, req.channel),
+    };
+    return { outcome, effects: this.flush() };
+  }
+
+  leave(appId: string, channel: string, connectionId: string): PresenceEffect[] {
+    const app = this.apps.get(appId);
+    const conn = app?.conns.get(connectionId);
+    if (!app || !conn) return [];
+    this.dropSub(app, appId, conn, channel);
+    this.gcConn(app, conn);
+    return this.flush();
+  }
+
+  open(
+    gatewayId: string,
+    appId: string,
+    connectionId: string,
+    userId: string,
+    watchlist: readonly string[],
+  ) {
+    const app = this.app(appId);
+    const conn = this.conn(app, appId, connectionId, gatewayId);
+    this.setOpened(app, appId, conn, userId, [...watchlist]);
+    return this.flush();
+  }
+
+  close(appId: string, connectionId: string): PresenceEffect[] {
+    const app = this.apps.get(appId);
+    const conn = app?.conns.get(connectionId);
+    if (app && conn) this.removeConn(app, appId, conn);
+    return this.flush();
+  }
+
+  setStatus(appId: string, userId: string, status: UserStatus): PresenceEffect[] {
+    const app = this.app(appId);
+    this.visibility(app, appId, userId, () => {
+      if (status === "online") app.manual.delete(userId);
+      else app.manual.set(userId, status);
+    });
+    if (this.trackDirty) this.dirtyStatus.set(`${appId}\0${userId}`, { appId, userId });
+    return this.flush();
+  }
+
+  /**
+   * Replaces everything `gatewayId` had (among connections whose app passes
+   * `inScope`) with `snapshot`. Additions run before removals, so a user who
+   * only moved from one connection to another never "leaves and rejoins".
+   */
+  syncGateway(
+    gatewayId: string,
+    snapshot: readonly ConnectionSnapshot[],
+    inScope: (appId: string) => boolean = () => true,
+  ): PresenceEffect[] {
+    const wanted = new Set(snapshot.map((s) => `${s.appId}\0${s.connectionId}`));
+    for (const s of snapshot) {
+      const app = this.app(s.appId);
+      const conn = this.conn(app, s.appId, s.connectionId, gatewayId);
+      conn.gatewayId = gatewayId;
+      if (s.opened && s.userId !== undefined)
+        this.setOpened(app, s.appId, conn, s.userId, s.watchlist);
+      for (const sub of s.subs) this.putSub(app, s.appId, conn, sub);
+    }
+    for (const s of snapshot) {
+      const app = this.app(s.appId);
+      const conn = app.conns.get(s.connectionId);
+      if (!conn) continue;
+      const keep = new Set(s.subs.map((x) => x.channel));
+      for (const sub of [...conn.subs])
+        if (!keep.has(sub.channel)) this.dropSub(app, s.appId, conn, sub.channel);
+      if (!s.opened && conn.opened) this.setClosed(app, s.appId, conn);
+      this.gcConn(app, conn);
+    }
+    for (const [appId, app] of this.apps) {
+      if (!inScope(appId)) continue;
+      for (const conn of [...app.conns.values()]) {
+        if (conn.gatewayId === gatewayId && !wanted.has(`${appId}\0${conn.connectionId}`)) {
+          this.removeConn(app, appId, conn);
+        }
+      }
+    }
+    return this.flush();
+  }
+
+  /** A dead gateway: all its connections close. */
+  dropGateway(gatewayId: string): PresenceEffect[] {
+    return this.syncGateway(gatewayId, []);
+  }
+
+  /** Gateways that hold at least one connection here. */
+  gateways(): Set<string> {
+    const ids = new Set<string>();
+    for (const app of this.apps.values()) for (const c of app.conns.values()) ids.add(c.gatewayId);
+    return ids;
+  }
+
+  /**
+   * Restores persisted state without emitting anything: what was persisted
+   * had already been announced by the previous owner.
+   */
+  load(
+    records: readonly ConnectionRecord[],
+    statuses: readonly { appId: string; userId: string; status: UserStatus }[],
+  ) {
+    for (const s of statuses) this.setStatus(s.appId, s.userId, s.status);
+    const byGateway = new Map<string, ConnectionRecord[]>();
+    for (const r of records) byGateway.set(r.gatewayId, [...(byGateway.get(r.gatewayId) ?? []), r]);
+    for (const [gw, recs] of byGateway) this.syncGateway(gw, recs, () => false);
+    this.dirtyConns.clear();
+    this.dirtyStatus.clear();
+    this.out = [];
+  }
+
+  members(appId: string, channel: string): Member[] {
+    const app = this.apps.get(appId);
+    const ch = app?.channels.get(channel);
+    if (!app || !ch) return [];
+    return [...ch.members].map(([userId, m]) => ({
+      userId,
+      ...(m.info === undefined ? {} : { info: m.info }),
+      status: this.visible(app, userId),
+    }));
+  }
+
+  subscriberCount(appId: string, channel: string): number {
+    return this.apps.get(appId)?.channels.get(channel)?.conns.size ?? 0;
+  }
+
+  channels(appId: string, prefix = ""): ChannelInfo[] {
+    const app = this.apps.get(appId);
+    if (!app) return [];
+    const list: ChannelInfo[] = [];
+    for (const [channel, ch] of app.channels) {
+      if (!channel.startsWith(prefix)) continue;
+      const info: ChannelInfo = { channel, subscriptionCount: ch.conns.size };
+      if (ch.members.size > 0) info.userCount = ch.members.size;
+      list.push(info);
+    }
+    return list;
+  }
+
+  status(appId: string, userId: string): UserStatus {
+    const app = this.apps.get(appId);
+    return app ? this.visible(app, userId) : "offline";
+  }
+
+  connection(appId: string, connectionId: string): ConnectionRecord | undefined {
+    return this.apps.get(appId)?.conns.get(connectionId);
+  }
+
+  manualStatus(appId: string, userId: string): UserStatus | undefined {
+    return this.apps.get(appId)?.manual.get(userId);
+  }
+
+  /** Connections and statuses changed since the last call (for persistence). */
+  takeDirty() {
+    const dirty = {
+      connections: [...this.dirtyConns.values()],
+      statuses: [...this.dirtyStatus.values()],
+    };
+    this.dirtyConns.clear();
+    this.dirtyStatus.clear();
+    return dirty;
+  }
+
+  private putSub(app: AppState, appId: string, conn: ConnectionRecord, sub: SubscriptionSnapshot) {
+    const old = conn.subs.find((s) => s.channel === sub.channel);
+    if (old && old.member === sub.member && old.userId === sub.userId) return;
+    this.touch(appId, conn);
+    // A changed resubscribe: add the new form before dropping the old so an
+    // unchanged user does not flap.
+    const ch = app.channels.get(sub.channel) ?? { conns: new Set<string>(), members: new Map() };
+    app.channels.set(sub.channel, ch);
+    if (sub.member && sub.userId !== undefined)
+      this.addMember(app, appId, ch, sub, conn.connectionId);
+    if (old) this.unlinkSub(app, appId, conn, old);
+    conn.subs = [...conn.subs.filter((s) => s !== old), { ...sub }];
+    const before = ch.conns.size;
+    ch.conns.add(conn.connectionId);
+    if (ch.conns.size !== before) this.count(appId, sub.channel, ch);
+  }
+
+  private addMember(
+    app: AppState,
+    appId: string,
+    ch: ChannelState,
+    sub: SubscriptionSnapshot,
+    connId: string,
+  ) {
+    const userId = sub.userId as string;
+    const m = ch.members.get(userId);
+    if (m) {
+      m.conns.add(connId);
+      return;
+    }
+    ch.members.set(userId, { conns: new Set([connId]), info: sub.info });
+    const chans = app.memberOf.get(userId) ?? new Set();
+    app.memberOf.set(userId, chans.add(sub.channel));
+    const signal: Signal = { kind: "member", action: "joined", userId, connectionId: connId };
+    if (sub.info !== undefined) signal.info = sub.info;
+    this.out.push({ to: "channel", appId, channel: sub.channel, signal });
+  }
+
+  private dropSub(app: AppState, appId: string, conn: ConnectionRecord, channel: string) {
+    const sub = conn.subs.find((s) => s.channel === channel);
+    if (!sub) return;
+    this.touch(appId, conn);
+    conn.subs = conn.subs.filter((s) => s !== sub);
+    this.unlinkSub(app, appId, conn, sub);
+    const ch = app.channels.get(channel);
+    if (!ch) return;
+    ch.conns.delete(conn.connectionId);
+    this.count(appId, channel, ch);
+    if (ch.conns.size === 0 && ch.members.size === 0) app.channels.delete(channel);
+  }
+
+  /** Removes the membership part of a subscription (the connection count is the caller's). */
+  private unlinkSub(
+    app: AppState,
+    appId: string,
+    conn: ConnectionRecord,
+    sub: SubscriptionSnapshot,
+  ) {
+    if (!sub.member || sub.userId === undefined) return;
+    const ch = app.channels.get(sub.channel);
+    const m = ch?.members.get(sub.userId);
+    if (!ch || !m?.conns.delete(conn.connectionId) || m.conns.size > 0) return;
+    ch.members.delete(sub.userId);
+    const chans = app.memberOf.get(sub.userId);
+    chans?.delete(sub.channel);
+    if (chans?.size === 0) app.memberOf.delete(sub.userId);
+    const signal: Signal = { kind: "member", action: "left", userId: sub.userId };
+    if (m.info !== undefined) signal.info = m.info;
+    this.out.push({ to: "channel", appId, channel: sub.channel, signal });
+  }
+
+  private setOpened(
+    app: AppState,
+    appId: string,
+    conn: ConnectionRecord,
+    userId: string,
+    watchlist: string[],
+  ) {
+    const sameWatch =
+      conn.watchlist.length === watchlist.length &&
+      conn.watchlist.every((w, i) => w === watchlist[i]);
+    if (conn.opened && conn.userId === userId && sameWatch) return;
+    this.touch(appId, conn);
+    if (conn.opened) this.setClosed(app, appId, conn);
+    conn.userId = userId;
+    conn.watchlist = watchlist;
+    for (const w of watchlist) {
+      const ws = app.watchers.get(w) ?? new Map<string, number>();
+      app.watchers.set(w, ws.set(userId, (ws.get(userId) ?? 0) + 1));
+    }
+    this.visibility(app, appId, userId, () => {
+      conn.opened = true;
+      const set = app.online.get(userId) ?? new Set();
+      app.online.set(userId, set.add(conn.connectionId));
+    });
+  }
+
+  private setClosed(app: AppState, appId: string, conn: ConnectionRecord) {
+    const userId = conn.userId;
+    if (!conn.opened || userId === undefined) return;
+    this.touch(appId, conn);
+    for (const w of conn.watchlist) {
+      const ws = app.watchers.get(w);
+      const n = (ws?.get(userId) ?? 0) - 1;
+      if (n > 0) ws?.set(userId, n);
+      else ws?.delete(userId);
+      if (ws?.size === 0) app.watchers.delete(w);
+    }
+    this.visibility(app, appId, userId, () => {
+      conn.opened = false;
+      const set = app.online.get(userId);
+      set?.delete(conn.connectionId);
+      if (set?.size === 0) app.online.delete(userId);
+    });
+  }
+
+  private removeConn(app: AppState, appId: string, conn: ConnectionRecord) {
+    for (const sub of [...conn.subs]) this.dropSub(app, appId, conn, sub.channel);
+    this.setClosed(app, appId, conn);
+    this.touch(appId, conn);
+    app.conns.delete(conn.connectionId);
+  }
+
+  /** A connection with neither subscriptions nor online state is forgotten. */
+  private gcConn(app: AppState, conn: ConnectionRecord) {
+    if (conn.subs.length === 0 && !conn.opened) app.conns.delete(conn.connectionId);
+  }
+
+  /** Runs `mutate` and emits status/watch signals if the user's visible status changed. */
+  private visibility(app: AppState, appId: string, userId: string, mutate: () => void) {
+    const before = this.visible(app, userId);
+    mutate();
+    const after = this.visible(app, userId);
+    if (before === after) return;
+    const status: Signal = { kind: "status", userId, status: after };
+    for (const channel of app.memberOf.get(userId) ?? []) {
+      this.out.push({ to: "channel", appId, channel, signal: status });
+    }
+    const wasOnline = before !== "offline";
+    const isOnline = after !== "offline";
+    for (const watcher of app.watchers.get(userId)?.keys() ?? []) {
+      if (wasOnline !== isOnline) {
+        this.out.push({
+          to: "user",
+          appId,
+          userId: watcher,
+          signal: { kind: "watch", userId, online: isOnline },
+        });
+      }
+      this.out.push({ to: "user", appId, userId: watcher, signal: status });
+    }
+  }
+
+  private visible(app: AppState, userId: string): UserStatus {
+    if (!app.online.has(userId)) return "offline";
+    return app.manual.get(userId) ?? "online";
+  }
+
+  private count(appId: string, channel: string, ch: ChannelState) {
+    this.out.push({ to: "count", appId, channel, count: ch.conns.size });
+  }
+
+  private conn(
+    app: AppState,
+    appId: string,
+    connectionId: string,
+    gatewayId: string,
+  ): ConnectionRecord {
+    let conn = app.conns.get(connectionId);
+    if (!conn) {
+      conn = { appId, connectionId, gatewayId, opened: false, watchlist: [], subs: [] };
+      app.conns.set(connectionId, conn);
+      this.touch(appId, conn);
+    }
+    return conn;
+  }
+
+  private touch(appId: string, conn: ConnectionRecord) {
+    if (this.trackDirty)
+      this.dirtyConns.set(`${appId}\0${conn.connectionId}`, {
+        appId,
+        connectionId: conn.connectionId,
+      });
+  }
+
+  private flush(): PresenceEffect[] {
+    const effects = this.out;
+    this.out = [];
+    return effects;
+  }
+
+  private app(appId: string): AppState {
+    let app = this.apps.get(appId);
+    if (!app) {
+      app = {
+        conns: new Map(),
+        channels: new Map(),
+        online: new Map(),
+        memberOf: new Map(),
+        watchers: new Map(),
+        manual: new Map(),
+      };
+      this.apps.set(appId, app);
+    }
+    return app;
+  }
+}
