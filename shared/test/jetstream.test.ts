@@ -1,8 +1,22 @@
-import { afterAll, beforeAll } from "vitest";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type Delivery,
+  EngineUnavailableError,
+  type HistoryPage,
+  type StoredEvent,
+} from "../src/engine/engine.js";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
+import { LiveHub } from "../src/engine/js-live.js";
+import { StreamReader } from "../src/engine/js-reader.js";
+import { eventSubject, liveSubject, signalSubject, streamName } from "../src/subjects.js";
 import { describeEngineContract } from "./engine.contract.js";
-import { type NatsHandle, startNats } from "./nats-harness.js";
+import { type NatsHandle, startCluster, startNats } from "./nats-harness.js";
+import { waitFor } from "./wait.js";
 
+const limits = { historyPerChannel: 10_000, historyMaxAgeSec: 0, dedupeWindowSec: 60 };
 let nats: NatsHandle;
 beforeAll(async () => {
   nats = await startNats({ jetstream: true });
@@ -14,4 +28,239 @@ afterAll(async () => {
 describeEngineContract("jetstream", async () => {
   const engine = await JetStreamEngine.connect({ servers: nats.urls, name: "contract" });
   return { engine, dispose: () => engine.close() };
+});
+
+/**
+ * A connection whose live-subject messages can be dropped on demand: the
+ * loss core NATS causes on a disconnect or a slow consumer, made deterministic.
+ */
+function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean): NatsConnection {
+  return new Proxy(nc, {
+    get(target, prop) {
+      if (prop === "subscribe") {
+        return (subject: string, opts: SubscriptionOptions = {}): Subscription => {
+          const callback = opts.callback;
+          return target.subscribe(subject, {
+            ...opts,
+            callback: (err, msg) => {
+              if (!err && subject.includes(".live.") && drop(msg)) return;
+              callback?.(err, msg);
+            },
+          });
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+const eventsOf = (got: Delivery[]) =>
+  got.flatMap((d) => (d.type === "event" ? [d.event] : ([] as StoredEvent[])));
+
+describe("jetstream engine specifics", () => {
+  let engine: JetStreamEngine;
+  beforeAll(async () => {
+    engine = await JetStreamEngine.connect({ servers: nats.urls, name: "specifics" });
+  });
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  // Core NATS loses live messages on disconnects; subscribers must still see every event once.
+  it("fills gaps in live delivery from the stream, in order, each once", async () => {
+    const app = `gap${Date.now()}`;
+    await engine.ensureApp(app, limits);
+    const raw = await connect({ servers: nats.urls });
+    try {
+      // Drop a single event, a run of five, and the newest one (by payload index).
+      const plan = new Set([3, 10, 11, 12, 13, 14, 29]);
+      const dropped = new Set<number>();
+      const lossy = lossyConnection(raw, (msg) => {
+        const body = JSON.parse(new TextDecoder().decode(msg.data)) as { data: number };
+        if (!plan.has(body.data)) return false;
+        dropped.add(body.data);
+        return true;
+      });
+      const reader = new StreamReader(raw, jetstream(raw), await jetstreamManager(raw), 5000);
+      const errors: unknown[] = [];
+      const hub = new LiveHub(lossy, reader, (e) => errors.push(e));
+      const got: Delivery[] = [];
+      const sub = hub.subscribe(
+        "room.1",
+        {
+          stream: streamName(app),
+          eventSubject: eventSubject(app, "room.1"),
+          liveSubject: liveSubject(app, "room.1"),
+          signalSubject: signalSubject(app, "room.1"),
+        },
+        (d) => got.push(d),
+      );
+      await sub.ready;
+      const seqs: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        seqs.push((await engine.publish(app, "room.1", { name: "n", data: i })).seq);
+        // Seqs are app-wide: another channel's events sit inside every gap.
+        await engine.publish(app, "other", { name: "n", data: i });
+      }
+      // The newest was dropped too, and no later event reveals it yet.
+      await waitFor(() => eventsOf(got).length === 29, { what: "29 events" });
+      expect(dropped.size).toBe(plan.size);
+      hub.resume(); // what the engine does after a reconnect or a slow-consumer drop
+      await waitFor(() => eventsOf(got).length === 30, { what: "the dropped newest event" });
+      expect(eventsOf(got).map((e) => e.seq)).toEqual(seqs);
+      expect(eventsOf(got).map((e) => e.data)).toEqual([...Array(30).keys()]);
+      sub.close();
+      hub.close();
+      expect(errors).toEqual([]);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  // Two gateways retrying the same client publish must store it once.
+  it("dedupes an idempotency key across engine instances", async () => {
+    const app = `idem${Date.now()}`;
+    await engine.ensureApp(app, limits);
+    const other = await JetStreamEngine.connect({ servers: nats.urls, name: "other" });
+    try {
+      await other.ensureApp(app, limits); // concurrent ensureApp must be harmless
+      const a = await engine.publish(app, "c", { name: "x", data: 1 }, { idempotencyKey: "K" });
+      const b = await other.publish(app, "c", { name: "x", data: 2 }, { idempotencyKey: "K" });
+      expect(b).toEqual({ ...a, duplicate: true });
+      const long = "k".repeat(300);
+      const c = await other.publish(app, "c", { name: "x", data: 3 }, { idempotencyKey: long });
+      const d = await engine.publish(app, "c", { name: "x", data: 4 }, { idempotencyKey: long });
+      expect(d).toEqual({ ...c, duplicate: true });
+      const page = await engine.history(app, "c", { afterSeq: 0, limit: 10 });
+      expect(page.events.map((e) => e.data)).toEqual([1, 3]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  // Many processes start at once; none may fail because another created the stream first.
+  it("ensureApp converges under concurrency and applies new limits", async () => {
+    const app = `ens${Date.now()}`;
+    await Promise.all([1, 2, 3, 4].map(() => engine.ensureApp(app, limits)));
+    await engine.ensureApp(app, { ...limits, historyPerChannel: 2 });
+    for (let i = 0; i < 4; i++) await engine.publish(app, "c", { name: "x", data: i });
+    const page = await engine.history(app, "c", { limit: 10 });
+    expect(page.events.map((e) => e.data)).toEqual([2, 3]);
+  });
+});
+
+describe("jetstream engine across a NATS restart", () => {
+  // Readiness drives /readyz and publish must fail fast rather than hang a request.
+  it("goes unready, fails fast, then resumes live delivery and fills gaps", async () => {
+    await using server = await startNats({ jetstream: true });
+    const engine = await JetStreamEngine.connect({ servers: server.urls, name: "restart" });
+    const publisher = await JetStreamEngine.connect({ servers: server.urls, name: "pub" });
+    try {
+      const app = "restartapp";
+      await engine.ensureApp(app, limits);
+      const got: Delivery[] = [];
+      const sub = engine.subscribe(app, "c", (d) => got.push(d));
+      await sub.ready;
+      const first = await publisher.publish(app, "c", { name: "x", data: 0 });
+      await waitFor(() => eventsOf(got).length === 1);
+
+      await server.kill(0);
+      await waitFor(() => !engine.isReady(), { what: "engine unready" });
+      const t0 = Date.now();
+      await expect(engine.publish(app, "c", { name: "x", data: -1 })).rejects.toBeInstanceOf(
+        EngineUnavailableError,
+      );
+      await expect(engine.lastSeq(app, "c")).rejects.toBeInstanceOf(EngineUnavailableError);
+      expect(Date.now() - t0).toBeLessThan(500);
+
+      await server.restart(0);
+      await waitFor(() => publisher.isReady(), { what: "publisher reconnected" });
+      // Published as soon as possible after the restart: the subscriber may or
+      // may not have reconnected yet; either way it must see each event once.
+      const seqs = [first.seq];
+      for (let i = 1; i <= 5; i++) {
+        seqs.push((await publisher.publish(app, "c", { name: "x", data: i })).seq);
+      }
+      await waitFor(() => engine.isReady(), { what: "engine reconnected" });
+      await waitFor(() => eventsOf(got).length === 6, { what: "6 events" });
+      seqs.push((await engine.publish(app, "c", { name: "x", data: 6 })).seq);
+      await waitFor(() => eventsOf(got).length === 7, { what: "7 events" });
+      expect(eventsOf(got).map((e) => e.seq)).toEqual(seqs);
+      sub.close();
+    } finally {
+      await engine.close();
+      await publisher.close();
+    }
+  });
+});
+
+describe("jetstream engine on a 3-node cluster", () => {
+  // Acknowledged means durable: a crashed stream leader must not lose or duplicate an acked event.
+  it("keeps every acknowledged publish exactly once when the stream leader is killed", async () => {
+    await using cluster = await startCluster(3);
+    const engine = await JetStreamEngine.connect({
+      servers: cluster.urls,
+      name: "failover",
+      replicas: 3,
+    });
+    try {
+      const app = "failover";
+      await engine.ensureApp(app, { ...limits, historyPerChannel: 100_000 });
+      const leader = await cluster.streamLeader(streamName(app));
+      const started = Date.now();
+      const acked = new Map<number, number>(); // data -> seq
+      let failed = 0;
+      let next = 0;
+      let killed = false;
+      const worker = async () => {
+        while (acked.size < 600) {
+          const i = next++;
+          try {
+            const r = await engine.publish(app, "c", { name: "x", data: i });
+            acked.set(i, r.seq);
+          } catch (err) {
+            expect(err).toBeInstanceOf(EngineUnavailableError);
+            failed++;
+            await waitFor(() => engine.isReady(), { timeoutMs: 20_000, what: "reconnect" });
+          }
+          if (!killed && acked.size >= 100) {
+            killed = true;
+            await cluster.kill(leader, "SIGKILL");
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+      expect(killed).toBe(true);
+      // Consumer-based reads need a meta leader too, which may still be electing.
+      const read: { page?: HistoryPage | null } = {};
+      await waitFor(
+        async () => {
+          read.page = await engine
+            .history(app, "c", { afterSeq: 0, limit: 100_000 })
+            .catch((err: unknown) => {
+              if (err instanceof EngineUnavailableError) return null;
+              throw err;
+            });
+          return read.page !== null;
+        },
+        { timeoutMs: 30_000, what: "history readable again" },
+      );
+      const page = read.page;
+      if (!page) throw new Error("history never became readable");
+      const seen = new Map<number, number>();
+      for (const e of page.events) {
+        const i = e.data as number;
+        expect(seen.has(i)).toBe(false);
+        seen.set(i, e.seq);
+      }
+      for (const [i, seq] of acked) expect(seen.get(i)).toBe(seq);
+      console.info(
+        `failover: leader n${leader} killed; ${acked.size} acked, ${failed} failed, ` +
+          `${page.events.length} stored, ${Date.now() - started} ms`,
+      );
+    } finally {
+      await engine.close();
+    }
+  });
 });

@@ -152,6 +152,10 @@ export class JetStreamEngine implements Engine {
       } else if (s.type === "reconnect") {
         this.connected = true;
         this.live.resume();
+      } else if (s.type === "slowConsumer") {
+        // The client dropped messages for a subscription: live channels may
+        // have lost their newest event, which no later event would reveal.
+        this.live.resume();
       }
     }
   }

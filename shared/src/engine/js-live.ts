@@ -126,7 +126,7 @@ class ChannelLive {
       this.start().catch(this.onError);
       return;
     }
-    this.work.push({ kind: "check" });
+    if (this.work.at(-1)?.kind !== "check") this.work.push({ kind: "check" });
     void this.pump();
   }
 
@@ -336,5 +336,3 @@ export class LiveHub {
     this.users.clear();
   }
 }
-
-export type { Delivery };
