@@ -139,6 +139,33 @@ describe("jetstream engine specifics", () => {
     }
   });
 
+  // "Newest N" cannot read backwards on 2.9; the density estimate must still page exactly.
+  it("pages backward exactly on a sparse channel inside a busy app", async () => {
+    const app = `sparse${Date.now()}`;
+    await engine.ensureApp(app, limits);
+    const sparse: number[] = [];
+    for (let i = 0; i < 600; i++) {
+      // Dense at first, then one sparse event per 20 busy ones.
+      const ch = i < 100 || i % 20 === 0 ? "sparse" : "busy";
+      const r = await engine.publish(app, ch, { name: "n", data: i });
+      if (ch === "sparse") sparse.push(r.seq);
+    }
+    const all = (await engine.history(app, "sparse", { afterSeq: 0, limit: 1000 })).events;
+    expect(all.map((e) => e.seq)).toEqual(sparse);
+    for (const [before, limit] of [
+      [undefined, 10],
+      [sparse[110], 7],
+      [sparse[105], 30],
+      [sparse[3], 10],
+      [sparse[0], 10],
+    ] as const) {
+      const page = await engine.history(app, "sparse", { beforeSeq: before, limit });
+      const older = sparse.filter((s) => before === undefined || s < before);
+      expect(page.events.map((e) => e.seq)).toEqual(older.slice(-limit));
+      expect(page.hasMore).toBe(older.length > limit);
+    }
+  });
+
   // Many processes start at once; none may fail because another created the stream first.
   it("ensureApp converges under concurrency and applies new limits", async () => {
     const app = `ens${Date.now()}`;

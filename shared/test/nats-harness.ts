@@ -9,12 +9,22 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
+
+// If the test process dies without running disposers (crash, EPIPE, worker
+// killed), take the servers and their temp dirs with it rather than orphan them.
+const liveProcs = new Set<ChildProcess>();
+const liveRoots = new Set<string>();
+process.once("exit", () => {
+  for (const p of liveProcs) p.kill("SIGKILL");
+  for (const r of liveRoots) rmSync(r, { recursive: true, force: true });
+});
 const START_TIMEOUT_MS = 10_000;
 
 export class NatsHarnessError extends Error {
@@ -91,6 +101,7 @@ class Cluster implements NatsHandle {
     private readonly jetstream: boolean,
     private readonly clustered: boolean,
   ) {
+    liveRoots.add(root);
     for (let i = 0; i < n; i++) {
       this.nodes.push({
         name: `n${i}`,
@@ -150,6 +161,8 @@ class Cluster implements NatsHandle {
     await writeFile(conf, this.config(node));
     const proc = spawn(NATS_SERVER, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     node.proc = proc;
+    liveProcs.add(proc);
+    proc.once("exit", () => liveProcs.delete(proc));
     node.stderr = "";
     proc.stderr?.setEncoding("utf8");
     proc.stderr?.on("data", (chunk: string) => {
@@ -244,6 +257,7 @@ class Cluster implements NatsHandle {
     this.stopped = true;
     await Promise.all(this.nodes.map((_, i) => this.kill(i)));
     await rm(this.root, { recursive: true, force: true });
+    liveRoots.delete(this.root);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

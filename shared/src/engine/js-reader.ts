@@ -207,8 +207,12 @@ export class StreamReader {
 
   /**
    * The newest `limit` events before `beforeSeq`. JetStream 2.9 cannot read a
-   * subject backwards, so this reads the channel forward from its oldest
-   * retained event; the per-channel history limit bounds that read.
+   * subject backwards (no reverse consumer, no batch direct get), so this
+   * reads forward from a start seq estimated from the channel's density in
+   * the stream (retained count over the seq span), widening the window until
+   * it holds `limit` events or reaches the channel's oldest retained event.
+   * A channel at least as dense as the estimate costs one read of about
+   * 1.5 x `limit` events, however long its history.
    */
   async historyBefore(
     stream: string,
@@ -217,14 +221,35 @@ export class StreamReader {
     beforeSeq: number | undefined,
     limit: number,
   ): Promise<HistoryPage> {
-    const stop = beforeSeq ?? Infinity;
-    const { msgs } = await this.readRange(stream, subject, 1, Number.MAX_SAFE_INTEGER, stop);
-    const older = msgs.filter((m) => m.seq < stop);
-    const page = limit > 0 ? older.slice(-limit) : [];
-    return {
-      events: page.map((m) => decodeEvent(channel, m.seq, m.data)),
-      hasMore: older.length > page.length,
-      truncated: false,
-    };
+    const oldest = await this.getMsg(stream, { seq: 1, next_by_subj: subject });
+    const empty = { events: [], hasMore: false, truncated: false };
+    if (!oldest || (beforeSeq !== undefined && oldest.seq >= beforeSeq)) return empty;
+    if (limit === 0) return { ...empty, hasMore: true };
+    let info: Awaited<ReturnType<JetStreamManager["streams"]["info"]>>;
+    try {
+      info = await this.jsm.streams.info(stream, { subjects_filter: subject });
+    } catch (err) {
+      if (isStreamNotFound(err)) return empty;
+      throw wrapError("stream info", err);
+    }
+    // Exclusive upper bound; events stored from now on are not part of this page.
+    const upper = Math.min(beforeSeq ?? Infinity, info.state.last_seq + 1);
+    const count = Math.max(1, info.state.subjects?.[subject] ?? 1);
+    const density = count / Math.max(1, info.state.last_seq - oldest.seq + 1);
+    let window = count <= 2 * limit ? Infinity : Math.ceil((limit / density) * 1.5);
+    for (;;) {
+      const from = Math.max(oldest.seq, upper - window);
+      const { msgs } = await this.readRange(stream, subject, from, Number.MAX_SAFE_INTEGER, upper);
+      if (msgs.length >= limit || from === oldest.seq) {
+        const page = msgs.slice(-limit);
+        return {
+          events: page.map((m) => decodeEvent(channel, m.seq, m.data)),
+          // Anything retained before `from` is older than the page as well.
+          hasMore: msgs.length > page.length || from > oldest.seq,
+          truncated: false,
+        };
+      }
+      window *= 4;
+    }
   }
 }
