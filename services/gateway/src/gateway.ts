@@ -40,6 +40,7 @@ export async function startGateway(deps: {
     (topic, bytes) => server?.app.publish(topic, bytes, false) ?? false,
     metrics,
     log,
+    (conn) => server?.closeSlowConsumer(conn),
   );
   const ctx: GatewayContext = {
     config,

@@ -16,6 +16,8 @@ export interface GatewayServer {
   connections: Set<Connection>;
   /** Stops accepting, asks clients to reconnect over `seconds`, resolves when all are gone. */
   drain(seconds: number): Promise<void>;
+  /** Closes a connection over its send-buffer limit with its dialect's code; counted once. */
+  closeSlowConsumer(conn: Connection): void;
   close(): void;
 }
 
@@ -44,9 +46,9 @@ export async function startServer(
       // Frames up to 4x the largest app limit reach us so the dialect can answer
       // "too large" in its own terms; beyond that uWS closes with 1009.
       maxPayloadLength: maxFrame * 4,
-      // The sweep below closes slow consumers with the dialect's code at the
-      // app's limit; this hard stop (close, never a silent drop) is the backstop.
-      maxBackpressure: maxBuffer * 2,
+      // The hub and the sweep below close slow consumers with the dialect's code
+      // at the app's limit; this hard stop (a close, never a silent drop) is the backstop.
+      maxBackpressure: maxBuffer * 2 + 1024 * 1024,
       closeOnBackpressureLimit: 1, // a boolean typed as number in this uWS release
       idleTimeout: 120,
       sendPingsAutomatically: true,
@@ -142,25 +144,30 @@ export async function startServer(
   });
   const boundPort = uWS.us_socket_local_port(listenSocket);
 
-  // Sockets cannot tell us when they cross a limit, so look every 250 ms.
+  const byName = new Map(dialects.map((d) => [d.name, d]));
+  const slowClosed = new WeakSet<Connection>();
+  const closeSlowConsumer = (conn: Connection) => {
+    if (conn.closed || slowClosed.has(conn)) return;
+    slowClosed.add(conn);
+    ctx.metrics.slowConsumerCloses.inc({ dialect: conn.dialect });
+    conn.log.warn({ buffered: conn.bufferedAmount() }, "slow consumer closed");
+    byName.get(conn.dialect)!.slowConsumer(conn);
+  };
+  // Direct sends (replies, replays) are not checked one by one: look every 250 ms.
   const sweep = setInterval(() => {
     for (const conn of connections) {
-      const limit = conn.app?.limits.slowConsumerBytes ?? maxBuffer;
-      if (conn.bufferedAmount() > limit) {
-        ctx.metrics.slowConsumerCloses.inc({ dialect: conn.dialect });
-        conn.log.warn({ buffered: conn.bufferedAmount() }, "slow consumer closed");
-        dialectOf(conn).slowConsumer(conn);
-      }
+      if (conn.bufferedAmount() > (conn.app?.limits.slowConsumerBytes ?? maxBuffer))
+        closeSlowConsumer(conn);
     }
   }, 250);
   sweep.unref();
-  const byName = new Map(dialects.map((d) => [d.name, d]));
   const dialectOf = (conn: Connection) => byName.get(conn.dialect)!;
 
   return {
     app,
     port: boundPort,
     connections,
+    closeSlowConsumer,
     async drain(seconds: number) {
       draining = true;
       uWS.us_listen_socket_close(listenSocket);

@@ -6,7 +6,8 @@ import WebSocket from "ws";
  */
 export class TestClient {
   readonly frames: unknown[] = [];
-  private cursor = 0;
+  /** Frames already returned by `next`; others stay available to later calls. */
+  private readonly taken = new Set<number>();
   private waiters: (() => void)[] = [];
   closed: { code: number; reason: string } | undefined;
 
@@ -50,20 +51,28 @@ export class TestClient {
     this.ws.send(data, { binary });
   }
 
-  /** The next unread frame that matches; frames before it are skipped. */
+  /** The oldest frame not yet taken that matches; non-matching frames stay for later calls. */
   async next<T = Record<string, unknown>>(
     match: (f: T) => boolean = () => true,
     timeoutMs = 5000,
   ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      while (this.cursor < this.frames.length) {
-        const f = this.frames[this.cursor++] as T;
-        if (match(f)) return f;
+      for (let i = 0; i < this.frames.length; i++) {
+        if (this.taken.has(i)) continue;
+        const f = this.frames[i] as T;
+        if (match(f)) {
+          this.taken.add(i);
+          return f;
+        }
       }
-      if (this.closed) throw new Error(`closed (${this.closed.code} ${this.closed.reason}) while waiting`);
+      if (this.closed)
+        throw new Error(`closed (${this.closed.code} ${this.closed.reason}) while waiting`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching frame in ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`);
+      if (left <= 0)
+        throw new Error(
+          `no matching frame in ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {

@@ -66,6 +66,8 @@ export class Hub {
     private readonly publishTopic: (topic: string, bytes: string) => boolean,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Closes a connection whose send buffer is over its app's limit, in its dialect's terms. */
+    private readonly onSlowConsumer: (conn: Connection) => void,
   ) {}
 
   /**
@@ -225,6 +227,13 @@ export class Hub {
       } else {
         this.publishTopic(topic, bytes);
         this.metrics.messagesOut.inc({ dialect: topicKey }, count);
+      }
+    }
+    // uWS queues what a socket cannot take yet; check right away so a slow
+    // consumer is closed in its dialect's terms before uWS's hard stop.
+    for (const s of subscribers.values()) {
+      if (!s.buffer && s.conn.bufferedAmount() > s.conn.app!.limits.slowConsumerBytes) {
+        this.onSlowConsumer(s.conn);
       }
     }
   }
