@@ -84,7 +84,12 @@ describe("jetstream engine specifics", () => {
       });
       const reader = new StreamReader(raw, jetstream(raw), await jetstreamManager(raw), 5000);
       const errors: unknown[] = [];
-      const hub = new LiveHub(lossy, reader, (e) => errors.push(e));
+      const hub = new LiveHub(
+        lossy,
+        reader,
+        () => true,
+        (e) => errors.push(e),
+      );
       const got: Delivery[] = [];
       const sub = hub.subscribe(
         "room.1",

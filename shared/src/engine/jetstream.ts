@@ -135,7 +135,7 @@ export class JetStreamEngine implements Engine {
     this.replicas = options.replicas ?? 1;
     this.reader = new StreamReader(nc, this.js, jsm, timeout);
     this.publisher = new PipelinedPublisher(nc, options.publisher);
-    this.live = new LiveHub(nc, this.reader, onError);
+    this.live = new LiveHub(nc, this.reader, () => this.isReady(), onError);
     this.kvBuckets = new KvBuckets(this.js, this.replicas);
     void this.watchStatus();
   }
@@ -283,10 +283,12 @@ export class JetStreamEngine implements Engine {
   async history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
     this.assertReady();
     const limit = Math.max(0, Math.floor(query.limit));
+    const afterSeq =
+      query.afterSeq === undefined ? undefined : Math.max(0, Math.floor(query.afterSeq));
     const stream = streamName(appId);
     const subject = eventSubject(appId, channel);
-    if (query.afterSeq !== undefined) {
-      return this.reader.historyAfter(stream, subject, channel, query.afterSeq, limit);
+    if (afterSeq !== undefined) {
+      return this.reader.historyAfter(stream, subject, channel, afterSeq, limit);
     }
     return this.reader.historyBefore(stream, subject, channel, query.beforeSeq, limit);
   }
@@ -310,11 +312,15 @@ export class JetStreamEngine implements Engine {
     this.closing = true;
     this.live.close();
     this.publisher.close();
-    try {
-      await this.nc.drain();
-    } catch {
-      // Already closed (e.g. never reconnected): nothing left to drain.
-      await this.nc.close();
+    if (this.connected) {
+      try {
+        await this.nc.drain();
+        return;
+      } catch {
+        // Lost the link while draining: close below.
+      }
     }
+    // Draining needs the server; while disconnected just close.
+    if (!this.nc.isClosed()) await this.nc.close();
   }
 }

@@ -11,7 +11,13 @@
  * at most once, with no stored event skipped.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import type { Delivery, DeliveryHandler, LiveSubscription, Signal, StoredEvent } from "./engine.js";
+import {
+  type DeliveryHandler,
+  EngineUnavailableError,
+  type LiveSubscription,
+  type Signal,
+  type StoredEvent,
+} from "./engine.js";
 import { decodeEvent, decodeSignal } from "./js-codec.js";
 import type { StreamReader } from "./js-reader.js";
 
@@ -48,6 +54,7 @@ class ChannelLive {
     readonly channel: string,
     liveSubject: string,
     signalSubject: string,
+    private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
   ) {
     this.subs = [
@@ -69,12 +76,22 @@ class ChannelLive {
     if (this.started) return Promise.resolve();
     this.starting ??= (async () => {
       try {
+        // A flush while disconnected waits for the reconnect; fail fast instead
+        // and let resume() start the channel once the link is back.
+        if (!this.isReady()) throw new EngineUnavailableError("NATS not connected");
         await this.nc.flush();
         const last = await this.reader.lastSeq(this.stream, this.eventSubject);
         if (this.closed) return;
         this.lastDelivered = last;
         this.started = true;
         void this.pump();
+      } catch (err) {
+        // Connected but the read failed (e.g. a stream leader election): keep
+        // trying, since no reconnect event will come to restart us.
+        if (this.isReady() && !this.closed) {
+          setTimeout(() => this.resume(), RETRY_MS).unref();
+        }
+        throw err;
       } finally {
         this.starting = null;
       }
@@ -256,6 +273,7 @@ export class LiveHub {
   constructor(
     private readonly nc: NatsConnection,
     private readonly reader: StreamReader,
+    private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -270,12 +288,15 @@ export class LiveHub {
         channel,
         names.liveSubject,
         names.signalSubject,
+        this.isReady,
         this.onError,
       );
       this.channels.set(names.liveSubject, live);
     }
     const owner = live;
     const { entry, ready } = owner.add(handler);
+    // Callers that never await `ready` must not crash the process on a rejection.
+    ready.catch(() => {});
     let open = true;
     return {
       ready,
@@ -310,8 +331,12 @@ export class LiveHub {
     const mine = (s: Signal) => handler(s);
     owner.handlers.add(mine);
     let open = true;
+    const ready = this.isReady()
+      ? this.nc.flush()
+      : Promise.reject(new EngineUnavailableError("NATS not connected"));
+    ready.catch(() => {});
     return {
-      ready: this.nc.flush(),
+      ready,
       close: () => {
         if (!open) return;
         open = false;
