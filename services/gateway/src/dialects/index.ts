@@ -1,7 +1,8 @@
 import type { Dialect, GatewayContext } from "../core/dialect.js";
+import { createBroadcasterDialect } from "./broadcaster/adapter.js";
 import { createHeraldDialect } from "./herald/adapter.js";
 
 /** Every dialect this gateway speaks; each picks its own route at upgrade. */
 export function createDialects(ctx: GatewayContext): Dialect[] {
-  return [createHeraldDialect(ctx)];
+  return [createHeraldDialect(ctx), createBroadcasterDialect(ctx)];
 }
