@@ -42,10 +42,18 @@ export type PresenceReport =
   | { type: "close"; appId: string; connectionId: string }
   | { type: "status"; appId: string; userId: string; status: UserStatus }
   /**
-   * The gateway's full state for one partition, in parts (`done` on the
-   * last). Replaces whatever the owner had for that gateway in the partition.
+   * The gateway's full state for one partition, in parts numbered from 0
+   * (`done` on the last). Replaces whatever the owner had for that gateway in
+   * the partition. An owner that missed a part (it took over mid-sync)
+   * discards the sync and asks the gateway for a new one.
    */
-  | { type: "sync"; syncId: string; connections: ConnectionSnapshot[]; done: boolean };
+  | {
+      type: "sync";
+      syncId: string;
+      part: number;
+      connections: ConnectionSnapshot[];
+      done: boolean;
+    };
 
 export type PresenceQuery =
   | { type: "members"; appId: string; channel: string }
@@ -168,6 +176,7 @@ function checkReport(raw: unknown): PresenceReport {
       return {
         type,
         syncId: str(v, "syncId"),
+        part: int(v, "part"),
         connections: conns.map(checkSnapshot),
         done: bool(v, "done"),
       };

@@ -1,0 +1,244 @@
+/**
+ * `PresenceApi` for a gateway in the clustered deployment. It keeps the
+ * gateway's own truth (its connections and their subscriptions), reports
+ * every change in order to the partition owner of the app, heartbeats, and
+ * answers a new owner's resync request with that truth.
+ */
+import { randomUUID } from "node:crypto";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { UserStatus } from "../../../shared/src/engine/engine.js";
+import type { Logger } from "../../../shared/src/log.js";
+import type {
+  ChannelInfo,
+  ChannelSubscription,
+  Member,
+  PresenceApi,
+  SubscribeOutcome,
+} from "../../../shared/src/presence/api.js";
+import {
+  type ConnectionSnapshot,
+  decodeMessage,
+  encodeMessage,
+  type PresenceQuery,
+  type PresenceReply,
+} from "../../../shared/src/presence/messages.js";
+import {
+  PRESENCE_PARTITIONS,
+  partitionOf,
+  presenceHeartbeatSubject,
+  presenceResyncSubject,
+} from "../../../shared/src/presence/subjects.js";
+import {
+  PresenceRequestError,
+  ReportQueue,
+  type RequestPolicy,
+  requestWithRetry,
+} from "./report-queue.js";
+
+export { PresenceRequestError, PresenceUnavailableError } from "./report-queue.js";
+
+export interface NatsPresenceClientOptions {
+  /** The gateway's connection; the caller keeps ownership (not closed here). */
+  nc: NatsConnection;
+  /** Config `heartbeatMs`: must match what the service expects. */
+  heartbeatMs: number;
+  /** Unique per gateway process; a restarted gateway is a new gateway. */
+  gatewayId?: string | undefined;
+  /** One attempt (default 2000 ms). */
+  requestTimeoutMs?: number | undefined;
+  /** How long a report or query is retried across failovers (default 20000 ms). */
+  retryForMs?: number | undefined;
+  log?: Logger | undefined;
+}
+
+interface LocalConn extends ConnectionSnapshot {
+  /** Subscribes awaiting the owner's answer: channel → token, dropped by a racing unsubscribe. */
+  pending: Map<string, symbol>;
+}
+
+export class NatsPresenceClient implements PresenceApi {
+  readonly gatewayId: string;
+  private readonly nc: NatsConnection;
+  private readonly policy: RequestPolicy;
+  private readonly conns = new Map<string, LocalConn>();
+  private readonly queues = new Map<number, ReportQueue>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly resyncSub: Subscription;
+  private closed = false;
+
+  constructor(private readonly o: NatsPresenceClientOptions) {
+    this.nc = o.nc;
+    this.gatewayId = o.gatewayId ?? randomUUID();
+    this.policy = {
+      requestTimeoutMs: o.requestTimeoutMs ?? 2000,
+      retryForMs: o.retryForMs ?? 20_000,
+    };
+    this.heartbeat = setInterval(() => this.beat(), o.heartbeatMs);
+    this.beat();
+    this.resyncSub = this.nc.subscribe(presenceResyncSubject(), {
+      callback: (err, msg) => {
+        if (err) return this.o.log?.warn({ err }, "presence resync subscription failed");
+        try {
+          const m = decodeMessage(msg.data);
+          if (m.type !== "resync" || (m.gatewayId !== undefined && m.gatewayId !== this.gatewayId))
+            return;
+          for (const p of m.partitions) if (p >= 0 && p < PRESENCE_PARTITIONS) this.queue(p).sync();
+        } catch (cause) {
+          this.o.log?.warn({ err: cause }, "bad presence resync request ignored");
+        }
+      },
+    });
+  }
+
+  async subscribe(sub: ChannelSubscription): Promise<SubscribeOutcome> {
+    const conn = this.conn(sub.appId, sub.connectionId);
+    const token = Symbol(sub.channel);
+    conn.pending.set(sub.channel, token);
+    const result = await this.queue(partitionOf(sub.appId)).send(
+      {
+        type: "join",
+        appId: sub.appId,
+        channel: sub.channel,
+        connectionId: sub.connectionId,
+        userId: sub.userId,
+        info: sub.info,
+        member: sub.member,
+        maxMembers: sub.maxMembers,
+      },
+      (r) => {
+        // Runs before any later sync is built, so a sync never misses an accepted join.
+        if (conn.pending.get(sub.channel) !== token) return;
+        conn.pending.delete(sub.channel);
+        if (!r.ok || this.conns.get(key(sub.appId, sub.connectionId)) !== conn) return;
+        conn.subs = conn.subs.filter((s) => s.channel !== sub.channel);
+        conn.subs.push({
+          channel: sub.channel,
+          userId: sub.userId,
+          info: sub.info,
+          member: sub.member,
+        });
+      },
+    );
+    if ("members" in result || !result.ok) return result;
+    throw new PresenceRequestError("join answered without an outcome");
+  }
+
+  async unsubscribe(appId: string, channel: string, connectionId: string): Promise<void> {
+    const conn = this.conns.get(key(appId, connectionId));
+    if (conn) {
+      conn.pending.delete(channel);
+      conn.subs = conn.subs.filter((s) => s.channel !== channel);
+    }
+    await this.queue(partitionOf(appId)).send({ type: "leave", appId, channel, connectionId });
+  }
+
+  async connectionOpened(
+    appId: string,
+    connectionId: string,
+    userId: string,
+    watchlist: readonly string[],
+  ): Promise<void> {
+    const conn = this.conn(appId, connectionId);
+    conn.opened = true;
+    conn.userId = userId;
+    conn.watchlist = [...watchlist];
+    await this.queue(partitionOf(appId)).send({
+      type: "open",
+      appId,
+      connectionId,
+      userId,
+      watchlist: [...watchlist],
+    });
+  }
+
+  async connectionClosed(appId: string, connectionId: string): Promise<void> {
+    this.conns.delete(key(appId, connectionId));
+    await this.queue(partitionOf(appId)).send({ type: "close", appId, connectionId });
+  }
+
+  async setStatus(appId: string, userId: string, status: UserStatus): Promise<void> {
+    await this.queue(partitionOf(appId)).send({ type: "status", appId, userId, status });
+  }
+
+  async status(appId: string, userId: string): Promise<UserStatus> {
+    const r = await this.query({ type: "user_status", appId, userId });
+    return r.type === "user_status" ? r.status : unexpected(r);
+  }
+
+  async members(appId: string, channel: string): Promise<Member[]> {
+    const r = await this.query({ type: "members", appId, channel });
+    return r.type === "members" ? r.members : unexpected(r);
+  }
+
+  async subscriberCount(appId: string, channel: string): Promise<number> {
+    const r = await this.query({ type: "count", appId, channel });
+    return r.type === "count" ? r.count : unexpected(r);
+  }
+
+  async channels(appId: string, prefix?: string): Promise<ChannelInfo[]> {
+    const r = await this.query({ type: "channels", appId, prefix });
+    return r.type === "channels" ? r.channels : unexpected(r);
+  }
+
+  /**
+   * Waits for queued reports to be sent, then stops heartbeating. The
+   * service removes whatever this gateway still had after `gatewayTimeoutMs`;
+   * report `connectionClosed` for each connection first for an immediate leave.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.queues.values()].map((q) => q.drained()));
+    clearInterval(this.heartbeat);
+    this.resyncSub.unsubscribe();
+  }
+
+  private beat(): void {
+    if (this.nc.isClosed()) return;
+    this.nc.publish(
+      presenceHeartbeatSubject(),
+      encodeMessage({ type: "heartbeat", gatewayId: this.gatewayId }),
+    );
+  }
+
+  private query(q: PresenceQuery): Promise<PresenceReply> {
+    return requestWithRetry(this.nc, partitionOf(q.appId), q, this.policy);
+  }
+
+  private queue(p: number): ReportQueue {
+    let q = this.queues.get(p);
+    if (!q) {
+      q = new ReportQueue(this.nc, p, this.gatewayId, this.policy, () => this.snapshot(p));
+      this.queues.set(p, q);
+    }
+    return q;
+  }
+
+  private snapshot(p: number): ConnectionSnapshot[] {
+    const out: ConnectionSnapshot[] = [];
+    for (const c of this.conns.values()) {
+      if (partitionOf(c.appId) !== p) continue;
+      const { pending: _, ...snap } = c;
+      out.push(structuredClone(snap));
+    }
+    return out;
+  }
+
+  private conn(appId: string, connectionId: string): LocalConn {
+    const k = key(appId, connectionId);
+    let c = this.conns.get(k);
+    if (!c) {
+      c = { appId, connectionId, opened: false, watchlist: [], subs: [], pending: new Map() };
+      this.conns.set(k, c);
+    }
+    return c;
+  }
+}
+
+function key(appId: string, connectionId: string): string {
+  return `${appId}\0${connectionId}`;
+}
+
+function unexpected(r: PresenceReply): never {
+  throw new PresenceRequestError(`unexpected presence reply ${r.type}`);
+}

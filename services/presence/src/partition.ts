@@ -1,0 +1,341 @@
+/**
+ * One partition this replica owns: the state machine for its apps, its
+ * records in KV, and the subscription gateways send reports to.
+ *
+ * Messages are handled strictly one after another (a promise chain), in
+ * arrival order, so a gateway's reports apply in the order it sent them.
+ * Each batch: apply to the core → persist changed records → reply → emit
+ * signals. Persisting before announcing means a replica that dies mid-batch
+ * leaves KV no further behind than what it announced; the next owner diffs
+ * KV against the gateways' resync and announces only the difference.
+ */
+import type { KV } from "@nats-io/kv";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { UserStatus } from "../../../shared/src/engine/engine.js";
+import type { Logger } from "../../../shared/src/log.js";
+import {
+  type ConnectionSnapshot,
+  decodeMessage,
+  encodeMessage,
+  type PresenceMessage,
+  type PresenceReply,
+  type PresenceReport,
+  type ReportResult,
+} from "../../../shared/src/presence/messages.js";
+import {
+  connectionKey,
+  connectionKeyFilter,
+  partitionOf,
+  presenceRequestSubject,
+  presenceResyncSubject,
+  statusKey,
+  statusKeyFilter,
+} from "../../../shared/src/presence/subjects.js";
+import { type ConnectionRecord, PresenceCore, type PresenceEffect } from "./core.js";
+import type { EffectEmitter } from "./emitter.js";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class PersistError extends Error {
+  override name = "PersistError";
+}
+
+export interface PartitionOptions {
+  partition: number;
+  nc: NatsConnection;
+  kv: KV;
+  emitter: EffectEmitter;
+  log: Logger;
+}
+
+export class OwnedPartition {
+  private readonly core = new PresenceCore();
+  private chain: Promise<void>;
+  private sub: Subscription | undefined;
+  private stopped = false;
+  /** Sync parts received so far, per gateway, until the part marked `done`. */
+  private readonly syncs = new Map<
+    string,
+    { id: string; next: number; conns: ConnectionSnapshot[] }
+  >();
+  /** Changed keys not yet written (kept across a failed write, retried with the next batch). */
+  private readonly unsaved = new Set<string>();
+
+  constructor(private readonly o: PartitionOptions) {
+    this.chain = this.loadUntilDone();
+    this.sub = o.nc.subscribe(presenceRequestSubject(o.partition), {
+      callback: (err, msg) => {
+        if (err) o.log.warn({ err }, "presence request subscription failed");
+        else this.enqueue(() => this.handle(msg));
+      },
+    });
+  }
+
+  /** Resolves once the persisted state is loaded (requests queue behind it). */
+  ready(): Promise<void> {
+    return this.chain;
+  }
+
+  gateways(): Set<string> {
+    return this.core.gateways();
+  }
+
+  /** Removes everything a dead gateway had here, announcing the leaves. */
+  dropGateway(gatewayId: string): Promise<void> {
+    return this.enqueue(async () => {
+      const effects = this.core.dropGateway(gatewayId);
+      this.syncs.delete(gatewayId);
+      await this.persist().catch((err: unknown) =>
+        this.o.log.warn({ err }, "persist after gateway loss failed"),
+      );
+      this.emit(effects);
+    });
+  }
+
+  /** Stops acting at once: no more replies, writes or signals from this replica. */
+  stop(): void {
+    this.stopped = true;
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(() => (this.stopped ? undefined : job()));
+    this.chain = next.catch((err: unknown) =>
+      this.o.log.error({ err }, "presence partition job failed"),
+    );
+    return this.chain;
+  }
+
+  /** Requests wait behind the load; a KV hiccup delays them instead of losing the partition's state. */
+  private async loadUntilDone(): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        await this.load();
+        return;
+      } catch (err) {
+        this.o.log.warn(
+          { err, partition: this.o.partition, attempt },
+          "presence partition load failed",
+        );
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
+      }
+    }
+  }
+
+  private async load(): Promise<void> {
+    const p = this.o.partition;
+    const records: ConnectionRecord[] = [];
+    const statuses: { appId: string; userId: string; status: UserStatus }[] = [];
+    for (const key of await this.keys(connectionKeyFilter(p))) {
+      const v = await this.read<ConnectionRecord>(key);
+      if (v) records.push(v);
+    }
+    for (const key of await this.keys(statusKeyFilter(p))) {
+      const v = await this.read<{ appId: string; userId: string; status: UserStatus }>(key);
+      if (v) statuses.push(v);
+    }
+    this.core.load(records, statuses);
+    const apps = new Set(records.map((r) => r.appId));
+    for (const appId of apps) {
+      for (const ch of this.core.channels(appId)) {
+        this.o.emitter.seedCount(appId, ch.channel, ch.subscriptionCount);
+      }
+    }
+    this.o.log.info({ partition: p, connections: records.length }, "presence partition loaded");
+  }
+
+  private async handle(msg: Msg): Promise<void> {
+    let m: PresenceMessage;
+    try {
+      m = decodeMessage(msg.data);
+    } catch (err) {
+      this.respond(msg, { type: "error", code: "invalid", message: String(err) });
+      return;
+    }
+    if ("appId" in m && partitionOf(m.appId) !== this.o.partition) {
+      this.respond(msg, {
+        type: "error",
+        code: "invalid",
+        message: "app is not in this partition",
+      });
+      return;
+    }
+    switch (m.type) {
+      case "batch":
+        return this.batch(msg, m.gatewayId, m.reports);
+      case "members":
+        return this.respond(msg, {
+          type: "members",
+          members: this.core.members(m.appId, m.channel),
+        });
+      case "count":
+        return this.respond(msg, {
+          type: "count",
+          count: this.core.subscriberCount(m.appId, m.channel),
+        });
+      case "channels":
+        return this.respond(msg, {
+          type: "channels",
+          channels: this.core.channels(m.appId, m.prefix),
+        });
+      case "user_status":
+        return this.respond(msg, {
+          type: "user_status",
+          status: this.core.status(m.appId, m.userId),
+        });
+      default:
+        this.respond(msg, {
+          type: "error",
+          code: "invalid",
+          message: `${m.type} must be sent in a batch`,
+        });
+    }
+  }
+
+  private async batch(
+    msg: Msg,
+    gatewayId: string,
+    reports: Extract<PresenceMessage, { type: "batch" }>["reports"],
+  ) {
+    const foreign = (appId: string) => partitionOf(appId) !== this.o.partition;
+    const misrouted = reports.some((r) =>
+      r.type === "sync" ? r.connections.some((c) => foreign(c.appId)) : foreign(r.appId),
+    );
+    if (misrouted) {
+      this.respond(msg, {
+        type: "error",
+        code: "invalid",
+        message: "app is not in this partition",
+      });
+      return;
+    }
+    const effects: PresenceEffect[] = [];
+    const results: ReportResult[] = [];
+    for (const r of reports) {
+      switch (r.type) {
+        case "join": {
+          const { outcome, effects: e } = this.core.join(gatewayId, r);
+          effects.push(...e);
+          results.push(outcome);
+          continue;
+        }
+        case "leave":
+          effects.push(...this.core.leave(r.appId, r.channel, r.connectionId));
+          break;
+        case "open":
+          effects.push(
+            ...this.core.open(gatewayId, r.appId, r.connectionId, r.userId, r.watchlist),
+          );
+          break;
+        case "close":
+          effects.push(...this.core.close(r.appId, r.connectionId));
+          break;
+        case "status":
+          effects.push(...this.core.setStatus(r.appId, r.userId, r.status));
+          break;
+        case "sync":
+          effects.push(...this.syncPart(gatewayId, r));
+          break;
+      }
+      results.push({ ok: true });
+    }
+    try {
+      await this.persist();
+    } catch (err) {
+      // The core already moved on (and will not repeat the effects when the
+      // gateway retries), so announce now; the unsaved keys go with the next write.
+      this.emit(effects);
+      this.respond(msg, { type: "error", code: "unavailable", message: String(err) });
+      return;
+    }
+    this.respond(msg, { type: "batch_result", results });
+    this.emit(effects);
+  }
+
+  private syncPart(
+    gatewayId: string,
+    r: Extract<PresenceReport, { type: "sync" }>,
+  ): PresenceEffect[] {
+    const prev = this.syncs.get(gatewayId);
+    const acc = r.part === 0 ? { id: r.syncId, next: 0, conns: [] } : prev;
+    if (!acc || acc.id !== r.syncId || acc.next !== r.part) {
+      // Parts went to a previous owner: applying the rest would drop their connections.
+      this.syncs.delete(gatewayId);
+      if (r.done) this.requestResync(gatewayId);
+      return [];
+    }
+    acc.conns.push(...r.connections);
+    acc.next++;
+    if (!r.done) {
+      this.syncs.set(gatewayId, acc);
+      return [];
+    }
+    this.syncs.delete(gatewayId);
+    // Every app of this gateway in this partition is covered by the snapshot.
+    return this.core.syncGateway(
+      gatewayId,
+      acc.conns,
+      (appId) => partitionOf(appId) === this.o.partition,
+    );
+  }
+
+  private requestResync(gatewayId: string): void {
+    const msg = { type: "resync" as const, partitions: [this.o.partition], gatewayId };
+    this.o.nc.publish(presenceResyncSubject(), encodeMessage(msg));
+  }
+
+  private async persist(): Promise<void> {
+    const p = this.o.partition;
+    const dirty = this.core.takeDirty();
+    for (const c of dirty.connections) this.unsaved.add(`c\0${c.appId}\0${c.connectionId}`);
+    for (const s of dirty.statuses) this.unsaved.add(`s\0${s.appId}\0${s.userId}`);
+    if (this.unsaved.size === 0) return;
+    const keys = [...this.unsaved];
+    const writes = keys.map(async (k) => {
+      const [kind, appId = "", id = ""] = k.split("\0");
+      if (kind === "c") {
+        const rec = this.core.connection(appId, id);
+        const key = connectionKey(p, appId, id);
+        await (rec
+          ? this.o.kv.put(key, encoder.encode(JSON.stringify(rec)))
+          : this.o.kv.delete(key));
+      } else {
+        const status = this.core.manualStatus(appId, id);
+        const key = statusKey(p, appId, id);
+        const value = { appId, userId: id, status };
+        await (status
+          ? this.o.kv.put(key, encoder.encode(JSON.stringify(value)))
+          : this.o.kv.delete(key));
+      }
+      this.unsaved.delete(k);
+    });
+    const failed = (await Promise.allSettled(writes)).find((r) => r.status === "rejected");
+    if (failed)
+      throw new PersistError(`presence state write failed (partition ${p})`, {
+        cause: failed.reason,
+      });
+  }
+
+  private emit(effects: PresenceEffect[]): void {
+    if (!this.stopped) this.o.emitter.emit(effects);
+  }
+
+  private respond(msg: Msg, reply: PresenceReply): void {
+    if (this.stopped || !msg.reply) return;
+    msg.respond(encodeMessage(reply));
+  }
+
+  private async keys(filter: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await this.o.kv.keys(filter)) out.push(k);
+    return out;
+  }
+
+  private async read<T>(key: string): Promise<T | null> {
+    const e = await this.o.kv.get(key);
+    if (e?.operation !== "PUT") return null;
+    return JSON.parse(decoder.decode(e.value)) as T;
+  }
+}

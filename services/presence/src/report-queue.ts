@@ -1,0 +1,189 @@
+/**
+ * The gateway side of the ordered report channel to one partition owner.
+ * Reports are sent in batches, one batch in flight at a time, so the owner
+ * applies them in exactly the order the gateway made them; a batch is
+ * retried (same content, same order) through failovers until `retryForMs`
+ * runs out. If it does, the batch is dropped and a full sync is queued in
+ * its place: the sync carries the gateway's current truth, so nothing lost
+ * in the dropped batch stays wrong at the service.
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import {
+  type ConnectionSnapshot,
+  decodeReply,
+  encodeMessage,
+  type PresenceMessage,
+  type PresenceReply,
+  type PresenceReport,
+  type ReportResult,
+} from "../../../shared/src/presence/messages.js";
+import { presenceRequestSubject } from "../../../shared/src/presence/subjects.js";
+
+/** No presence owner answered within the retry window. */
+export class PresenceUnavailableError extends Error {
+  override name = "PresenceUnavailableError";
+}
+
+/** The service rejected a request as malformed (a bug, not a transient failure). */
+export class PresenceRequestError extends Error {
+  override name = "PresenceRequestError";
+}
+
+export interface RequestPolicy {
+  requestTimeoutMs: number;
+  retryForMs: number;
+}
+
+interface Item {
+  /** A report, or a full sync whose content is taken when it is sent. */
+  report: PresenceReport | "sync";
+  /** Applied synchronously on success, before the next batch is built. */
+  onResult?: ((r: ReportResult) => void) | undefined;
+  resolve(r: ReportResult): void;
+  reject(err: unknown): void;
+}
+
+const MAX_BATCH = 256;
+const SYNC_PART = 500;
+
+/** Sends one request to a partition owner, retrying transient failures until the window closes. */
+export async function requestWithRetry(
+  nc: NatsConnection,
+  partition: number,
+  message: PresenceMessage,
+  policy: RequestPolicy,
+): Promise<PresenceReply> {
+  const deadline = Date.now() + policy.retryForMs;
+  const data = encodeMessage(message);
+  let last: unknown;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const msg = await nc.request(presenceRequestSubject(partition), data, {
+        timeout: policy.requestTimeoutMs,
+      });
+      const reply = decodeReply(msg.data);
+      if (reply.type !== "error") return reply;
+      if (reply.code === "invalid") throw new PresenceRequestError(reply.message);
+      last = new Error(`${reply.code}: ${reply.message}`);
+    } catch (err) {
+      if (err instanceof PresenceRequestError || nc.isClosed()) throw err;
+      // No responders (no owner yet, failover in progress) or a timeout.
+      last = err;
+    }
+    if (Date.now() >= deadline) {
+      throw new PresenceUnavailableError(`no presence owner for partition ${partition}`, {
+        cause: last,
+      });
+    }
+    await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+  }
+}
+
+export class ReportQueue {
+  private readonly items: Item[] = [];
+  private busy = false;
+  private idle: Promise<void> = Promise.resolve();
+  private markIdle: () => void = () => {};
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly partition: number,
+    private readonly gatewayId: string,
+    private readonly policy: RequestPolicy,
+    /** The gateway's connections in this partition, read when a sync is sent. */
+    private readonly snapshot: () => ConnectionSnapshot[],
+  ) {}
+
+  send(report: PresenceReport, onResult?: (r: ReportResult) => void): Promise<ReportResult> {
+    return new Promise((resolve, reject) => {
+      this.items.push({ report, onResult, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Queues a full sync unless one is already waiting (it would carry the same state). */
+  sync(): void {
+    if (this.items.some((i) => i.report === "sync")) return;
+    this.items.push({ report: "sync", resolve: () => {}, reject: () => {} });
+    this.pump();
+  }
+
+  /** Resolves when everything queued so far has been sent (or given up). */
+  drained(): Promise<void> {
+    return this.idle;
+  }
+
+  private pump(): void {
+    if (this.busy || this.items.length === 0) return;
+    this.busy = true;
+    this.idle = new Promise((r) => {
+      this.markIdle = r;
+    });
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.items.length > 0 && !this.nc.isClosed()) {
+      const head = this.items[0];
+      const batch: Item[] = head?.report === "sync" ? this.items.splice(0, 1) : this.takeReports();
+      try {
+        const results =
+          head?.report === "sync" ? await this.sendSync() : await this.sendBatch(batch);
+        batch.forEach((item, i) => {
+          const r = results[i] ?? { ok: true };
+          item.onResult?.(r);
+          item.resolve(r);
+        });
+      } catch (err) {
+        for (const item of batch) item.reject(err);
+        if (err instanceof PresenceUnavailableError) this.sync();
+      }
+    }
+    for (const item of this.items.splice(0))
+      item.reject(new PresenceUnavailableError("NATS connection closed"));
+    this.busy = false;
+    this.markIdle();
+  }
+
+  private takeReports(): Item[] {
+    const end = this.items.findIndex((i, n) => i.report === "sync" || n >= MAX_BATCH);
+    return this.items.splice(0, end < 0 ? this.items.length : end);
+  }
+
+  private async sendBatch(batch: Item[]): Promise<ReportResult[]> {
+    const reports = batch.map((i) => i.report as PresenceReport);
+    const reply = await requestWithRetry(
+      this.nc,
+      this.partition,
+      { type: "batch", gatewayId: this.gatewayId, reports },
+      this.policy,
+    );
+    if (reply.type !== "batch_result")
+      throw new PresenceRequestError(`unexpected reply ${reply.type}`);
+    return reply.results;
+  }
+
+  /** Sends the snapshot in parts; the owner applies it when the last part arrives. */
+  private async sendSync(): Promise<ReportResult[]> {
+    const conns = this.snapshot();
+    const syncId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    const parts = Math.max(1, Math.ceil(conns.length / SYNC_PART));
+    for (let i = 0; i < parts; i++) {
+      const connections = conns.slice(i * SYNC_PART, (i + 1) * SYNC_PART);
+      const report: PresenceReport = {
+        type: "sync",
+        syncId,
+        part: i,
+        connections,
+        done: i === parts - 1,
+      };
+      await requestWithRetry(
+        this.nc,
+        this.partition,
+        { type: "batch", gatewayId: this.gatewayId, reports: [report] },
+        this.policy,
+      );
+    }
+    return [{ ok: true }];
+  }
+}
