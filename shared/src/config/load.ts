@@ -19,6 +19,7 @@ export interface Config {
   logLevel: string;
   drainSeconds: number;
   activityTimeoutSec: number;
+  pongTimeoutSec: number;
   heartbeatMs: number;
   gatewayTimeoutMs: number;
   /** Defaults for every app, overridable per app under `limits`. */
@@ -99,6 +100,7 @@ export function loadConfig(env: Raw = process.env): Config {
     logLevel: values.logLevel as string,
     drainSeconds: values.drainSeconds as number,
     activityTimeoutSec: values.activityTimeoutSec as number,
+    pongTimeoutSec: values.pongTimeoutSec as number,
     heartbeatMs: values.heartbeatMs as number,
     gatewayTimeoutMs: values.gatewayTimeoutMs as number,
     defaultLimits: limits,

@@ -198,6 +198,14 @@ export const schema = {
     description:
       "Seconds of client silence before a keep-alive check (Pusher activity_timeout, Foony keepAliveMs).",
   },
+  pongTimeoutSec: {
+    env: "TIDINGS_PONG_TIMEOUT",
+    type: "int",
+    default: 30,
+    min: 1,
+    description:
+      "Seconds a client has to answer a keep-alive ping before it is closed (Pusher 4201).",
+  },
   heartbeatMs: {
     env: "TIDINGS_HEARTBEAT_MS",
     type: "int",
