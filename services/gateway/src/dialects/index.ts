@@ -1,8 +1,13 @@
 import type { Dialect, GatewayContext } from "../core/dialect.js";
 import { createBroadcasterDialect } from "./broadcaster/adapter.js";
 import { createHeraldDialect } from "./herald/adapter.js";
+import { createPusherDialect } from "./pusher/adapter.js";
 
 /** Every dialect this gateway speaks; each picks its own route at upgrade. */
 export function createDialects(ctx: GatewayContext): Dialect[] {
-  return [createHeraldDialect(ctx), createBroadcasterDialect(ctx)];
+  return [
+    createHeraldDialect(ctx),
+    createBroadcasterDialect(ctx),
+    createPusherDialect(ctx),
+  ];
 }
