@@ -119,18 +119,23 @@ export class JetStreamEngine implements Engine {
     } catch (err) {
       throw wrapError("connect", err);
     }
-    const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs ?? 5000 });
-    return new JetStreamEngine(nc, jsm, options);
+    try {
+      // Also checks that JetStream is enabled for this account.
+      const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs ?? 5000 });
+      return new JetStreamEngine(nc, jsm, options);
+    } catch (err) {
+      await nc.close();
+      throw wrapError("JetStream", err);
+    }
   }
 
   private constructor(
     private readonly nc: NatsConnection,
-    jsm: JetStreamManager,
+    private readonly jsm: JetStreamManager,
     options: JetStreamEngineOptions,
   ) {
     const timeout = options.requestTimeoutMs ?? 5000;
     const onError = options.onError ?? (() => {});
-    this.jsm = jsm;
     this.js = jetstream(nc, { timeout });
     this.replicas = options.replicas ?? 1;
     this.reader = new StreamReader(nc, this.js, jsm, timeout);
@@ -139,8 +144,6 @@ export class JetStreamEngine implements Engine {
     this.kvBuckets = new KvBuckets(this.js, this.replicas);
     void this.watchStatus();
   }
-
-  private readonly jsm: JetStreamManager;
 
   private async watchStatus(): Promise<void> {
     for await (const s of this.nc.status()) {
