@@ -111,11 +111,16 @@ class ChannelLive {
     // event after L = last seq now (L >= D), so it buffers deliveries until L is known.
     const entry: Entry = { handler, afterSeq: null, buffer: [] };
     this.entries.add(entry);
-    const ready = this.reader.lastSeq(this.stream, this.eventSubject).then(
-      (last) => this.activate(entry, last),
+    const last = this.isReady()
+      ? this.reader.lastSeq(this.stream, this.eventSubject)
+      : Promise.reject(new EngineUnavailableError("NATS not connected"));
+    const ready = last.then(
+      (seq) => this.activate(entry, seq),
       (err: unknown) => {
-        // Still deliver what the channel delivers; the caller learns ready failed.
-        this.activate(entry, 0);
+        // Still deliver whatever the channel delivers from here on (it may
+        // include events stored just before this subscribe); the caller
+        // learns that `ready` could not be established.
+        this.activate(entry, this.lastDelivered);
         throw err;
       },
     );
