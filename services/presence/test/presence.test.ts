@@ -150,4 +150,118 @@ describe("presence service over NATS", () => {
       { kind: "status", userId: "frank", status: "offline" },
     ]);
   });
+
+  // Under concurrent churn on three gateways the derived state must be exact,
+  // and every announcement must be a real transition (no doubles, nothing missed).
+  it("counts, members and watchlists are exact after a connect/disconnect storm", async () => {
+    const gws = [await startGateway(url), await startGateway(url), await startGateway(url)];
+    try {
+      const app = "storm";
+      const channels = ["presence-s0", "presence-s1", "news-s2"];
+      const users = Array.from({ length: 30 }, (_, i) => `s${i}`);
+      let seed = 42;
+      const rand = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      const watcherGw = gws[0] as Gateway;
+      await watcherGw.client.connectionOpened(app, "watch-conn", "watcher", users);
+      type Conn = { id: string; user: string; gw: Gateway; chans: string[]; open: boolean };
+      const conns: Conn[] = [];
+      for (let i = 0; i < 120; i++) {
+        const user = users[rand(users.length)] as string;
+        const chans = channels.filter(() => rand(2) === 0);
+        conns.push({ id: `sc${i}`, user, gw: gws[rand(3)] as Gateway, chans, open: true });
+      }
+      await Promise.all(
+        conns.map(async (c) => {
+          await c.gw.client.connectionOpened(app, c.id, c.user, []);
+          for (const ch of c.chans) {
+            const r = await c.gw.client.subscribe({
+              appId: app,
+              channel: ch,
+              connectionId: c.id,
+              userId: c.user,
+              member: ch.startsWith("presence-"),
+              maxMembers: 1000,
+            });
+            expect(r.ok).toBe(true);
+          }
+        }),
+      );
+      await Promise.all(
+        conns.map(async (c) => {
+          const roll = rand(3);
+          if (roll === 0) {
+            c.open = false;
+            await c.gw.client.connectionClosed(app, c.id);
+          } else if (roll === 1 && c.chans.length > 0) {
+            const ch = c.chans.pop() as string;
+            await c.gw.client.unsubscribe(app, ch, c.id);
+          }
+        }),
+      );
+      const live = conns.filter((c) => c.open);
+      for (const ch of channels) {
+        const expectedCount = live.filter((c) => c.chans.includes(ch)).length;
+        expect(await watcherGw.client.subscriberCount(app, ch)).toBe(expectedCount);
+        const expectedMembers = ch.startsWith("presence-")
+          ? [...new Set(live.filter((c) => c.chans.includes(ch)).map((c) => c.user))].sort()
+          : [];
+        const members = (await watcherGw.client.members(app, ch)).map((m) => m.userId).sort();
+        expect(members).toEqual(expectedMembers);
+        // The throttled count signal settles on the true count.
+        const lastCount = () =>
+          rec.all
+            .filter(
+              (r) => r.app === app && r.channel === ch && r.signal.kind === "subscriber_count",
+            )
+            .at(-1)?.signal;
+        await waitFor(
+          () =>
+            JSON.stringify(lastCount()) ===
+            JSON.stringify({ kind: "subscriber_count", count: expectedCount }),
+          {
+            timeoutMs: 5000,
+            what: `count signal of ${ch}`,
+          },
+        );
+        // Joins and leaves of each user alternate, ending in the user's real state.
+        for (const u of users) {
+          const seq = rec.all
+            .filter(
+              (r) =>
+                r.app === app &&
+                r.channel === ch &&
+                r.signal.kind === "member" &&
+                r.signal.userId === u,
+            )
+            .map((r) => (r.signal.kind === "member" ? r.signal.action : ""));
+          seq.forEach((a, i) => expect(a).toBe(i % 2 === 0 ? "joined" : "left"));
+          expect(seq.length % 2 === 1).toBe(expectedMembers.includes(u));
+        }
+      }
+      const online = new Set(live.map((c) => c.user));
+      await waitFor(
+        () =>
+          users.every((u) => {
+            const last = rec
+              .toUser("watcher")
+              .filter((s) => s.kind === "watch" && s.userId === u)
+              .at(-1);
+            return (last?.kind === "watch" && last.online) === online.has(u);
+          }),
+        { what: "watch signals settle" },
+      );
+      for (const u of users) {
+        const seq = rec
+          .toUser("watcher")
+          .flatMap((s) => (s.kind === "watch" && s.userId === u ? [s.online] : []));
+        seq.forEach((on, i) => expect(on).toBe(i % 2 === 0));
+        expect(await watcherGw.client.status(app, u)).toBe(online.has(u) ? "online" : "offline");
+      }
+    } finally {
+      for (const g of gws) await g.stop();
+    }
+  });
 });
