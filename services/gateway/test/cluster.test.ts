@@ -1,0 +1,287 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NatsHandle, startCluster, startNats } from "../../../shared/test/nats-harness.js";
+import { waitFor } from "../../../shared/test/wait.js";
+import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
+import { spawnTidings, type TidingsProcess } from "./processes.js";
+import type { TestClient } from "./ws-client.js";
+
+/** Short presence timings so dead gateways are noticed quickly in tests. */
+const FAST = { TIDINGS_HEARTBEAT_MS: "200", TIDINGS_GATEWAY_TIMEOUT_MS: "2000" };
+
+const bodies = (c: TestClient, stream: string) =>
+  c
+    .all<Frame>(isType("event.new", (p) => p.stream_id === stream && !p.ephemeral))
+    .map((f) => f.payload.body);
+
+describe("two gateways on one NATS", () => {
+  let nats: NatsHandle;
+  let presence: TidingsProcess;
+  let g1: TidingsProcess;
+  let g2: TidingsProcess;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const env = { NATS_URL: nats.urls[0]!, ...FAST };
+    presence = await spawnTidings("presence", env);
+    [g1, g2] = await Promise.all([spawnTidings("gateway", env), spawnTidings("gateway", env)]);
+  });
+  afterAll(async () => {
+    await Promise.all([g1?.kill(), g2?.kill(), presence?.kill()]);
+    await nats?.stop();
+  });
+
+  it("delivers what is published on one gateway to subscribers on the other, in order, once", async () => {
+    const a = await heraldConnect(heraldUrl(g1.url, "alice", ["x1"]));
+    const b = await heraldConnect(heraldUrl(g2.url, "bob", ["x1"]));
+    await request(a, "subscribe", { stream_id: "x1" });
+    await request(b, "subscribe", { stream_id: "x1" });
+    const sent = Array.from({ length: 200 }, (_, i) => i);
+    await Promise.all(
+      sent.map((i) => request(b, "event.publish", { stream_id: "x1", type: "n", body: i })),
+    );
+    await waitFor(() => bodies(a, "x1").length >= 200, { what: "200 events on gateway 1" });
+    const seqs = a.all<Frame>(isType("event.new")).map((f) => f.payload.seq as number);
+    expect([...seqs].sort((p, q) => p - q)).toEqual(seqs);
+    expect(new Set(seqs).size).toBe(200);
+    expect(new Set(bodies(a, "x1"))).toEqual(new Set(sent));
+    a.close();
+    b.close();
+  });
+
+  it("replays exactly what a client missed when it reconnects to the other gateway", async () => {
+    const pub = await heraldConnect(heraldUrl(g2.url, "pub", ["x2"]));
+    const c1 = await heraldConnect(heraldUrl(g1.url, "carol", ["x2"]));
+    await request(c1, "subscribe", { stream_id: "x2" });
+    for (let i = 0; i < 5; i++)
+      await request(pub, "event.publish", { stream_id: "x2", type: "n", body: i });
+    await waitFor(() => bodies(c1, "x2").length === 5);
+    const last = c1.all<Frame>(isType("event.new")).at(-1)!.payload.seq as number;
+    c1.close();
+    await c1.waitClosed();
+    for (let i = 5; i < 10; i++)
+      await request(pub, "event.publish", { stream_id: "x2", type: "n", body: i });
+    const c2 = await heraldConnect(heraldUrl(g2.url, "carol", ["x2"]));
+    await request(c2, "subscribe", { stream_id: "x2", last_seq: last });
+    await request(pub, "event.publish", { stream_id: "x2", type: "n", body: 10 });
+    await waitFor(() => bodies(c2, "x2").includes(10));
+    expect(bodies(c2, "x2")).toEqual([5, 6, 7, 8, 9, 10]);
+    pub.close();
+    c2.close();
+  });
+
+  it("dedupes a publish retried on another gateway with the same ref", async () => {
+    const s = await heraldConnect(heraldUrl(g1.url, "sub", ["x3"]));
+    await request(s, "subscribe", { stream_id: "x3" });
+    const p1 = await heraldConnect(heraldUrl(g1.url, "dave", ["x3"]));
+    const p2 = await heraldConnect(heraldUrl(g2.url, "dave", ["x3"]));
+    p1.send({
+      type: "event.publish",
+      ref: "retry-1",
+      payload: { stream_id: "x3", type: "n", body: "once" },
+    });
+    const first = await p1.next<Frame>((f) => f.ref === "retry-1");
+    p2.send({
+      type: "event.publish",
+      ref: "retry-1",
+      payload: { stream_id: "x3", type: "n", body: "once" },
+    });
+    const second = await p2.next<Frame>((f) => f.ref === "retry-1");
+    expect(second.payload).toEqual(first.payload);
+    await request(p2, "event.publish", { stream_id: "x3", type: "n", body: "marker" });
+    await waitFor(() => bodies(s, "x3").includes("marker"));
+    expect(bodies(s, "x3")).toEqual(["once", "marker"]);
+    for (const c of [s, p1, p2]) c.close();
+  });
+
+  it("excludes only the sending connection from ephemeral events across gateways", async () => {
+    const a = await heraldConnect(heraldUrl(g1.url, "erin", ["x4"]));
+    const a2 = await heraldConnect(heraldUrl(g1.url, "erin", ["x4"]));
+    const b = await heraldConnect(heraldUrl(g2.url, "finn", ["x4"]));
+    for (const c of [a, a2, b]) await request(c, "subscribe", { stream_id: "x4" });
+    a.send({ type: "event.trigger", payload: { stream_id: "x4", type: "poke", body: 1 } });
+    for (const c of [a2, b])
+      expect((await c.next<Frame>(isType("event.new"))).payload.ephemeral).toBe(true);
+    await request(a, "event.publish", { stream_id: "x4", type: "n", body: "after" });
+    await a.next<Frame>(isType("event.new", (p) => p.body === "after"));
+    expect(a.all<Frame>(isType("event.new", (p) => p.ephemeral === true))).toEqual([]);
+    for (const c of [a, a2, b]) c.close();
+  });
+
+  it("tracks members at user level across gateways", async () => {
+    const stream = "presence-room";
+    const a = await heraldConnect(heraldUrl(g1.url, "gina", [stream]));
+    const sub = await request(a, "subscribe", { stream_id: stream });
+    expect(sub.payload.members).toEqual([{ user_id: "gina", status: "online" }]);
+    const b1 = await heraldConnect(heraldUrl(g1.url, "hal", [stream]));
+    const b2 = await heraldConnect(heraldUrl(g2.url, "hal", [stream]));
+    await request(b1, "subscribe", { stream_id: stream });
+    expect((await a.next<Frame>(isType("member.joined"))).payload).toEqual({
+      stream_id: stream,
+      user_id: "hal",
+    });
+    const sub2 = await request(b2, "subscribe", { stream_id: stream });
+    expect((sub2.payload.members as { user_id: string }[]).map((m) => m.user_id).sort()).toEqual([
+      "gina",
+      "hal",
+    ]);
+    b1.close();
+    await b1.waitClosed();
+    // hal is still there through b2: no member.left yet, proven by a later event arriving first.
+    await request(b2, "event.publish", { stream_id: stream, type: "n", body: "still" });
+    await a.next<Frame>(isType("event.new", (p) => p.body === "still"));
+    expect(a.all<Frame>(isType("member.left"))).toEqual([]);
+    b2.close();
+    expect((await a.next<Frame>(isType("member.left"))).payload).toEqual({
+      stream_id: stream,
+      user_id: "hal",
+    });
+    expect(a.all<Frame>(isType("member.joined"))).toHaveLength(1);
+    a.close();
+  });
+});
+
+describe("faults", () => {
+  it("a killed gateway's members leave within 15 s and its clients lose nothing on another gateway", async () => {
+    await using nats = await startNats();
+    const env = { NATS_URL: nats.urls[0]!, ...FAST };
+    await using presence = await spawnTidings("presence", env);
+    await using g1 = await spawnTidings("gateway", env);
+    await using g2 = await spawnTidings("gateway", env);
+    void presence;
+    const stream = "presence-fault";
+    const watcher = await heraldConnect(heraldUrl(g2.url, "watcher", [stream]));
+    await request(watcher, "subscribe", { stream_id: stream });
+    const victim = await heraldConnect(heraldUrl(g1.url, "victim", [stream]));
+    await request(victim, "subscribe", { stream_id: stream });
+    await watcher.next<Frame>(isType("member.joined", (p) => p.user_id === "victim"));
+    const pub = await heraldConnect(heraldUrl(g2.url, "pub", [stream]));
+    for (let i = 0; i < 3; i++)
+      await request(pub, "event.publish", { stream_id: stream, type: "n", body: i });
+    await waitFor(() => bodies(victim, stream).length === 3);
+    const last = victim.all<Frame>(isType("event.new")).at(-1)!.payload.seq as number;
+
+    const killedAt = Date.now();
+    await g1.kill("SIGKILL");
+    await victim.waitClosed();
+    for (let i = 3; i < 6; i++)
+      await request(pub, "event.publish", { stream_id: stream, type: "n", body: i });
+    const left = await watcher.next<Frame>(
+      isType("member.left", (p) => p.user_id === "victim"),
+      15_000,
+    );
+    expect(left).toBeDefined();
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+
+    const again = await heraldConnect(heraldUrl(g2.url, "victim", [stream]));
+    const sub = await request(again, "subscribe", { stream_id: stream, last_seq: last });
+    // No ghost: the dead connection's membership is gone, the new one is the only "victim".
+    expect((sub.payload.members as { user_id: string }[]).map((m) => m.user_id).sort()).toEqual([
+      "victim",
+      "watcher",
+    ]);
+    await waitFor(() => bodies(again, stream).length === 3);
+    expect(bodies(again, stream)).toEqual([3, 4, 5]);
+    for (const c of [watcher, pub, again]) c.close();
+  });
+
+  it("kill -9 of the stream leader in a 3-node cluster loses no acknowledged event and duplicates none", async () => {
+    await using nats = await startCluster(3);
+    const env = { NATS_URL: nats.urls.join(","), NATS_REPLICAS: "3", ...FAST };
+    await using g1 = await spawnTidings("gateway", {
+      ...env,
+      NATS_URL: nats.urls[0]! + "," + nats.urls[1]!,
+    });
+    await using g2 = await spawnTidings("gateway", {
+      ...env,
+      NATS_URL: nats.urls[2]! + "," + nats.urls[1]!,
+    });
+    await using presence = await spawnTidings("presence", env);
+    void presence;
+    const stream = "ha";
+    const subs = await Promise.all([
+      heraldConnect(heraldUrl(g1.url, "s1", [stream])),
+      heraldConnect(heraldUrl(g2.url, "s2", [stream])),
+    ]);
+    for (const s of subs) await request(s, "subscribe", { stream_id: stream });
+    const pubs = await Promise.all([
+      heraldConnect(heraldUrl(g1.url, "p1", [stream])),
+      heraldConnect(heraldUrl(g2.url, "p2", [stream])),
+    ]);
+    const acked = new Map<string, number>();
+    let n = 0;
+    const publishSome = async (count: number) => {
+      await Promise.all(
+        Array.from({ length: count }, async () => {
+          const i = n++;
+          const p = pubs[i % 2]!;
+          // Retry with the same ref until acknowledged: the ref makes the retry idempotent.
+          for (let attempt = 0; attempt < 60; attempt++) {
+            // Publishes stall for ~5-6 s while the stream elects a new leader.
+            const r = await request(
+              p,
+              "event.publish",
+              { stream_id: stream, type: "n", body: i },
+              30_000,
+            );
+            if (r.type === "event.ack") return void acked.set(r.payload.event_id as string, i);
+            if (r.payload.code !== "internal") throw new Error(JSON.stringify(r));
+            await new Promise((res) => setTimeout(res, 250));
+          }
+          throw new Error(`publish ${i} never acknowledged`);
+        }),
+      );
+    };
+    await publishSome(50);
+    const leader = await nats.streamLeader("TIDINGS_app-id");
+    await Promise.all([publishSome(100), nats.kill(leader, "SIGKILL")]);
+    await publishSome(50);
+    expect(acked.size).toBe(200);
+    for (const s of subs) {
+      // A subscriber whose gateway had to reconnect replays from its last seq; here both stay
+      // connected, so every acknowledged event must arrive live, gap-filled, once.
+      await waitFor(() => s.all<Frame>(isType("event.new")).length >= 200, {
+        timeoutMs: 30_000,
+        what: "all acked events",
+      });
+      const ids = s.all<Frame>(isType("event.new")).map((f) => f.payload.event_id as string);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(new Set(ids)).toEqual(new Set(acked.keys()));
+    }
+    for (const c of [...subs, ...pubs]) c.close();
+  });
+
+  it("goes unready and fails publishes fast while NATS is down, then resumes live delivery", async () => {
+    await using nats = await startNats();
+    const env = { NATS_URL: nats.urls[0]!, ...FAST };
+    await using g = await spawnTidings("all", env);
+    const s = await heraldConnect(heraldUrl(g.url, "s", ["nd"]));
+    await request(s, "subscribe", { stream_id: "nd" }, 20_000);
+    await request(s, "event.publish", { stream_id: "nd", type: "n", body: "before" });
+    expect((await fetch(g.http("/readyz"))).status).toBe(200);
+
+    await nats.kill(0, "SIGKILL");
+    await waitFor(async () => (await fetch(g.http("/readyz"))).status === 503, {
+      what: "readyz 503",
+    });
+    const started = Date.now();
+    const failed = await request(s, "event.publish", { stream_id: "nd", type: "n", body: "down" });
+    expect(failed.payload.code).toBe("internal");
+    expect(Date.now() - started).toBeLessThan(3000);
+
+    await nats.restart(0);
+    await waitFor(async () => (await fetch(g.http("/readyz"))).status === 200, {
+      timeoutMs: 20_000,
+      what: "readyz 200",
+    });
+    const ok = await request(
+      s,
+      "event.publish",
+      { stream_id: "nd", type: "n", body: "after" },
+      20_000,
+    );
+    expect(ok.type).toBe("event.ack");
+    await waitFor(() => bodies(s, "nd").includes("after"), { timeoutMs: 20_000 });
+    expect(bodies(s, "nd")).toEqual(["before", "after"]);
+    s.close();
+  });
+});
