@@ -1,5 +1,6 @@
 import type { Dialect, GatewayContext } from "../core/dialect.js";
 import { createBroadcasterDialect } from "./broadcaster/adapter.js";
+import { createChatDialect } from "./chat/adapter.js";
 import { createHeraldDialect } from "./herald/adapter.js";
 import { createPusherDialect } from "./pusher/adapter.js";
 
@@ -8,6 +9,7 @@ export function createDialects(ctx: GatewayContext): Dialect[] {
   return [
     createHeraldDialect(ctx),
     createBroadcasterDialect(ctx),
+    createChatDialect(ctx),
     createPusherDialect(ctx),
   ];
 }

@@ -1,0 +1,233 @@
+import { randomUUID } from "node:crypto";
+import {
+  type EventInput,
+  type Json,
+  type StoredEvent,
+  seqOfEventId,
+} from "../../../../../shared/src/engine/engine.js";
+import type { GatewayContext } from "../../core/dialect.js";
+import { type CallRecord, type CallType, type Request, toInbox } from "./codec.js";
+import { ChatRequestError } from "./codes.js";
+import { inboxOf } from "./inbox.js";
+
+/** Stored events a messageId may name: the ones that carry a message. */
+const MESSAGES = new Set(["new", "edit"]);
+
+/** A call in the "chat" KV bucket under `call/<callId>`, from newCall until closed. */
+interface CallState extends CallRecord {
+  startedAt: number;
+  /** Set once, by whichever participant's closeCall wins the compare-and-set. */
+  callDuration?: number;
+  /** Both inboxes have their closeCall and call events. */
+  done?: boolean;
+}
+
+/**
+ * The chat requests, each turned into engine calls. A messageId is the id
+ * (`evt_<seq>`) of the event that carried the message into the recipient's
+ * inbox: unique within the app, and enough to find the stored message again
+ * (sender = its `userId`) without an index. So a message can be edited,
+ * deleted or receipted while it is in the recipient's inbox history
+ * (`historyPerChannel` / `historyMaxAgeSec`); older ones are `not_found`.
+ */
+export class ChatRequests {
+  constructor(private readonly ctx: GatewayContext) {}
+
+  /** Runs one request for `me`; resolves with the response payload. */
+  async handle(appId: string, me: string, r: Request, now: number): Promise<Json> {
+    switch (r.payloadType) {
+      case "new": {
+        notSelf(me, r.chatId);
+        // Scoped to the sender: two users may pick the same clientMessageId.
+        const key =
+          r.clientMessageId === undefined ? undefined : idem("new", me, r.clientMessageId);
+        const res = await this.publish(appId, r.chatId, toInbox.new(me, r), key);
+        return { messageId: res.id };
+      }
+      case "edit": {
+        const original = await this.ownMessage(appId, me, r.chatId, r.originalMessageId);
+        if (original.deleted)
+          throw new ChatRequestError("not_found", `message ${r.originalMessageId} was deleted`);
+        const res = await this.publish(
+          appId,
+          r.chatId,
+          toInbox.edit(me, r, clientMessageIdOf(original.event)),
+        );
+        return { messageId: res.id };
+      }
+      case "delete": {
+        const original = await this.ownMessage(appId, me, r.chatId, r.originalMessageId);
+        // Deleting twice is a retry: answered, not told to the other side again.
+        if (original.deleted) return {};
+        await this.publish(
+          appId,
+          r.chatId,
+          toInbox.delete(me, r, clientMessageIdOf(original.event)),
+          idem("delete", me, r.originalMessageId),
+        );
+        // Written after the event so a failure in between leaves a retry that still tells.
+        await this.kv(appId).create(deletedKey(r.originalMessageId), now);
+        return {};
+      }
+      case "dlvrd":
+      case "read": {
+        // Receipts are for messages in the reader's own inbox that `chatId` sent.
+        const m = await this.message(appId, me, r.messageId);
+        if (!m || m.userId !== r.chatId) {
+          throw new ChatRequestError(
+            "not_found",
+            `no message ${r.messageId} from ${r.chatId} to you`,
+          );
+        }
+        await this.publish(
+          appId,
+          r.chatId,
+          toInbox.receipt(r.payloadType, me, r.messageId),
+          idem(r.payloadType, me, r.messageId),
+        );
+        return {};
+      }
+      case "newCall":
+        return this.newCall(appId, me, r.chatId, r.callType, now);
+      case "closeCall":
+        return this.closeCall(appId, me, r.callId, now);
+    }
+  }
+
+  private async newCall(
+    appId: string,
+    me: string,
+    chatId: string,
+    callType: CallType,
+    now: number,
+  ): Promise<Json> {
+    notSelf(me, chatId);
+    const call: CallState = {
+      callId: randomUUID(),
+      caller: me,
+      callee: chatId,
+      callType,
+      startedAt: now,
+    };
+    await this.kv(appId).create(callKey(call.callId), { ...call });
+    await this.publish(appId, chatId, toInbox.newCall(call));
+    return { callId: call.callId };
+  }
+
+  /**
+   * The first close fixes the duration (compare-and-set), then both inboxes
+   * get `closeCall` and the stored `call` message under idempotency keys, so
+   * a retry, or both participants closing at once, stores each event once.
+   */
+  private async closeCall(appId: string, me: string, callId: string, now: number): Promise<Json> {
+    const kv = this.kv(appId);
+    for (;;) {
+      const entry = await kv.get(callKey(callId));
+      const call = entry ? parseCall(entry.value) : null;
+      if (!entry || !call) throw new ChatRequestError("not_found", `no call ${callId}`);
+      if (me !== call.caller && me !== call.callee)
+        throw new ChatRequestError("forbidden", `you are not in call ${callId}`);
+      if (call.done) return {};
+      let revision = entry.revision;
+      if (call.callDuration === undefined) {
+        call.callDuration = Math.max(0, Math.round((now - call.startedAt) / 1000));
+        const written = await kv.update(callKey(callId), { ...call }, revision);
+        if (written === null) continue;
+        revision = written;
+      }
+      const duration = call.callDuration;
+      for (const owner of [call.caller, call.callee]) {
+        const close = toInbox.closeCall(me, callId, duration);
+        await this.publish(appId, owner, close, idem("closeCall", callId, owner));
+        const stored = toInbox.call(me, call, duration, owner);
+        await this.publish(appId, owner, stored, idem("call", callId, owner));
+      }
+      // Losing this race only means the other closer marked it first.
+      await kv.update(callKey(callId), { ...call, done: true }, revision);
+      return {};
+    }
+  }
+
+  /** The message if `me` sent it to `chatId` (not_found / forbidden otherwise), and whether it is deleted. */
+  private async ownMessage(
+    appId: string,
+    me: string,
+    chatId: string,
+    messageId: string,
+  ): Promise<{ event: StoredEvent; deleted: boolean }> {
+    const m = await this.message(appId, chatId, messageId);
+    if (!m)
+      throw new ChatRequestError("not_found", `no message ${messageId} in the chat with ${chatId}`);
+    if (m.userId !== me)
+      throw new ChatRequestError("forbidden", "only the sender may edit or delete a message");
+    return { event: m, deleted: (await this.kv(appId).get(deletedKey(messageId))) !== null };
+  }
+
+  /** A message stored in `owner`'s inbox, by messageId. */
+  private async message(
+    appId: string,
+    owner: string,
+    messageId: string,
+  ): Promise<StoredEvent | null> {
+    const seq = seqOfEventId(messageId);
+    if (seq === null) return null;
+    const e = await this.ctx.engine.getEvent(appId, inboxOf(owner), seq);
+    return e && MESSAGES.has(e.name) ? e : null;
+  }
+
+  private async publish(appId: string, to: string, event: EventInput, idempotencyKey?: string) {
+    const started = performance.now();
+    const res = await this.ctx.engine.publish(appId, inboxOf(to), event, { idempotencyKey });
+    this.ctx.metrics.publishLatency.observe(
+      { dialect: "chat" },
+      (performance.now() - started) / 1000,
+    );
+    return res;
+  }
+
+  private kv(appId: string) {
+    return this.ctx.engine.kv(appId, "chat");
+  }
+}
+
+function notSelf(me: string, chatId: string): void {
+  // The sender's own devices get no copy of what it sends, so a chat with oneself has no reader.
+  if (chatId === me) throw new ChatRequestError("invalid_payload", "chatId is your own user id");
+}
+
+/** Idempotency keys are app-wide in the engine: prefix them so no other dialect's collide. */
+function idem(kind: string, ...parts: string[]): string {
+  return JSON.stringify(["chat", kind, ...parts]);
+}
+
+function deletedKey(messageId: string): string {
+  return `deleted/${messageId}`;
+}
+
+function callKey(callId: string): string {
+  return `call/${callId}`;
+}
+
+function clientMessageIdOf(e: StoredEvent): string | undefined {
+  const d = e.data;
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return undefined;
+  const v = e.name === "edit" ? d.originalClientMessageId : d.clientMessageId;
+  return typeof v === "string" ? v : undefined;
+}
+
+function parseCall(v: Json): CallState | null {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+  const { callId, caller, callee, callType, startedAt, callDuration, done } = v;
+  if (
+    typeof callId !== "string" ||
+    typeof caller !== "string" ||
+    typeof callee !== "string" ||
+    (callType !== "video" && callType !== "audio") ||
+    typeof startedAt !== "number"
+  )
+    return null;
+  const call: CallState = { callId, caller, callee, callType, startedAt };
+  if (typeof callDuration === "number") call.callDuration = callDuration;
+  if (done === true) call.done = true;
+  return call;
+}
