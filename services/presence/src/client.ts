@@ -94,7 +94,7 @@ export class NatsPresenceClient implements PresenceApi {
     const conn = this.conn(sub.appId, sub.connectionId);
     const token = Symbol(sub.channel);
     conn.pending.set(sub.channel, token);
-    const result = await this.queue(partitionOf(sub.appId)).send(
+    const sending = this.queue(partitionOf(sub.appId)).send(
       {
         type: "join",
         appId: sub.appId,
@@ -119,6 +119,10 @@ export class NatsPresenceClient implements PresenceApi {
         });
       },
     );
+    // A rejected join (no owner in time) leaves nothing behind to mistake for a pending one.
+    const result = await sending.finally(() => {
+      if (conn.pending.get(sub.channel) === token) conn.pending.delete(sub.channel);
+    });
     if ("members" in result || !result.ok) return result;
     throw new PresenceRequestError("join answered without an outcome");
   }

@@ -17,6 +17,7 @@ import type {
   ConnectionSnapshot,
   SubscriptionSnapshot,
 } from "../../../shared/src/presence/messages.js";
+import { type AppState, type ChannelState, newAppState } from "./indexes.js";
 
 export type PresenceEffect =
   | { to: "channel"; appId: string; channel: string; signal: Signal }
@@ -37,30 +38,6 @@ export interface JoinRequest {
   info?: Json | undefined;
   member: boolean;
   maxMembers: number;
-}
-
-interface MemberState {
-  conns: Set<string>;
-  /** From the user's first member connection (later ones don't change it). */
-  info?: Json | undefined;
-}
-
-interface ChannelState {
-  conns: Set<string>;
-  members: Map<string, MemberState>;
-}
-
-interface AppState {
-  conns: Map<string, ConnectionRecord>;
-  channels: Map<string, ChannelState>;
-  /** userId → its opened connections (online while non-empty). */
-  online: Map<string, Set<string>>;
-  /** userId → channels it is a member of (status fan-out). */
-  memberOf: Map<string, Set<string>>;
-  /** watched userId → watcher userId → number of watcher connections. */
-  watchers: Map<string, Map<string, number>>;
-  /** Manual statuses other than the default `online`. */
-  manual: Map<string, UserStatus>;
 }
 
 export class PresenceCore {
@@ -339,10 +316,7 @@ export class PresenceCore {
     if (conn.opened) this.setClosed(app, appId, conn);
     conn.userId = userId;
     conn.watchlist = watchlist;
-    for (const w of watchlist) {
-      const ws = app.watchers.get(w) ?? new Map<string, number>();
-      app.watchers.set(w, ws.set(userId, (ws.get(userId) ?? 0) + 1));
-    }
+    app.watchers.add(userId, watchlist);
     this.visibility(app, appId, userId, () => {
       conn.opened = true;
       const set = app.online.get(userId) ?? new Set();
@@ -354,13 +328,7 @@ export class PresenceCore {
     const userId = conn.userId;
     if (!conn.opened || userId === undefined) return;
     this.touch(appId, conn);
-    for (const w of conn.watchlist) {
-      const ws = app.watchers.get(w);
-      const n = (ws?.get(userId) ?? 0) - 1;
-      if (n > 0) ws?.set(userId, n);
-      else ws?.delete(userId);
-      if (ws?.size === 0) app.watchers.delete(w);
-    }
+    app.watchers.remove(userId, conn.watchlist);
     this.visibility(app, appId, userId, () => {
       conn.opened = false;
       const set = app.online.get(userId);
@@ -393,7 +361,7 @@ export class PresenceCore {
     }
     const wasOnline = before !== "offline";
     const isOnline = after !== "offline";
-    for (const watcher of app.watchers.get(userId)?.keys() ?? []) {
+    for (const watcher of app.watchers.of(userId)) {
       if (wasOnline !== isOnline) {
         this.out.push({
           to: "user",
@@ -447,14 +415,7 @@ export class PresenceCore {
   private app(appId: string): AppState {
     let app = this.apps.get(appId);
     if (!app) {
-      app = {
-        conns: new Map(),
-        channels: new Map(),
-        online: new Map(),
-        memberOf: new Map(),
-        watchers: new Map(),
-        manual: new Map(),
-      };
+      app = newAppState();
       this.apps.set(appId, app);
     }
     return app;

@@ -126,16 +126,10 @@ export class OwnedPartition {
 
   private async load(): Promise<void> {
     const p = this.o.partition;
-    const records: ConnectionRecord[] = [];
-    const statuses: { appId: string; userId: string; status: UserStatus }[] = [];
-    for (const key of await this.keys(connectionKeyFilter(p))) {
-      const v = await this.read<ConnectionRecord>(key);
-      if (v) records.push(v);
-    }
-    for (const key of await this.keys(statusKeyFilter(p))) {
-      const v = await this.read<{ appId: string; userId: string; status: UserStatus }>(key);
-      if (v) statuses.push(v);
-    }
+    const records = await this.readAll<ConnectionRecord>(connectionKeyFilter(p));
+    const statuses = await this.readAll<{ appId: string; userId: string; status: UserStatus }>(
+      statusKeyFilter(p),
+    );
     this.core.load(records, statuses);
     const apps = new Set(records.map((r) => r.appId));
     for (const appId of apps) {
@@ -327,9 +321,15 @@ export class OwnedPartition {
     msg.respond(encodeMessage(reply));
   }
 
-  private async keys(filter: string): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await this.o.kv.keys(filter)) out.push(k);
+  /** Reads every live value under `filter`, a bounded number of gets at a time. */
+  private async readAll<T>(filter: string): Promise<T[]> {
+    const keys: string[] = [];
+    for await (const k of await this.o.kv.keys(filter)) keys.push(k);
+    const out: T[] = [];
+    for (let i = 0; i < keys.length; i += 64) {
+      const values = await Promise.all(keys.slice(i, i + 64).map((k) => this.read<T>(k)));
+      for (const v of values) if (v !== null) out.push(v);
+    }
     return out;
   }
 

@@ -1,0 +1,70 @@
+/**
+ * Derived indexes of one app's presence state. They only ever change
+ * together with the connection records, inside `PresenceCore`.
+ */
+import type { Json, UserStatus } from "../../../shared/src/engine/engine.js";
+import type { ConnectionRecord } from "./core.js";
+
+export interface MemberState {
+  conns: Set<string>;
+  /** From the user's first member connection (later ones don't change it). */
+  info?: Json | undefined;
+}
+
+export interface ChannelState {
+  conns: Set<string>;
+  members: Map<string, MemberState>;
+}
+
+export interface AppState {
+  conns: Map<string, ConnectionRecord>;
+  channels: Map<string, ChannelState>;
+  /** userId → its opened connections (online while non-empty). */
+  online: Map<string, Set<string>>;
+  /** userId → channels it is a member of (status fan-out). */
+  memberOf: Map<string, Set<string>>;
+  watchers: WatchIndex;
+  /** Manual statuses other than the default `online`. */
+  manual: Map<string, UserStatus>;
+}
+
+/**
+ * Who watches whom. Counted per watcher connection: one of a watcher's
+ * connections closing must not end a watch its other connections still hold.
+ */
+export class WatchIndex {
+  /** watched userId → watcher userId → number of watcher connections. */
+  private readonly byWatched = new Map<string, Map<string, number>>();
+
+  add(watcher: string, watchlist: readonly string[]): void {
+    for (const w of watchlist) {
+      const ws = this.byWatched.get(w) ?? new Map<string, number>();
+      this.byWatched.set(w, ws.set(watcher, (ws.get(watcher) ?? 0) + 1));
+    }
+  }
+
+  remove(watcher: string, watchlist: readonly string[]): void {
+    for (const w of watchlist) {
+      const ws = this.byWatched.get(w);
+      const n = (ws?.get(watcher) ?? 0) - 1;
+      if (n > 0) ws?.set(watcher, n);
+      else ws?.delete(watcher);
+      if (ws?.size === 0) this.byWatched.delete(w);
+    }
+  }
+
+  of(userId: string): Iterable<string> {
+    return this.byWatched.get(userId)?.keys() ?? [];
+  }
+}
+
+export function newAppState(): AppState {
+  return {
+    conns: new Map(),
+    channels: new Map(),
+    online: new Map(),
+    memberOf: new Map(),
+    watchers: new WatchIndex(),
+    manual: new Map(),
+  };
+}
