@@ -104,7 +104,7 @@ describe("chat inbox redelivery", () => {
     await waitFor(async () => {
       const entry = await gw.engine.kv(TEST_APP.id, "chat").get(ackKey(u("b")));
       const s = entry ? parseAckState(entry.value) : undefined;
-      return s?.floor === seqs[1] && s.acked.length === 0;
+      return s !== undefined && s.floor === seqs[1] && s.acked.length === 0;
     });
   });
 
