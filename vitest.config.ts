@@ -6,6 +6,8 @@ export default defineConfig({
       {
         test: {
           name: "unit",
+          // Unit tests run first, in parallel; integration files after them.
+          sequence: { groupOrder: 0 },
           include: ["services/**/src/**/*.test.ts", "shared/src/**/*.test.ts"],
           environment: "node",
         },
@@ -13,6 +15,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
+          sequence: { groupOrder: 1 },
           include: ["services/**/test/**/*.test.ts", "shared/test/**/*.test.ts"],
           environment: "node",
           testTimeout: 60_000,

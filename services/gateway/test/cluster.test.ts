@@ -189,11 +189,11 @@ describe("faults", () => {
     const env = { NATS_URL: nats.urls.join(","), NATS_REPLICAS: "3", ...FAST };
     await using g1 = await spawnTidings("gateway", {
       ...env,
-      NATS_URL: nats.urls[0]! + "," + nats.urls[1]!,
+      NATS_URL: `${nats.urls[0]},${nats.urls[1]}`,
     });
     await using g2 = await spawnTidings("gateway", {
       ...env,
-      NATS_URL: nats.urls[2]! + "," + nats.urls[1]!,
+      NATS_URL: `${nats.urls[2]},${nats.urls[1]}`,
     });
     await using presence = await spawnTidings("presence", env);
     void presence;
