@@ -1,6 +1,7 @@
 import type { Dialect, GatewayContext } from "../core/dialect.js";
 import { createBroadcasterDialect } from "./broadcaster/adapter.js";
 import { createChatDialect } from "./chat/adapter.js";
+import { createFoonyDialect } from "./foony/adapter.js";
 import { createHeraldDialect } from "./herald/adapter.js";
 import { createPusherDialect } from "./pusher/adapter.js";
 
@@ -9,6 +10,7 @@ export function createDialects(ctx: GatewayContext): Dialect[] {
   return [
     createHeraldDialect(ctx),
     createBroadcasterDialect(ctx),
+    createFoonyDialect(ctx),
     createChatDialect(ctx),
     createPusherDialect(ctx),
   ];

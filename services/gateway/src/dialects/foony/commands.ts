@@ -1,0 +1,178 @@
+import type { Json } from "../../../../../shared/src/engine/engine.js";
+import type { Connection } from "../../core/connection.js";
+import type { GatewayContext } from "../../core/dialect.js";
+import type { ChannelEncoder } from "../../core/hub.js";
+import { allows, type Capability, type Operation } from "./auth.js";
+import { type ClientFrame, encode } from "./codec.js";
+import { FoonyError, FoonyRequestError } from "./codes.js";
+
+export interface FoonySession {
+  state: "awaiting" | "authing" | "ready";
+  /** Frames that arrived while `auth` was being verified; they run right after `connected`. */
+  early: string[];
+  clientId: string;
+  capability: Capability;
+  /** Channels this connection entered presence on, with its latest data. */
+  entered: Map<string, Json | undefined>;
+  /** Presence service holds subscriptions of this connection (drop them on close). */
+  registered: boolean;
+}
+
+/** Every Foony subscriber gets the same bytes for a delivery, so uWS fans them out. */
+const foonyEncoder: ChannelEncoder = {
+  topic: "foony",
+  encode: (channel, d) => {
+    if (d.type === "event") return encode.msg(d.event);
+    if (d.signal.kind === "presence") return encode.presEvt(channel, d.signal, Date.now());
+    // Ephemeral events of other dialects carry no messageId, which every Foony msg needs.
+    return null;
+  },
+};
+
+type Request = Exclude<ClientFrame, { t: "auth" }>;
+
+/** Handlers for authenticated Foony requests. Errors are thrown as FoonyRequestError. */
+export class FoonyCommands {
+  constructor(private readonly ctx: GatewayContext) {}
+
+  async handle(conn: Connection, s: FoonySession, f: Request): Promise<void> {
+    const app = conn.app!;
+    switch (f.t) {
+      case "ping":
+        conn.send(encode.pong());
+        return;
+      case "sub":
+        this.authorize(s, f.channel, "subscribe");
+        return this.subscribe(conn, s, f);
+      case "unsub":
+        if (!this.ctx.hub.isSubscribed(conn, f.channel))
+          throw new FoonyRequestError(FoonyError.notFound, `not subscribed to ${f.channel}`);
+        this.unsubscribe(conn, f.channel);
+        conn.send(encode.ack(f.id));
+        return;
+      case "pub": {
+        this.authorize(s, f.channel, "publish");
+        const started = performance.now();
+        await this.ctx.engine.publish(app.id, f.channel, {
+          name: f.name,
+          data: f.data,
+          userId: s.clientId,
+        });
+        this.ctx.metrics.publishLatency.observe(
+          { dialect: "foony" },
+          (performance.now() - started) / 1000,
+        );
+        conn.send(encode.ack(f.id));
+        return;
+      }
+      case "pres":
+        this.authorize(s, f.channel, "presence");
+        this.presence(conn, s, f);
+        conn.send(encode.ack(f.id));
+        return;
+      case "hist": {
+        this.authorize(s, f.channel, "history");
+        const page = await this.ctx.engine.history(app.id, f.channel, {
+          beforeSeq: f.beforeSeq,
+          limit: f.limit,
+        });
+        conn.send(encode.histRes(f.id, f.channel, page.events, page.hasMore));
+        return;
+      }
+    }
+  }
+
+  /** A closed connection leaves every channel it entered, as if it had sent `pres leave`. */
+  closed(conn: Connection, s: FoonySession): void {
+    const app = conn.app;
+    if (!app) return;
+    for (const [channel, data] of s.entered) {
+      this.ctx.engine.signal(app.id, channel, {
+        kind: "presence",
+        action: "leave",
+        clientId: s.clientId,
+        connectionId: conn.id,
+        data,
+      });
+    }
+    s.entered.clear();
+    if (s.registered) {
+      this.ctx.presence.connectionClosed(app.id, conn.id).catch((err: unknown) => {
+        conn.log.warn({ err }, "presence close report failed");
+      });
+    }
+  }
+
+  private authorize(s: FoonySession, channel: string, op: Operation): void {
+    if (!allows(s.capability, channel, op))
+      throw new FoonyRequestError(FoonyError.forbidden, `no ${op} capability for ${channel}`);
+  }
+
+  private async subscribe(conn: Connection, s: FoonySession, f: Request & { t: "sub" }) {
+    const app = conn.app!;
+    // A second sub restarts the subscription so its lastMessageId replay takes effect.
+    if (this.ctx.hub.isSubscribed(conn, f.channel)) this.unsubscribe(conn, f.channel);
+    if (conn.channels.size >= app.limits.maxSubscriptions) {
+      throw new FoonyRequestError(
+        FoonyError.badFrame,
+        `at most ${app.limits.maxSubscriptions} subscriptions per connection`,
+      );
+    }
+    s.registered = true;
+    await this.ctx.presence.subscribe({
+      appId: app.id,
+      channel: f.channel,
+      connectionId: conn.id,
+      member: false,
+      maxMembers: app.limits.maxPresenceMembers,
+    });
+    let acked = false;
+    const ack = () => {
+      if (acked) return;
+      acked = true;
+      conn.send(encode.ack(f.id));
+    };
+    if (conn.closed) return;
+    try {
+      await this.ctx.hub.join(conn, f.channel, foonyEncoder, {
+        afterSeq: f.afterSeq,
+        beforeEvents: ack,
+      });
+    } catch (err) {
+      this.unsubscribe(conn, f.channel);
+      throw err;
+    }
+    // An unsub that overtook the join cancels it before beforeEvents; still answer.
+    ack();
+  }
+
+  private unsubscribe(conn: Connection, channel: string): void {
+    this.ctx.hub.leave(conn, channel);
+    this.ctx.presence.unsubscribe(conn.app!.id, channel, conn.id).catch((err: unknown) => {
+      conn.log.warn({ err }, "presence unsubscribe report failed");
+    });
+  }
+
+  private presence(conn: Connection, s: FoonySession, f: Request & { t: "pres" }): void {
+    let action = f.action;
+    let data = f.data;
+    if (action === "leave") {
+      if (!s.entered.has(f.channel))
+        throw new FoonyRequestError(FoonyError.notFound, `not present in ${f.channel}`);
+      // A leave without data reports the data the member had.
+      data ??= s.entered.get(f.channel);
+      s.entered.delete(f.channel);
+    } else {
+      // An update from a client nobody has seen enter is its entrance.
+      if (!s.entered.has(f.channel)) action = "enter";
+      s.entered.set(f.channel, data);
+    }
+    this.ctx.engine.signal(conn.app!.id, f.channel, {
+      kind: "presence",
+      action,
+      clientId: s.clientId,
+      connectionId: conn.id,
+      data,
+    });
+  }
+}
