@@ -1,0 +1,244 @@
+/**
+ * Fan-out benchmark: N WebSocket subscribers on one channel, M events
+ * published at a fixed rate, measuring delivery rate and publish→receive
+ * latency. Runs Tidings and, when SOKETI_DIR is set, Soketi, alternating,
+ * and prints Tidings/Soketi ratios of the medians. A script, not a test.
+ *
+ *   npm run bench:fanout -- --conns 500 --events 2000 --rate 100 --runs 3
+ *   npm run bench:fanout -- --dialect herald        # Tidings only
+ *
+ * Every option also reads BENCH_<NAME> from the environment (BENCH_CONNS=...).
+ */
+import { parseArgs } from "node:util";
+import type WebSocket from "ws";
+import { CHANNEL, type DialectName, dialects } from "./gateway-clients.js";
+import { type ServerName, startServer } from "./gateway-servers.js";
+
+const defaults = {
+  conns: "500",
+  events: "2000",
+  rate: "100",
+  size: "100",
+  runs: "2",
+  dialect: "pusher",
+  servers: process.env.SOKETI_DIR ? "tidings,soketi" : "tidings",
+};
+type Option = keyof typeof defaults;
+const { values: args } = parseArgs({
+  options: Object.fromEntries(
+    Object.entries(defaults).map(([k, v]) => [
+      k,
+      { type: "string", default: process.env[`BENCH_${k.toUpperCase()}`] ?? v },
+    ]),
+  ) as Record<Option, { type: "string"; default: string }>,
+});
+const opt = {
+  conns: Number(args.conns),
+  events: Number(args.events),
+  rate: Number(args.rate),
+  size: Number(args.size),
+  runs: Number(args.runs),
+  dialect: args.dialect as DialectName,
+  servers: String(args.servers).split(",") as ServerName[],
+};
+if (!(opt.dialect in dialects)) throw new Error(`--dialect must be pusher or herald`);
+if (opt.dialect === "herald" && opt.servers.includes("soketi"))
+  throw new Error("Soketi speaks only Pusher: use --dialect pusher, or --servers tidings");
+
+interface Result {
+  server: ServerName;
+  run: number;
+  expected: number;
+  received: number;
+  publishErrors: number;
+  closedEarly: number;
+  deliveriesPerSec: number;
+  p50: number;
+  p99: number;
+  max: number;
+  publishP50: number;
+  serverCpuUsPerDelivery: number;
+  rssMiB: number;
+  connectSec: number;
+}
+
+// `"i":123,"t":456.7` inside the event data, JSON-escaped once by both dialects.
+const STAMP = /\\"i\\":(\d+),\\"t\\":([\d.]+)/;
+
+async function runOnce(serverName: ServerName, run: number): Promise<Result> {
+  const server = await startServer(serverName);
+  const dialect = dialects[opt.dialect];
+  const latencies = new Float64Array(opt.conns * opt.events);
+  let received = 0;
+  let lastReceiveAt = 0;
+  const onFrame = (text: string) => {
+    const m = STAMP.exec(text);
+    if (!m) return;
+    const now = performance.now();
+    latencies[received++] = now - Number(m[2]);
+    lastReceiveAt = now;
+  };
+  const sockets: WebSocket[] = [];
+  let closedEarly = 0;
+  let publisher: Awaited<ReturnType<typeof dialect.publisher>> | undefined;
+  try {
+    const connectStart = performance.now();
+    // A bounded number of handshakes in flight: this measures fan-out, not a connect storm.
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < opt.conns) {
+          const ws = await dialect.subscribe(server.port, next++, onFrame);
+          ws.on("close", () => closedEarly++);
+          sockets.push(ws);
+        }
+      }),
+    );
+    const connectSec = (performance.now() - connectStart) / 1000;
+    publisher = await dialect.publisher(server.port);
+
+    const pad = "x".repeat(Math.max(0, opt.size - 40));
+    const publishLatencies: number[] = [];
+    let publishErrors = 0;
+    let firstError: unknown;
+    const inFlight = new Set<Promise<void>>();
+    const cpuBefore = server.cpuSeconds();
+    const start = performance.now();
+    for (let i = 0; i < opt.events; i++) {
+      // Open loop at a fixed rate: wait for the slot, not for the previous answer.
+      const due = start + (i * 1000) / opt.rate;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      while (inFlight.size >= 256) await Promise.race(inFlight);
+      const t = performance.now();
+      const p: Promise<void> = publisher
+        .publish(`{"i":${i},"t":${t.toFixed(3)},"p":"${pad}"}`)
+        .then(
+          () => {
+            publishLatencies.push(performance.now() - t);
+          },
+          (err: unknown) => {
+            publishErrors++;
+            firstError ??= err;
+          },
+        )
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.all(inFlight);
+    if (firstError) console.error(`${serverName}: publish error:`, firstError);
+    const expected = (opt.events - publishErrors) * opt.conns;
+    // Wait for stragglers: until all arrived or nothing arrived for 3 s.
+    for (;;) {
+      if (received >= expected) break;
+      const before = received;
+      await new Promise((r) => setTimeout(r, 3000));
+      if (received === before) break;
+    }
+    const cpu = server.cpuSeconds() - cpuBefore;
+    const sorted = latencies.subarray(0, received).sort();
+    const pick = (q: number) => sorted[Math.min(received - 1, Math.floor(q * received))] ?? NaN;
+    publishLatencies.sort((a, b) => a - b);
+    return {
+      server: serverName,
+      run,
+      expected,
+      received,
+      publishErrors,
+      closedEarly,
+      deliveriesPerSec: received / ((lastReceiveAt - start) / 1000),
+      p50: pick(0.5),
+      p99: pick(0.99),
+      max: sorted[received - 1] ?? NaN,
+      publishP50: publishLatencies[Math.floor(publishLatencies.length / 2)] ?? NaN,
+      serverCpuUsPerDelivery: (cpu * 1e6) / Math.max(1, received),
+      rssMiB: server.rssMiB(),
+      connectSec,
+    };
+  } finally {
+    publisher?.close();
+    for (const ws of sockets) {
+      ws.removeAllListeners("close");
+      ws.terminate();
+    }
+    await server.stop();
+  }
+}
+
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+};
+
+function printRow(r: Result) {
+  console.log(
+    [
+      r.server.padEnd(8),
+      String(r.run).padStart(3),
+      `${r.received}/${r.expected}`.padStart(17),
+      fmt(r.deliveriesPerSec, 0).padStart(10),
+      fmt(r.p50, 2).padStart(8),
+      fmt(r.p99, 2).padStart(8),
+      fmt(r.max, 1).padStart(8),
+      fmt(r.publishP50, 2).padStart(8),
+      fmt(r.serverCpuUsPerDelivery, 2).padStart(8),
+      fmt(r.rssMiB, 0).padStart(6),
+      String(r.publishErrors + r.closedEarly).padStart(6),
+    ].join(" "),
+  );
+}
+
+async function main() {
+  console.log(
+    `fan-out: ${opt.conns} conns on "${CHANNEL}", ${opt.events} events at ${opt.rate}/s, ` +
+      `~${opt.size} B, dialect ${opt.dialect}, servers ${opt.servers.join(",")}, ${opt.runs} run(s)`,
+  );
+  console.log(
+    "server   run  received/expected  deliv/s  p50 ms  p99 ms  max ms  pub p50  cpu µs/d  RSS MB  errors",
+  );
+  const results: Result[] = [];
+  for (let run = 1; run <= opt.runs; run++) {
+    // Alternate the order so drift on a noisy machine hits both servers alike.
+    const order = run % 2 === 1 ? opt.servers : [...opt.servers].reverse();
+    for (const s of order) {
+      const r = await runOnce(s, run);
+      results.push(r);
+      printRow(r);
+    }
+  }
+  const summary = (s: ServerName) => {
+    const rs = results.filter((r) => r.server === s);
+    return {
+      rate: median(rs.map((r) => r.deliveriesPerSec)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      cpu: median(rs.map((r) => r.serverCpuUsPerDelivery)),
+      lossFree: rs.every((r) => r.received === r.expected && r.publishErrors === 0),
+    };
+  };
+  console.log("\nmedians:");
+  for (const s of opt.servers) {
+    const m = summary(s);
+    console.log(
+      `  ${s.padEnd(8)} ${fmt(m.rate, 0)} deliveries/s, p50 ${fmt(m.p50, 2)} ms, p99 ${fmt(m.p99, 2)} ms, ` +
+        `${fmt(m.cpu, 2)} µs server CPU/delivery, ${m.lossFree ? "no loss" : "LOSS OR ERRORS"}`,
+    );
+  }
+  if (opt.servers.includes("tidings") && opt.servers.includes("soketi")) {
+    const t = summary("tidings");
+    const k = summary("soketi");
+    console.log(
+      `\nTidings/Soketi: delivery rate ${fmt(t.rate / k.rate, 2)}x, p50 ${fmt(t.p50 / k.p50, 2)}x, ` +
+        `p99 ${fmt(t.p99 / k.p99, 2)}x, CPU/delivery ${fmt(t.cpu / k.cpu, 2)}x (latency and CPU: lower is better)`,
+    );
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,169 @@
+/**
+ * Starts the servers the fan-out benchmark measures, each as a child process
+ * on a free port on 127.0.0.1, and stops them by their own pid.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+export const APP = { id: "app-id", key: "app-key", secret: "app-secret" };
+
+export type ServerName = "tidings" | "soketi";
+
+export interface RunningServer {
+  name: ServerName;
+  port: number;
+  pid: number;
+  /** User + system CPU seconds the server process has used so far. */
+  cpuSeconds(): number;
+  rssMiB(): number;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const addr = srv.address();
+  srv.close();
+  if (addr === null || typeof addr === "string") throw new Error("no port");
+  return addr.port;
+}
+
+export async function startServer(name: ServerName): Promise<RunningServer> {
+  const port = await freePort();
+  if (name === "tidings") return startTidings(port);
+  return startSoketi(port);
+}
+
+async function startTidings(port: number): Promise<RunningServer> {
+  const { NATS_URL: _nats, TIDINGS_APPS: _apps, ...env } = process.env;
+  // `node --import tsx` rather than the tsx CLI so the pid we watch is the server.
+  const child = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
+    cwd: ROOT,
+    env: {
+      ...env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "error",
+      TIDINGS_DRAIN_SECONDS: "0",
+      // The Herald publisher is one connection sending every event.
+      TIDINGS_MAX_MESSAGE_RATE: "1000000",
+      TIDINGS_MAX_CONNECTIONS: "1000000",
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  return watch("tidings", child, port, "/readyz", () => undefined);
+}
+
+async function startSoketi(port: number): Promise<RunningServer> {
+  const dir = process.env.SOKETI_DIR;
+  if (!dir) throw new Error("SOKETI_DIR is not set (see loadtest/README.md)");
+  const conf = mkdtempSync(join(tmpdir(), "soketi-conf-"));
+  const config = {
+    ...JSON.parse(readFileSync(join(dir, "soketi.config.json"), "utf8")),
+    host: "127.0.0.1",
+    port,
+    "metrics.port": await freePort(),
+    "cluster.port": await freePort(),
+  };
+  writeFileSync(join(conf, "soketi.config.json"), JSON.stringify(config));
+  const child = spawn(
+    process.execPath,
+    [
+      join(dir, "node_modules/@soketi/soketi/bin/server.js"),
+      "start",
+      `--config=${join(conf, "soketi.config.json")}`,
+    ],
+    {
+      cwd: dir,
+      env: {
+        ...process.env,
+        SOKETI_DEFAULT_APP_ID: APP.id,
+        SOKETI_DEFAULT_APP_KEY: APP.key,
+        SOKETI_DEFAULT_APP_SECRET: APP.secret,
+        SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES: "true",
+        // Soketi's default per-app connection cap is unlimited, its HTTP body
+        // and rate limits are off by default; nothing else to lift.
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  return watch("soketi", child, port, "/", () => rmSync(conf, { recursive: true, force: true }));
+}
+
+async function watch(
+  name: ServerName,
+  child: ChildProcess,
+  port: number,
+  readyPath: string,
+  cleanup: () => void,
+): Promise<RunningServer> {
+  let stderr = "";
+  child.stderr?.on("data", (b: Buffer) => {
+    stderr = (stderr + b.toString()).slice(-4000);
+  });
+  let exited = false;
+  child.once("exit", () => {
+    exited = true;
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${name} did not start`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited) throw new Error(`${name} exited before it was ready:\n${stderr}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${readyPath}`);
+      if (res.ok) break;
+    } catch {
+      // Not listening yet: poll again below.
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${name} not ready after 30 s:\n${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    name,
+    port,
+    pid,
+    cpuSeconds: () => procCpuSeconds(pid),
+    rssMiB: () => procRssMiB(pid),
+    async stop() {
+      if (!exited) {
+        const gone = once(child, "exit");
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+        await gone;
+        clearTimeout(timer);
+      }
+      cleanup();
+    },
+  };
+}
+
+/** utime + stime from /proc (Linux only; NaN elsewhere). */
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function procRssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
