@@ -237,7 +237,7 @@ describe("presence service over NATS", () => {
                 r.signal.userId === u,
             )
             .map((r) => (r.signal.kind === "member" ? r.signal.action : ""));
-          seq.forEach((a, i) => expect(a).toBe(i % 2 === 0 ? "joined" : "left"));
+          for (const [i, a] of seq.entries()) expect(a).toBe(i % 2 === 0 ? "joined" : "left");
           expect(seq.length % 2 === 1).toBe(expectedMembers.includes(u));
         }
       }
@@ -257,7 +257,7 @@ describe("presence service over NATS", () => {
         const seq = rec
           .toUser("watcher")
           .flatMap((s) => (s.kind === "watch" && s.userId === u ? [s.online] : []));
-        seq.forEach((on, i) => expect(on).toBe(i % 2 === 0));
+        for (const [i, on] of seq.entries()) expect(on).toBe(i % 2 === 0);
         expect(await watcherGw.client.status(app, u)).toBe(online.has(u) ? "online" : "offline");
       }
     } finally {
