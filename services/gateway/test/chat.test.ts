@@ -408,10 +408,12 @@ describe("chat bad input", () => {
   });
 });
 
-describe("chat frame rate", () => {
+describe("chat app limits", () => {
   let limited: TestGateway;
   beforeAll(async () => {
-    limited = await startTestGateway({ env: { TIDINGS_MAX_MESSAGE_RATE: "2" } });
+    limited = await startTestGateway({
+      env: { TIDINGS_MAX_MESSAGE_RATE: "2", TIDINGS_MAX_CONNECTIONS: "1" },
+    });
   });
   afterAll(async () => {
     await limited.stop();
@@ -425,5 +427,22 @@ describe("chat frame rate", () => {
     const r = await c.ws.next<ChatFrame>((f) => f.type === "response" && f.id === null);
     expect(r.error?.code).toBe("rate_limited");
     expect(c.ws.closed).toBeUndefined();
+    // The next test needs the app's only connection slot.
+    c.close();
+    await c.ws.waitClosed();
+  });
+
+  it("a connection beyond the app's quota: rate_limited, then close 1013", async () => {
+    const first = await ChatClient.connect(limited.url, "q1");
+    open.push(first);
+    const second = await ChatClient.raw(
+      limited.url(`/chat/app-key?token=${await chatToken("q2")}`),
+    );
+    open.push(second);
+    expect(await second.next<ChatFrame>((f) => f.type === "response")).toMatchObject({
+      id: null,
+      error: { code: "rate_limited" },
+    });
+    expect((await second.waitClosed()).code).toBe(1013);
   });
 });
