@@ -49,6 +49,8 @@ export interface NatsPresenceClientOptions {
   /** How long a report or query is retried across failovers (default 20000 ms). */
   retryForMs?: number | undefined;
   log?: Logger | undefined;
+  /** How long `close()` waits for queued reports (default 5000 ms). */
+  closeTimeoutMs?: number | undefined;
 }
 
 interface LocalConn extends ConnectionSnapshot {
@@ -192,7 +194,14 @@ export class NatsPresenceClient implements PresenceApi {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.queues.values()].map((q) => q.drained()));
+    // Without an owner the queues would retry for the whole window; a
+    // shutting-down gateway waits a bounded time (the reaper covers the rest).
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((r) => {
+      timer = setTimeout(r, this.o.closeTimeoutMs ?? 5000);
+    });
+    await Promise.race([Promise.all([...this.queues.values()].map((q) => q.drained())), limit]);
+    clearTimeout(timer);
     clearInterval(this.heartbeat);
     this.resyncSub.unsubscribe();
   }

@@ -82,6 +82,7 @@ export async function requestWithRetry(
 export class ReportQueue {
   private readonly items: Item[] = [];
   private busy = false;
+  private closing = false;
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => {};
 
@@ -103,13 +104,14 @@ export class ReportQueue {
 
   /** Queues a full sync unless one is already waiting (it would carry the same state). */
   sync(): void {
-    if (this.items.some((i) => i.report === "sync")) return;
+    if (this.closing || this.items.some((i) => i.report === "sync")) return;
     this.items.push({ report: "sync", resolve: () => {}, reject: () => {} });
     this.pump();
   }
 
-  /** Resolves when everything queued so far has been sent (or given up). */
+  /** Resolves when everything queued so far has been sent (or given up); queues no new syncs. */
   drained(): Promise<void> {
+    this.closing = true;
     return this.idle;
   }
 
