@@ -187,6 +187,9 @@ describe("faults", () => {
   it("kill -9 of the stream leader in a 3-node cluster loses no acknowledged event and duplicates none", async () => {
     await using nats = await startCluster(3);
     const env = { NATS_URL: nats.urls.join(","), NATS_REPLICAS: "3", ...FAST };
+    // Presence first, so the gateways find its partitions owned when clients subscribe.
+    await using presence = await spawnTidings("presence", env);
+    void presence;
     await using g1 = await spawnTidings("gateway", {
       ...env,
       NATS_URL: `${nats.urls[0]},${nats.urls[1]}`,
@@ -195,14 +198,12 @@ describe("faults", () => {
       ...env,
       NATS_URL: `${nats.urls[2]},${nats.urls[1]}`,
     });
-    await using presence = await spawnTidings("presence", env);
-    void presence;
     const stream = "ha";
     const subs = await Promise.all([
       heraldConnect(heraldUrl(g1.url, "s1", [stream])),
       heraldConnect(heraldUrl(g2.url, "s2", [stream])),
     ]);
-    for (const s of subs) await request(s, "subscribe", { stream_id: stream });
+    for (const s of subs) await request(s, "subscribe", { stream_id: stream }, 20_000);
     const pubs = await Promise.all([
       heraldConnect(heraldUrl(g1.url, "p1", [stream])),
       heraldConnect(heraldUrl(g2.url, "p2", [stream])),
@@ -214,15 +215,17 @@ describe("faults", () => {
         Array.from({ length: count }, async () => {
           const i = n++;
           const p = pubs[i % 2]!;
-          // Retry with the same ref until acknowledged: the ref makes the retry idempotent.
+          // Retry with the same ref until acknowledged: the ref makes the retry idempotent,
+          // so an attempt that was stored but whose ack was lost is not stored twice.
+          const ref = `ha-${i}`;
           for (let attempt = 0; attempt < 60; attempt++) {
+            p.send({
+              type: "event.publish",
+              ref,
+              payload: { stream_id: stream, type: "n", body: i },
+            });
             // Publishes stall for ~5-6 s while the stream elects a new leader.
-            const r = await request(
-              p,
-              "event.publish",
-              { stream_id: stream, type: "n", body: i },
-              30_000,
-            );
+            const r = await p.next<Frame>((f) => f.ref === ref, 30_000);
             if (r.type === "event.ack") return void acked.set(r.payload.event_id as string, i);
             if (r.payload.code !== "internal") throw new Error(JSON.stringify(r));
             await new Promise((res) => setTimeout(res, 250));
