@@ -43,10 +43,11 @@ export async function request(
   c: TestClient,
   type: string,
   payload: Record<string, unknown>,
+  timeoutMs = 5000,
 ): Promise<Frame> {
   const ref = `r${++refs}`;
   c.send({ type, ref, payload });
-  return c.next<Frame>((f) => f.ref === ref);
+  return c.next<Frame>((f) => f.ref === ref, timeoutMs);
 }
 
 export const isType =
