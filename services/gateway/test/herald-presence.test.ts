@@ -124,9 +124,19 @@ describe("herald presence", () => {
     const w = await jwtConnect({ sub: "watcher", streams: [], watchlist: ["star"] });
     const star = await connect("star", []);
     expect((await w.next<Frame>(isType("watchlist.online"))).payload).toEqual({ user_id: "star" });
+    // A watcher connecting later learns at once who is already online.
+    const late = await jwtConnect({ sub: "late", streams: [], watchlist: ["star", "nobody"] });
+    expect((await late.next<Frame>(isType("watchlist.online"))).payload).toEqual({
+      user_id: "star",
+    });
     star.close();
     expect((await w.next<Frame>(isType("watchlist.offline"))).payload).toEqual({ user_id: "star" });
+    expect((await late.next<Frame>(isType("watchlist.offline"))).payload).toEqual({
+      user_id: "star",
+    });
+    expect(late.all<Frame>(isType("watchlist.online"))).toHaveLength(1);
     w.close();
+    late.close();
   });
 });
 

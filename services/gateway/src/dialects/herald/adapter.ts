@@ -79,6 +79,14 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         if (frame) conn.send(frame);
       });
       await ctx.presence.connectionOpened(app.id, conn.id, grant.userId, grant.watchlist);
+      // Watchers learn about changes from now on; tell them who is online already.
+      const statuses = await Promise.all(
+        grant.watchlist.map((u) => ctx.presence.status(app.id, u)),
+      );
+      grant.watchlist.forEach((u, i) => {
+        if (statuses[i] !== "offline")
+          conn.send(encodeUserSignal({ kind: "watch", userId: u, online: true })!);
+      });
       const early = s.early ?? [];
       s.early = null;
       for (const text of early) run(conn, s, text);
