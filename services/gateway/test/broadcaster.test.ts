@@ -160,6 +160,18 @@ describe("broadcaster subscriptions", () => {
     c.close();
   });
 
+  it("an unsubscribe sent right behind its subscribe is answered and wins", async () => {
+    const c = await connect();
+    c.send({ id: "s", method: "subscribe", params: { channel: "flicker" } });
+    c.send({ id: "u", method: "unsubscribe", params: { channel: "flicker" } });
+    expect((await c.next<Reply>((f) => f.requestId === "s")).result?.subscriptionId).toBeDefined();
+    expect((await c.next<Reply>((f) => f.requestId === "u")).result).toEqual({ success: true });
+    await call(c, "publish", { channel: "flicker", event: "e", payload: 1 });
+    await call(c, "ping");
+    expect(c.all<Notification>(isMessage())).toEqual([]);
+    c.close();
+  });
+
   it("checks authorizedChannels (with * prefixes) and scopes", async () => {
     const c = await connect({ authorizedChannels: ["team-*", "lobby"], scope: ["subscribe"] });
     expect((await call(c, "subscribe", { channel: "team-red" })).result).toBeDefined();

@@ -260,6 +260,19 @@ describe("foony channels", () => {
     c.close();
   });
 
+  it("an unsub sent right behind its sub is acked and wins", async () => {
+    const c = await server();
+    c.send({ t: "sub", channel: "flicker", id: 501 });
+    c.send({ t: "unsub", channel: "flicker", id: 502 });
+    expect(await c.next<FoonyFrame>((f) => f.id === 501)).toEqual({ t: "ack", id: 501 });
+    expect(await c.next<FoonyFrame>((f) => f.id === 502)).toEqual({ t: "ack", id: 502 });
+    await req(c, { t: "pub", channel: "flicker", name: "n", data: 1 });
+    c.send({ t: "ping" });
+    await c.next<FoonyFrame>(isT("pong"));
+    expect(c.all<FoonyFrame>(isT("msg"))).toEqual([]);
+    c.close();
+  });
+
   it("limits subscriptions per connection with 40001", async () => {
     const c = await server();
     for (const ch of ["l1", "l2", "l3"])

@@ -118,26 +118,31 @@ export class FoonyCommands {
         `at most ${app.limits.maxSubscriptions} subscriptions per connection`,
       );
     }
-    s.registered = true;
-    await this.ctx.presence.subscribe({
-      appId: app.id,
-      channel: f.channel,
-      connectionId: conn.id,
-      member: false,
-      maxMembers: app.limits.maxPresenceMembers,
-    });
     let acked = false;
     const ack = () => {
       if (acked) return;
       acked = true;
       conn.send(encode.ack(f.id));
     };
-    if (conn.closed) return;
+    // join marks the channel subscribed before its first await, so an `unsub`
+    // sent right after this `sub` finds it and cancels the join cleanly.
+    const joined = this.ctx.hub.join(conn, f.channel, foonyEncoder, {
+      afterSeq: f.afterSeq,
+      beforeEvents: ack,
+    });
+    s.registered = true;
+    // Registered for subscriber counts and channel listings; Foony members are signals.
+    this.ctx.presence
+      .subscribe({
+        appId: app.id,
+        channel: f.channel,
+        connectionId: conn.id,
+        member: false,
+        maxMembers: app.limits.maxPresenceMembers,
+      })
+      .catch((err: unknown) => conn.log.warn({ err }, "presence subscribe report failed"));
     try {
-      await this.ctx.hub.join(conn, f.channel, foonyEncoder, {
-        afterSeq: f.afterSeq,
-        beforeEvents: ack,
-      });
+      await joined;
     } catch (err) {
       this.unsubscribe(conn, f.channel);
       throw err;
