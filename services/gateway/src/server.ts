@@ -143,6 +143,13 @@ export async function startServer(
     );
   });
   const boundPort = uWS.us_socket_local_port(listenSocket);
+  let listening = true;
+  // Closing a listen socket twice crashes uWS (SIGSEGV), so only ever once.
+  const stopListening = () => {
+    if (!listening) return;
+    listening = false;
+    uWS.us_listen_socket_close(listenSocket);
+  };
 
   const byName = new Map(dialects.map((d) => [d.name, d]));
   const slowClosed = new WeakSet<Connection>();
@@ -170,7 +177,7 @@ export async function startServer(
     closeSlowConsumer,
     async drain(seconds: number) {
       draining = true;
-      uWS.us_listen_socket_close(listenSocket);
+      stopListening();
       const all = [...connections];
       // Spread reconnects so the remaining gateways are not hit all at once.
       const step = all.length > 0 ? (seconds * 1000) / all.length : 0;
@@ -181,8 +188,8 @@ export async function startServer(
     },
     close() {
       clearInterval(sweep);
-      uWS.us_listen_socket_close(listenSocket);
-      for (const conn of [...connections]) conn.ws.close();
+      stopListening();
+      for (const conn of [...connections]) if (!conn.ending) conn.ws.close();
     },
   };
 }

@@ -59,6 +59,8 @@ export class Connection {
   /** Channels this connection is subscribed to (managed by the hub). */
   readonly channels = new Set<string>();
   closed = false;
+  /** A close was requested; uWS runs the close handler later. */
+  ending = false;
   readonly openedAt = Date.now();
   lastSeenAt = Date.now();
   private bucket: TokenBucket | undefined;
@@ -134,7 +136,8 @@ export class Connection {
 
   /** Closes with a WebSocket close code; the `close` handler does the cleanup. */
   close(code: number, message: string): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
+    this.ending = true;
     try {
       this.ws.end(code, message.slice(0, 120));
     } catch (err) {
