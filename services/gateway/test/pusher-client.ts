@@ -1,14 +1,17 @@
 import PusherServer from "pusher";
 import Pusher from "pusher-js";
-import { TEST_APP, type TestGateway } from "./harness.js";
+import { TEST_APP } from "./harness.js";
 import { TestClient } from "./ws-client.js";
+
+/** A gateway to talk to: in-process (startTestGateway) or a spawned process. */
+export type Target = { port: number; url: (path: string) => string };
 
 /** 32 bytes, base64: lets the server SDK encrypt and authorize private-encrypted- channels. */
 export const MASTER_KEY = Buffer.alloc(32, 7).toString("base64");
 
 /** The official server SDK pointed at a test gateway. */
 export function pusherServer(
-  gw: TestGateway,
+  gw: Target,
   { secret = TEST_APP.secret, appId = TEST_APP.id } = {},
 ): PusherServer {
   return new PusherServer({
@@ -36,7 +39,7 @@ export interface ClientOptions {
  * server SDK's `authorizeChannel`/`authenticateUser` in a customHandler, as a
  * backend's auth endpoint would compute them.
  */
-export function pusherClient(gw: TestGateway, options: ClientOptions = {}): Pusher {
+export function pusherClient(gw: Target, options: ClientOptions = {}): Pusher {
   const signer = pusherServer(gw, { secret: options.secret ?? TEST_APP.secret });
   return new Pusher(TEST_APP.key, {
     cluster: "mt1",
@@ -114,7 +117,7 @@ export function nextEvent(
 
 /** A raw WebSocket on the Pusher endpoint that has read connection_established. */
 export async function rawPusher(
-  gw: TestGateway,
+  gw: Target,
   query = "protocol=7&client=js&version=8.6.0",
 ): Promise<{ c: TestClient; socketId: string }> {
   const c = await TestClient.connect(gw.url(`/app/${TEST_APP.key}?${query}`));
