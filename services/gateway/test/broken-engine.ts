@@ -1,0 +1,22 @@
+import type { EventInput, PublishOptions } from "../../../shared/src/engine/engine.js";
+import { MemoryEngine } from "../../../shared/src/engine/memory.js";
+
+/** Memory storage that fails publishes on channels starting with "broken", to observe server errors. */
+export class BrokenEngine extends MemoryEngine {
+  override async publish(
+    appId: string,
+    channel: string,
+    event: EventInput,
+    options?: PublishOptions,
+  ) {
+    if (channel.startsWith("broken")) throw new Error("disk on fire");
+    return super.publish(appId, channel, event, options);
+  }
+}
+
+export async function slowCloses(g: {
+  gateway: { metrics: { slowConsumerCloses: { get(): Promise<{ values: { value: number }[] }> } } };
+}): Promise<number> {
+  const m = await g.gateway.metrics.slowConsumerCloses.get();
+  return m.values.reduce((n, v) => n + v.value, 0);
+}
