@@ -1,7 +1,13 @@
 import PusherServer from "pusher";
-import Pusher from "pusher-js";
+import PusherJs from "pusher-js";
 import { TEST_APP } from "./harness.js";
 import { TestClient } from "./ws-client.js";
+
+// pusher-js ships ESM-style typings for a CommonJS build: under NodeNext the default
+// import is typed as the module, while at runtime it is the class itself.
+type PusherClass = typeof PusherJs.default;
+export type Pusher = InstanceType<PusherClass>;
+const PusherCtor = PusherJs as unknown as PusherClass;
 
 /** A gateway to talk to: in-process (startTestGateway) or a spawned process. */
 export type Target = { port: number; url: (path: string) => string };
@@ -41,7 +47,7 @@ export interface ClientOptions {
  */
 export function pusherClient(gw: Target, options: ClientOptions = {}): Pusher {
   const signer = pusherServer(gw, { secret: options.secret ?? TEST_APP.secret });
-  return new Pusher(TEST_APP.key, {
+  return new PusherCtor(TEST_APP.key, {
     cluster: "mt1",
     wsHost: "127.0.0.1",
     wsPort: gw.port,
@@ -82,6 +88,11 @@ export function connected(p: Pusher): Promise<string> {
     };
     p.connection.bind("state_change", onChange);
   });
+}
+
+/** POSTs a JSON body; the SDK's typings say string, but it JSON-encodes whatever it gets. */
+export function postJson(server: PusherServer, path: string, body: unknown): Promise<Response> {
+  return server.post({ path, body: body as string }) as unknown as Promise<Response>;
 }
 
 /** Subscribes and resolves with the subscription_succeeded data (members on presence). */

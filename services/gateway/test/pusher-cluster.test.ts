@@ -1,4 +1,3 @@
-import type Pusher from "pusher-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
@@ -8,7 +7,9 @@ import {
   connected,
   isEvent,
   nextEvent,
+  type Pusher,
   type PusherFrame,
+  postJson,
   pusherClient,
   pusherServer,
   rawPusher,
@@ -122,8 +123,8 @@ describe("pusher across two gateways on one NATS", () => {
     const h = await heraldConnect(heraldUrl(g2.url, "c-h", ["cache-c-px"]));
     await request(h, "subscribe", { stream_id: "cache-c-px" });
     const body = { name: "px", channels: ["cache-c-px"], data: '{"v":1}' };
-    await pusherServer(g1).post({ path: "/events", body: { ...body, idempotency_key: "c-k" } });
-    await pusherServer(g2).post({ path: "/events", body: { ...body, idempotency_key: "c-k" } });
+    await postJson(pusherServer(g1), "/events", { ...body, idempotency_key: "c-k" });
+    await postJson(pusherServer(g2), "/events", { ...body, idempotency_key: "c-k" });
     const p = client(g2);
     await connected(p);
     const ch = p.subscribe("cache-c-px");

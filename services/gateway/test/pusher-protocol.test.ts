@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signRequest } from "../src/dialects/pusher/http-sign.js";
 import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
 import { dataOf, isEvent, type PusherFrame, pusherServer, rawPusher } from "./pusher-client.js";
 import { TestClient } from "./ws-client.js";
@@ -252,5 +253,52 @@ describe("pusher capacity and drain", () => {
     expect((err.data as { code: number }).code).toBe(4200);
     expect((await c.waitClosed()).code).toBe(4200);
     await stopping;
+  });
+});
+
+describe("pusher HTTP signing edge cases", () => {
+  const app = { ...TEST_APP, apiKeys: [], allowedOrigins: [], limits: {} as never };
+  const post = (path: string, body: string, at: number, tamper?: (q: URLSearchParams) => void) => {
+    const q = signRequest(app, "POST", path, {}, body, at);
+    tamper?.(q);
+    return fetch(gw.http(`${path}?${q}`), { method: "POST", body });
+  };
+  const now = () => Math.floor(Date.now() / 1000);
+  const body = JSON.stringify({ name: "e", channel: "sig", data: "{}" });
+
+  it("accepts a hand-signed request and refuses stale timestamps and body changes", async () => {
+    expect((await post(`/apps/${TEST_APP.id}/events`, body, now())).status).toBe(200);
+    const stale = await post(`/apps/${TEST_APP.id}/events`, body, now() - 601);
+    expect(stale.status).toBe(401);
+    expect(await stale.text()).toMatch(/Timestamp expired/);
+    const md5 = await post(`/apps/${TEST_APP.id}/events`, body, now(), (q) =>
+      q.set("body_md5", "0".repeat(32)),
+    );
+    expect(md5.status).toBe(401);
+    const unsigned = await fetch(gw.http(`/apps/${TEST_APP.id}/channels`));
+    expect(unsigned.status).toBe(401);
+  });
+
+  it("refuses bodies over the limit with 413 and malformed JSON with 400", async () => {
+    const big = JSON.stringify({ name: "e", channel: "sig", data: "x".repeat(60_000) });
+    expect((await post(`/apps/${TEST_APP.id}/events`, big, now())).status).toBe(413);
+    const bad = await post(`/apps/${TEST_APP.id}/events`, "{nope", now());
+    expect(bad.status).toBe(400);
+  });
+
+  it("lists subscription counts and refuses subscriptions past the limit", async () => {
+    await using small = await startTestGateway({ env: { TIDINGS_MAX_SUBSCRIPTIONS: "1" } });
+    const { c } = await rawPusher(small);
+    c.send({ event: "pusher:subscribe", data: { channel: "only-one" } });
+    await c.next<PusherFrame>(isEvent("pusher_internal:subscription_succeeded", "only-one"));
+    c.send({ event: "pusher:subscribe", data: { channel: "second" } });
+    const err = await c.next<PusherFrame>(isEvent("pusher:subscription_error", "second"));
+    expect(err.data).toMatchObject({ type: "LimitReached", status: 4100 });
+    const res = await pusherServer(small).get({
+      path: "/channels",
+      params: { info: "subscription_count" },
+    });
+    expect(await res.json()).toEqual({ channels: { "only-one": { subscription_count: 1 } } });
+    c.close();
   });
 });

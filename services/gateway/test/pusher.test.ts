@@ -1,4 +1,3 @@
-import type Pusher from "pusher-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../../shared/test/wait.js";
 import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
@@ -6,6 +5,8 @@ import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-
 import {
   connected,
   nextEvent,
+  type Pusher,
+  postJson,
   pusherClient,
   pusherServer,
   rawPusher,
@@ -311,7 +312,7 @@ describe("pusher HTTP API through the server SDK", () => {
     const server = pusherServer(gw);
     expect(await status(server.trigger("x", "pusher:fake", {}))).toMatch(/^403 /);
     // The SDK validates names itself, so send what another client might.
-    const raw = (body: unknown) => server.post({ path: "/events", body });
+    const raw = (body: unknown) => postJson(server, "/events", body);
     expect(await status(raw({ name: "e", channels: ["bad channel!"], data: "{}" }))).toMatch(
       /^400 Invalid channel/,
     );
@@ -337,9 +338,9 @@ describe("pusher interop with herald", () => {
     await request(h, "subscribe", { stream_id: "shared-room" });
     const server = pusherServer(gw);
     const body = { name: "msg", channels: ["shared-room"], data: JSON.stringify({ n: 1 }) };
-    await server.post({ path: "/events", body: { ...body, idempotency_key: "k1" } });
-    await server.post({ path: "/events", body: { ...body, idempotency_key: "k1" } });
-    await server.post({ path: "/events", body: { ...body, data: "not json" } });
+    await postJson(server, "/events", { ...body, idempotency_key: "k1" });
+    await postJson(server, "/events", { ...body, idempotency_key: "k1" });
+    await postJson(server, "/events", { ...body, data: "not json" });
     const first = await h.next<Frame>(isType("event.new"));
     expect(first.payload).toMatchObject({ stream_id: "shared-room", type: "msg", body: { n: 1 } });
     const second = await h.next<Frame>(isType("event.new"));
