@@ -257,7 +257,7 @@ describe("pusher capacity and drain", () => {
 });
 
 describe("pusher HTTP signing edge cases", () => {
-  const app = { ...TEST_APP, apiKeys: [], allowedOrigins: [], limits: {} as never };
+  const app = { ...TEST_APP, apiKeys: [], allowedOrigins: [], webhooks: [], limits: {} as never };
   const post = (path: string, body: string, at: number, tamper?: (q: URLSearchParams) => void) => {
     const q = signRequest(app, "POST", path, {}, body, at);
     tamper?.(q);

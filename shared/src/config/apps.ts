@@ -1,5 +1,11 @@
 /** Apps (tenants): credentials and per-app limits. */
 
+import {
+  isWebhookEventType,
+  WEBHOOK_EVENT_TYPES,
+  type WebhookEventType,
+} from "../webhooks/events.js";
+
 export interface AppLimits {
   maxFrameBytes: number;
   maxMessageRate: number;
@@ -11,6 +17,13 @@ export interface AppLimits {
   dedupeWindowSec: number;
   maxPresenceMembers: number;
   clientEventRate: number;
+  webhookQueueLimit: number;
+}
+
+/** A Pusher webhook receiver; without `eventTypes` it gets every event type. */
+export interface WebhookConfig {
+  url: string;
+  eventTypes?: readonly WebhookEventType[] | undefined;
 }
 
 export interface AppConfig {
@@ -23,6 +36,8 @@ export interface AppConfig {
   jwks?: { keys: readonly Record<string, unknown>[] } | undefined;
   /** If non-empty, WebSocket upgrades must carry one of these `Origin`s. */
   allowedOrigins: readonly string[];
+  /** Pusher webhook receivers (`webhooks: [{url, event_types?}]` in TIDINGS_APPS). */
+  webhooks: readonly WebhookConfig[];
   limits: AppLimits;
 }
 
@@ -91,9 +106,45 @@ export function parseApps(input: unknown, defaults: AppLimits, problems: string[
       secret: String(a.secret),
       apiKeys: strings("apiKeys"),
       allowedOrigins: strings("allowedOrigins"),
+      webhooks: parseWebhooks(a.webhooks, `${at}.webhooks`, problems),
       jwks,
       limits,
     });
   });
   return apps;
+}
+
+function parseWebhooks(input: unknown, at: string, problems: string[]): WebhookConfig[] {
+  if (input === undefined) return [];
+  if (!Array.isArray(input)) {
+    problems.push(`${at}: must be an array of {url, event_types?}`);
+    return [];
+  }
+  const hooks: WebhookConfig[] = [];
+  input.forEach((item: unknown, i) => {
+    const w = item as { url?: unknown; event_types?: unknown } | null;
+    if (typeof w !== "object" || w === null) {
+      problems.push(`${at}[${i}]: must be an object`);
+      return;
+    }
+    let url: URL | undefined;
+    try {
+      url = typeof w.url === "string" ? new URL(w.url) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:"))
+      problems.push(`${at}[${i}].url: must be an http:// or https:// URL`);
+    let eventTypes: WebhookEventType[] | undefined;
+    if (w.event_types !== undefined) {
+      const types = w.event_types;
+      if (!Array.isArray(types) || types.length === 0 || !types.every(isWebhookEventType))
+        problems.push(
+          `${at}[${i}].event_types: must be a non-empty array of ${WEBHOOK_EVENT_TYPES.join(", ")}`,
+        );
+      else eventTypes = types;
+    }
+    if (url) hooks.push({ url: url.href, eventTypes });
+  });
+  return hooks;
 }

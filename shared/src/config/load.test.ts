@@ -62,6 +62,21 @@ describe("config", () => {
     expect(loadConfig({ TIDINGS_TYPO: "1" }).warnings.join()).toMatch(/TIDINGS_TYPO/);
   });
 
+  it("parses webhooks and names each bad field", () => {
+    const hook = { url: "http://127.0.0.1:9/h", event_types: ["client_event"] };
+    const c = loadConfig({
+      TIDINGS_APPS: JSON.stringify([{ id: "a", key: "k", secret: "s", webhooks: [hook] }]),
+    });
+    expect(c.apps[0]?.webhooks).toEqual([{ url: hook.url, eventTypes: ["client_event"] }]);
+    expect(c.apps[0]?.limits.webhookQueueLimit).toBe(10000);
+    const bad = [{ url: "ftp://x" }, { url: "http://x", event_types: ["nope"] }];
+    expect(() =>
+      loadConfig({
+        TIDINGS_APPS: JSON.stringify([{ id: "a", key: "k", secret: "s", webhooks: bad }]),
+      }),
+    ).toThrow(/webhooks\[0\]\.url: must be an http[\s\S]*webhooks\[1\]\.event_types/);
+  });
+
   it("reads an optional JSON file; env wins", () => {
     const path = join(tmpdir(), `tidings-${process.pid}.json`);
     writeFileSync(path, JSON.stringify({ PORT: 7000, HOST: "127.0.0.1" }));

@@ -73,6 +73,7 @@ export function loadConfig(env: Raw = process.env): Config {
         secret: "app-secret",
         apiKeys: [],
         allowedOrigins: [],
+        webhooks: [],
         limits,
       },
     ];

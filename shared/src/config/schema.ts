@@ -33,7 +33,7 @@ export const schema = {
     default: undefined,
     secret: true,
     description:
-      "JSON array of apps `{id, key, secret, apiKeys?, jwks?, allowedOrigins?, limits?}`. Unset: the development app `app-id`/`app-key`/`app-secret` (with a warning).",
+      "JSON array of apps `{id, key, secret, apiKeys?, jwks?, allowedOrigins?, webhooks?, limits?}`. Unset: the development app `app-id`/`app-key`/`app-secret` (with a warning).",
   },
   configFile: {
     env: "TIDINGS_CONFIG_FILE",
@@ -189,6 +189,15 @@ export const schema = {
     appLimit: "clientEventRate",
     description:
       "Ephemeral client events (Pusher client-*, Herald event.trigger) per second per connection.",
+  },
+  webhookQueueLimit: {
+    env: "TIDINGS_WEBHOOK_QUEUE_LIMIT",
+    type: "int",
+    default: 10000,
+    min: 1,
+    appLimit: "webhookQueueLimit",
+    description:
+      "Pusher webhook events an app may have waiting for delivery; past it the oldest are dropped (counted and logged).",
   },
   activityTimeoutSec: {
     env: "TIDINGS_ACTIVITY_TIMEOUT",
