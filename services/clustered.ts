@@ -1,9 +1,10 @@
 import type { Config } from "../shared/src/config/load.js";
+import { natsAuthOptions } from "../shared/src/config/nats.js";
 import { JetStreamEngine } from "../shared/src/engine/jetstream.js";
 import type { Logger } from "../shared/src/log.js";
 import { startGateway } from "./gateway/src/gateway.js";
 import { NatsPresenceClient } from "./presence/src/client.js";
-import { connectNats, runPresence } from "./presence/src/main.js";
+import { connectNats, runPresence } from "./presence/src/run.js";
 import { announce, onShutdown } from "./runtime.js";
 
 /**
@@ -19,11 +20,7 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
   }
   if (config.role !== "presence") {
     const engine = await JetStreamEngine.connect({
-      servers: [...(config.natsUrl ?? [])],
-      user: config.natsUser,
-      pass: config.natsPass,
-      token: config.natsToken,
-      tls: config.natsTlsCa ? { caFile: config.natsTlsCa } : undefined,
+      ...natsAuthOptions(config),
       replicas: config.natsReplicas >= 3 ? 3 : 1,
       name: "tidings-gateway",
       onError: (err) => log.warn({ err }, "engine background error"),

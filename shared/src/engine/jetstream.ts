@@ -27,7 +27,13 @@ import {
   StorageType,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import { type NatsConnection, nanos, nuid, type TlsOptions } from "@nats-io/nats-core";
+import {
+  type Authenticator,
+  type NatsConnection,
+  nanos,
+  nuid,
+  type TlsOptions,
+} from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import {
   eventSubject,
@@ -69,6 +75,8 @@ export interface JetStreamEngineOptions {
   user?: string | undefined;
   pass?: string | undefined;
   token?: string | undefined;
+  /** Credentials (.creds / NKey / JWT) authenticator; see shared/src/config/nats.ts. */
+  authenticator?: Authenticator | undefined;
   tls?: TlsOptions | undefined;
   /** Stream and KV replicas: 1 (single node) or 3 (cluster). */
   replicas?: 1 | 3 | undefined;
@@ -109,6 +117,7 @@ export class JetStreamEngine implements Engine {
         user: options.user,
         pass: options.pass,
         token: options.token,
+        authenticator: options.authenticator,
         tls: options.tls,
         name: options.name ?? "tidings",
         maxReconnectAttempts: -1,
