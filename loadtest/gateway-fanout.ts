@@ -136,6 +136,8 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       if (received === before) break;
     }
     const cpu = server.cpuSeconds() - cpuBefore;
+    const crash = server.crash();
+    if (crash) console.error(crash);
     const sorted = latencies.subarray(0, received).sort();
     const pick = (q: number) => sorted[Math.min(received - 1, Math.floor(q * received))] ?? NaN;
     publishLatencies.sort((a, b) => a - b);

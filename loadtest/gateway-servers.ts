@@ -22,6 +22,8 @@ export interface RunningServer {
   /** User + system CPU seconds the server process has used so far. */
   cpuSeconds(): number;
   rssMiB(): number;
+  /** Set once the process has exited on its own: its exit status and last stderr. */
+  crash(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -109,8 +111,11 @@ async function watch(
     stderr = (stderr + b.toString()).slice(-4000);
   });
   let exited = false;
-  child.once("exit", () => {
+  let stopping = false;
+  let crash: string | undefined;
+  child.once("exit", (code, signal) => {
     exited = true;
+    if (!stopping) crash = `${name} exited (${signal ?? code}) during the run:\n${stderr}`;
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name} did not start`);
@@ -135,7 +140,9 @@ async function watch(
     pid,
     cpuSeconds: () => procCpuSeconds(pid),
     rssMiB: () => procRssMiB(pid),
+    crash: () => crash,
     async stop() {
+      stopping = true;
       if (!exited) {
         const gone = once(child, "exit");
         child.kill("SIGTERM");
