@@ -1,16 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
 import { ChatClient, type ChatFrame } from "./chat-client.js";
-import { spawnTidings, type TidingsProcess } from "./processes.js";
-
-/** Short presence timings so the test does not wait on defaults. */
-const FAST = { TIDINGS_HEARTBEAT_MS: "200", TIDINGS_GATEWAY_TIMEOUT_MS: "2000" };
+import { startTwoGateways, type TidingsProcess, type TwoGateways } from "./processes.js";
 
 const texts = (events: ChatFrame[]) => events.map((e) => e.payload?.message);
 
 describe("chat across two gateways on one NATS", () => {
-  let nats: NatsHandle;
-  let presence: TidingsProcess;
+  let cluster: TwoGateways;
   let g1: TidingsProcess;
   let g2: TidingsProcess;
   const open: ChatClient[] = [];
@@ -21,17 +16,14 @@ describe("chat across two gateways on one NATS", () => {
   };
 
   beforeAll(async () => {
-    nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST };
-    presence = await spawnTidings("presence", env);
-    [g1, g2] = await Promise.all([spawnTidings("gateway", env), spawnTidings("gateway", env)]);
+    cluster = await startTwoGateways();
+    ({ g1, g2 } = cluster);
   });
   afterEach(() => {
     for (const c of open.splice(0)) c.close();
   });
   afterAll(async () => {
-    await Promise.all([g1?.kill(), g2?.kill(), presence?.kill()]);
-    await nats?.stop();
+    await cluster?.stop();
   });
 
   it("messages and receipts cross gateways; only the recipient's devices get them", async () => {

@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsHandle, startCluster, startNats } from "../../../shared/test/nats-harness.js";
+import { startCluster, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
-import { spawnTidings, type TidingsProcess } from "./processes.js";
+import {
+  FAST_PRESENCE,
+  spawnTidings,
+  startTwoGateways,
+  type TidingsProcess,
+  type TwoGateways,
+} from "./processes.js";
 import type { TestClient } from "./ws-client.js";
-
-/** Short presence timings so dead gateways are noticed quickly in tests. */
-const FAST = { TIDINGS_HEARTBEAT_MS: "200", TIDINGS_GATEWAY_TIMEOUT_MS: "2000" };
 
 const bodies = (c: TestClient, stream: string) =>
   c
@@ -14,20 +17,16 @@ const bodies = (c: TestClient, stream: string) =>
     .map((f) => f.payload.body);
 
 describe("two gateways on one NATS", () => {
-  let nats: NatsHandle;
-  let presence: TidingsProcess;
+  let cluster: TwoGateways;
   let g1: TidingsProcess;
   let g2: TidingsProcess;
 
   beforeAll(async () => {
-    nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST };
-    presence = await spawnTidings("presence", env);
-    [g1, g2] = await Promise.all([spawnTidings("gateway", env), spawnTidings("gateway", env)]);
+    cluster = await startTwoGateways();
+    ({ g1, g2 } = cluster);
   });
   afterAll(async () => {
-    await Promise.all([g1?.kill(), g2?.kill(), presence?.kill()]);
-    await nats?.stop();
+    await cluster?.stop();
   });
 
   it("delivers what is published on one gateway to subscribers on the other, in order, once", async () => {
@@ -143,7 +142,7 @@ describe("two gateways on one NATS", () => {
 describe("faults", () => {
   it("a killed gateway's members leave within 15 s and its clients lose nothing on another gateway", async () => {
     await using nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST };
+    const env = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE };
     await using presence = await spawnTidings("presence", env);
     await using g1 = await spawnTidings("gateway", env);
     await using g2 = await spawnTidings("gateway", env);
@@ -186,7 +185,7 @@ describe("faults", () => {
 
   it("kill -9 of the stream leader in a 3-node cluster loses no acknowledged event and duplicates none", async () => {
     await using nats = await startCluster(3);
-    const env = { NATS_URL: nats.urls.join(","), NATS_REPLICAS: "3", ...FAST };
+    const env = { NATS_URL: nats.urls.join(","), NATS_REPLICAS: "3", ...FAST_PRESENCE };
     // Presence first, so the gateways find its partitions owned when clients subscribe.
     await using presence = await spawnTidings("presence", env);
     void presence;
@@ -255,7 +254,7 @@ describe("faults", () => {
 
   it("goes unready and fails publishes fast while NATS is down, then resumes live delivery", async () => {
     await using nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST };
+    const env = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE };
     await using g = await spawnTidings("all", env);
     const s = await heraldConnect(heraldUrl(g.url, "s", ["nd"]));
     await request(s, "subscribe", { stream_id: "nd" }, 20_000);

@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import {
   broadcasterConnect,
@@ -11,15 +10,11 @@ import {
 import { appKeyAuth, type FoonyFrame, foonyConnect, foonyJwt, isT, req } from "./foony-client.js";
 import { TEST_APP } from "./harness.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
-import { spawnTidings, type TidingsProcess } from "./processes.js";
+import { startTwoGateways, type TidingsProcess, type TwoGateways } from "./processes.js";
 import type { TestClient } from "./ws-client.js";
 
-/** Short presence timings so the test does not wait on defaults. */
-const FAST = { TIDINGS_HEARTBEAT_MS: "200", TIDINGS_GATEWAY_TIMEOUT_MS: "2000" };
-
 describe("broadcaster and foony across two gateways on one NATS", () => {
-  let nats: NatsHandle;
-  let presence: TidingsProcess;
+  let cluster: TwoGateways;
   let g1: TidingsProcess;
   let g2: TidingsProcess;
   const open: TestClient[] = [];
@@ -29,17 +24,14 @@ describe("broadcaster and foony across two gateways on one NATS", () => {
   };
 
   beforeAll(async () => {
-    nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST };
-    presence = await spawnTidings("presence", env);
-    [g1, g2] = await Promise.all([spawnTidings("gateway", env), spawnTidings("gateway", env)]);
+    cluster = await startTwoGateways();
+    ({ g1, g2 } = cluster);
   });
   afterEach(() => {
     for (const c of open.splice(0)) c.close();
   });
   afterAll(async () => {
-    await Promise.all([g1?.kill(), g2?.kill(), presence?.kill()]);
-    await nats?.stop();
+    await cluster?.stop();
   });
 
   it("broadcaster: publishes on one gateway reach the other in order, seq 1..n per subscription", async () => {

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import {
   broadcasterConnect,
@@ -11,7 +10,7 @@ import {
 import { appKeyAuth, type FoonyFrame, foonyConnect, isT, req } from "./foony-client.js";
 import { startTestGateway, type TestGateway } from "./harness.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
-import { spawnTidings, type TidingsProcess } from "./processes.js";
+import { startTwoGateways, type TwoGateways } from "./processes.js";
 import { type PusherFrame, pusherServer, rawPusher } from "./pusher-client.js";
 import type { TestClient } from "./ws-client.js";
 
@@ -156,28 +155,16 @@ function interopSuite(name: string, gateways: () => [Base, Base]) {
 }
 
 let single: TestGateway;
-let nats: NatsHandle;
-let procs: TidingsProcess[] = [];
+let cluster: TwoGateways;
 
 beforeAll(async () => {
   single = await startTestGateway();
-  nats = await startNats();
-  const env = {
-    NATS_URL: nats.urls[0]!,
-    TIDINGS_HEARTBEAT_MS: "200",
-    TIDINGS_GATEWAY_TIMEOUT_MS: "2000",
-  };
-  const presence = await spawnTidings("presence", env);
-  procs = [
-    presence,
-    ...(await Promise.all([spawnTidings("gateway", env), spawnTidings("gateway", env)])),
-  ];
+  cluster = await startTwoGateways();
 });
 afterAll(async () => {
   await single?.stop();
-  await Promise.all(procs.map((p) => p.kill()));
-  await nats?.stop();
+  await cluster?.stop();
 });
 
 interopSuite("one gateway", () => [single, single]);
-interopSuite("two gateways on NATS", () => [procs[1]!, procs[2]!]);
+interopSuite("two gateways on NATS", () => [cluster.g1, cluster.g2]);

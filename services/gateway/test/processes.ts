@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
 import { TEST_APP } from "./harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -75,4 +76,43 @@ export async function spawnTidings(
     kill,
     [Symbol.asyncDispose]: () => kill(),
   };
+}
+
+/** Short presence timings so tests notice dead gateways in seconds, not on defaults. */
+export const FAST_PRESENCE = { TIDINGS_HEARTBEAT_MS: "200", TIDINGS_GATEWAY_TIMEOUT_MS: "2000" };
+
+export interface TwoGateways {
+  nats: NatsHandle;
+  presence: TidingsProcess;
+  g1: TidingsProcess;
+  g2: TidingsProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * The smallest real cluster: one nats-server, a presence replica (started
+ * first, so its partitions are owned before clients subscribe) and two
+ * gateway processes sharing them.
+ */
+export async function startTwoGateways(env: Record<string, string> = {}): Promise<TwoGateways> {
+  const nats = await startNats();
+  const procs: TidingsProcess[] = [];
+  const stop = async () => {
+    await Promise.all(procs.map((p) => p.kill()));
+    await nats.stop();
+  };
+  try {
+    const full = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE, ...env };
+    const presence = await spawnTidings("presence", full);
+    procs.push(presence);
+    const [g1, g2] = await Promise.all([
+      spawnTidings("gateway", full),
+      spawnTidings("gateway", full),
+    ]);
+    procs.push(g1, g2);
+    return { nats, presence, g1, g2, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

@@ -1,8 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
-import { spawnTidings, type TidingsProcess } from "./processes.js";
+import { startTwoGateways, type TidingsProcess, type TwoGateways } from "./processes.js";
 import {
   connected,
   isEvent,
@@ -17,12 +16,8 @@ import {
   type Target,
 } from "./pusher-client.js";
 
-/** Short presence timings so the test does not wait on defaults. */
-const FAST = { TIDINGS_HEARTBEAT_MS: "200", TIDINGS_GATEWAY_TIMEOUT_MS: "2000" };
-
 describe("pusher across two gateways on one NATS", () => {
-  let nats: NatsHandle;
-  let presence: TidingsProcess;
+  let cluster: TwoGateways;
   let g1: TidingsProcess;
   let g2: TidingsProcess;
   const clients: Pusher[] = [];
@@ -33,17 +28,14 @@ describe("pusher across two gateways on one NATS", () => {
   };
 
   beforeAll(async () => {
-    nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST };
-    presence = await spawnTidings("presence", env);
-    [g1, g2] = await Promise.all([spawnTidings("gateway", env), spawnTidings("gateway", env)]);
+    cluster = await startTwoGateways();
+    ({ g1, g2 } = cluster);
   });
   afterEach(() => {
     for (const p of clients.splice(0)) p.disconnect();
   });
   afterAll(async () => {
-    await Promise.all([g1?.kill(), g2?.kill(), presence?.kill()]);
-    await nats?.stop();
+    await cluster?.stop();
   });
 
   it("delivers HTTP events from one gateway to pusher-js on the other, honouring socket_id", async () => {
