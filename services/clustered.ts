@@ -1,7 +1,11 @@
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Config } from "../shared/src/config/load.js";
 import { natsAuthOptions } from "../shared/src/config/nats.js";
 import { JetStreamEngine } from "../shared/src/engine/jetstream.js";
+import { startHealthServer } from "../shared/src/http/health.js";
 import type { Logger } from "../shared/src/log.js";
+import { webhookCounters } from "../shared/src/webhooks/metrics.js";
+import { clusterWebhooks } from "../shared/src/webhooks/setup.js";
 import { startGateway } from "./gateway/src/gateway.js";
 import { NatsPresenceClient } from "./presence/src/client.js";
 import { connectNats, runPresence } from "./presence/src/run.js";
@@ -15,8 +19,28 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
   const stops: (() => Promise<void>)[] = [];
   if (config.role !== "gateway") {
     const presence = await runPresence(config, log.child({ service: "presence" }));
-    log.info({ replica: presence.service.replicaId }, "presence service running");
     stops.push(presence.stop);
+    if (config.role === "presence") {
+      // Alone, a replica serves its own probes and metrics on PORT.
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry, prefix: "tidings_presence_" });
+      new Gauge({
+        name: "tidings_presence_partitions_owned",
+        help: "Presence partitions this replica acts for",
+        registers: [registry],
+        collect() {
+          this.set(presence.service.owned().length);
+        },
+      });
+      const health = await startHealthServer(config.host, config.port, {
+        readiness: () => ({ nats: presence.ready() }),
+        registry,
+        log,
+      });
+      stops.unshift(async () => health.close());
+      log.info({ port: health.port }, "presence health and metrics listening");
+    }
+    log.info({ replica: presence.service.replicaId }, "presence service running");
   }
   if (config.role !== "presence") {
     const engine = await JetStreamEngine.connect({
@@ -27,11 +51,16 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
     });
     const nc = await connectNats(config, "tidings-gateway-presence");
     const presence = new NatsPresenceClient({ nc, heartbeatMs: config.heartbeatMs, log });
-    const gateway = await startGateway({ config, engine, presence, log });
+    const webhooks = await clusterWebhooks(nc, config, log.child({ component: "webhooks" }), {
+      drain: false,
+    });
+    const gateway = await startGateway({ config, engine, presence, log, webhooks: webhooks.sink });
+    webhooks.queue?.useCounters(webhookCounters(gateway.metrics.registry));
     announce(log, config, gateway, "jetstream");
     // Gateway first: it drains clients while presence and NATS are still up.
     stops.unshift(async () => {
       await gateway.stop();
+      await webhooks.close();
       await presence.close();
       await nc.drain();
       await engine.close();

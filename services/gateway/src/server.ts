@@ -1,7 +1,7 @@
 import uWS, { type TemplatedApp, type us_listen_socket, type WebSocket } from "uWebSockets.js";
+import { registerHealth } from "../../../shared/src/http/health.js";
 import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
 import type { Dialect, GatewayContext } from "./core/dialect.js";
-import { registerHealth } from "./http/health.js";
 
 if (typeof (uWS as unknown as { getParts?: unknown }).getParts !== "function") {
   // Without a native binary for this Node, uWS falls back to a slow JS shim.
@@ -131,7 +131,11 @@ export async function startServer(
     });
   }
 
-  registerHealth(app, ctx, () => draining);
+  registerHealth(app, {
+    readiness: () => ({ engine: ctx.engine.isReady(), accepting: !draining }),
+    registry: ctx.metrics.registry,
+    log: ctx.log,
+  });
   for (const d of dialects) d.registerHttp?.(app);
   app.any("/*", (res) => {
     res.writeStatus("404 Not Found").end("not found");

@@ -29,6 +29,16 @@ describe("two gateways on one NATS", () => {
     await cluster?.stop();
   });
 
+  it("serves probes and metrics from gateways and from a presence replica alone", async () => {
+    const { presence } = cluster;
+    for (const p of [g1, g2, presence]) {
+      expect((await fetch(p.http("/healthz"))).status).toBe(200);
+      expect((await fetch(p.http("/readyz"))).status).toBe(200);
+    }
+    const metrics = await (await fetch(presence.http("/metrics"))).text();
+    expect(metrics).toMatch(/tidings_presence_partitions_owned [1-9]/);
+  });
+
   it("delivers what is published on one gateway to subscribers on the other, in order, once", async () => {
     const a = await heraldConnect(heraldUrl(g1.url, "alice", ["x1"]));
     const b = await heraldConnect(heraldUrl(g2.url, "bob", ["x1"]));

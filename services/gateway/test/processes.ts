@@ -8,7 +8,7 @@ const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 export interface TidingsProcess extends AsyncDisposable {
   proc: ChildProcess;
-  /** Listening port (gateways only). */
+  /** Listening port: WebSockets and HTTP for gateways, probes and metrics for presence. */
   port: number;
   url: (path: string) => string;
   http: (path: string) => string;
@@ -46,7 +46,9 @@ export async function spawnTidings(
       out += chunk.toString();
       const m = /Tidings listening on [^:\s]+:([0-9]+)/.exec(out);
       if (m) return resolve(Number(m[1]));
-      if (role === "presence" && /presence service running/.test(out)) resolve(0);
+      const health = /"port":([0-9]+),"msg":"presence health and metrics listening"/.exec(out);
+      if (role === "presence" && health && /presence service running/.test(out))
+        resolve(Number(health[1]));
     };
     proc.stdout?.on("data", onData);
     proc.stderr?.on("data", onData);

@@ -9,6 +9,7 @@ import { type Config, ConfigError } from "../../../shared/src/config/load.js";
 import { natsAuthOptions } from "../../../shared/src/config/nats.js";
 import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
 import type { Logger } from "../../../shared/src/log.js";
+import { clusterWebhooks } from "../../../shared/src/webhooks/setup.js";
 import { type PresenceService, startPresenceService } from "./service.js";
 
 /** Opens a NATS connection with the configured servers and credentials. */
@@ -30,7 +31,7 @@ export async function connectNats(config: Config, name: string): Promise<NatsCon
 export async function runPresence(
   config: Config,
   log: Logger,
-): Promise<{ service: PresenceService; stop(): Promise<void> }> {
+): Promise<{ service: PresenceService; ready(): boolean; stop(): Promise<void> }> {
   const nc = await connectNats(config, "tidings-presence");
   const engine = await JetStreamEngine.connect({
     ...natsAuthOptions(config),
@@ -38,10 +39,16 @@ export async function runPresence(
     name: "tidings-presence-signals",
     onError: (err) => log.warn({ err }, "signal engine error"),
   });
+  // Replicas both produce (the owner decides occupied/vacated and members)
+  // and drain the queue (every replica POSTs a share of what is stored).
+  const webhooks = await clusterWebhooks(nc, config, log.child({ component: "webhooks" }), {
+    drain: true,
+  });
   const service = await startPresenceService({
     nc,
     engine,
     log,
+    webhooks: webhooks.sink,
     heartbeatMs: config.heartbeatMs,
     gatewayTimeoutMs: config.gatewayTimeoutMs,
     // Half the gateway timeout: a replica and a gateway dying together are
@@ -51,8 +58,10 @@ export async function runPresence(
   });
   return {
     service,
+    ready: () => engine.isReady() && !nc.isClosed(),
     stop: async () => {
       await service.close();
+      await webhooks.close();
       await engine.close();
       await nc.drain();
     },

@@ -1,34 +1,73 @@
-import type { TemplatedApp } from "uWebSockets.js";
-import type { GatewayContext } from "../core/dialect.js";
+import uWS, { type TemplatedApp, type us_listen_socket } from "uWebSockets.js";
+import type { Registry } from "prom-client";
+import type { Logger } from "../log.js";
 
-/** Liveness, readiness ("can serve": engine reachable and not draining) and metrics. */
-export function registerHealth(app: TemplatedApp, ctx: GatewayContext, draining: () => boolean) {
+export interface HealthSources {
+  /** Named readiness checks; the process is ready when all are true. */
+  readiness: () => Record<string, boolean>;
+  registry: Registry;
+  log: Logger;
+}
+
+/**
+ * `/healthz` (the process is alive), `/readyz` ("can serve": 503 with the
+ * failing checks otherwise) and `/metrics` (Prometheus text).
+ */
+export function registerHealth(app: TemplatedApp, sources: HealthSources): void {
   app.get("/healthz", (res) => {
     res.writeHeader("content-type", "application/json").end('{"status":"ok"}');
   });
   app.get("/readyz", (res) => {
-    const ready = ctx.engine.isReady() && !draining();
+    const checks = sources.readiness();
+    const ready = Object.values(checks).every(Boolean);
     res
       .writeStatus(ready ? "200 OK" : "503 Service Unavailable")
       .writeHeader("content-type", "application/json")
-      .end(JSON.stringify({ ready, engine: ctx.engine.isReady(), draining: draining() }));
+      .end(JSON.stringify({ ready, ...checks }));
   });
   app.get("/metrics", (res) => {
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
     });
-    ctx.metrics.registry.metrics().then(
+    sources.registry.metrics().then(
       (text) => {
         if (aborted) return;
         res.cork(() => {
-          res.writeHeader("content-type", ctx.metrics.registry.contentType).end(text);
+          res.writeHeader("content-type", sources.registry.contentType).end(text);
         });
       },
       (err: unknown) => {
-        ctx.log.error({ err }, "metrics collection failed");
+        sources.log.error({ err }, "metrics collection failed");
         if (!aborted) res.cork(() => res.writeStatus("500 Internal Server Error").end());
       },
     );
   });
+}
+
+/** A process with no WebSocket traffic (a presence replica) still answers probes and scrapes. */
+export async function startHealthServer(
+  host: string,
+  port: number,
+  sources: HealthSources,
+): Promise<{ port: number; close(): void }> {
+  const app = uWS.App();
+  registerHealth(app, sources);
+  app.any("/*", (res) => {
+    res.writeStatus("404 Not Found").end("not found");
+  });
+  const socket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(host, port, (s) =>
+      s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${port}`)),
+    );
+  });
+  let open = true;
+  return {
+    port: uWS.us_socket_local_port(socket),
+    close() {
+      // A second close of a listen socket crashes uWS.
+      if (open) uWS.us_listen_socket_close(socket);
+      open = false;
+    },
+  };
 }
