@@ -7,6 +7,8 @@ import { type Config, ConfigError, loadConfig } from "../shared/src/config/load.
 import type { Engine } from "../shared/src/engine/engine.js";
 import { MemoryEngine } from "../shared/src/engine/memory.js";
 import { createLogger, type Logger } from "../shared/src/log.js";
+import { webhookCounters } from "../shared/src/webhooks/metrics.js";
+import { localWebhooks } from "../shared/src/webhooks/setup.js";
 import { type Gateway, startGateway } from "./gateway/src/gateway.js";
 import { LocalPresence } from "./presence/src/local.js";
 
@@ -35,12 +37,15 @@ export async function run(role?: Config["role"]): Promise<void> {
     ]);
   }
   const engine: Engine = new MemoryEngine();
-  const presence = new LocalPresence({ engine, config, log });
-  const gateway = await startGateway({ config, engine, presence, log });
+  const webhooks = localWebhooks(config, log.child({ component: "webhooks" }));
+  const presence = new LocalPresence({ engine, config, log, webhooks: webhooks.sink });
+  const gateway = await startGateway({ config, engine, presence, log, webhooks: webhooks.sink });
+  webhooks.queue?.useCounters(webhookCounters(gateway.metrics.registry));
   announce(log, config, gateway, "memory");
   onShutdown(log, async () => {
     await gateway.stop();
     await presence.close();
+    await webhooks.close();
     await engine.close();
   });
 }

@@ -165,3 +165,22 @@ export function msgIdForKey(key: string): string {
 export function generatedMsgId(unique: string): string {
   return `g:${unique}`;
 }
+
+/**
+ * The work-queue stream of Pusher webhook batches, shared by all apps. A
+ * hyphen, not `TIDINGS_`: `streamName` owns every `TIDINGS_<token>` name, and
+ * an app called `WEBHOOKS` must not collide with it.
+ */
+export const WEBHOOK_STREAM = "TIDINGS-WEBHOOKS";
+
+/** The one durable pull consumer every presence replica drains the webhook stream through. */
+export const WEBHOOK_CONSUMER = "tidings-webhooks";
+
+/** Where one app's webhook batches are stored (the per-app bound is per subject). */
+export function webhookSubject(appId: string): string {
+  return `tdg-webhooks.${encodeToken(appId)}`;
+}
+
+export function webhookWildcard(): string {
+  return "tdg-webhooks.>";
+}

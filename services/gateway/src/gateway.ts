@@ -2,6 +2,7 @@ import type { Config } from "../../../shared/src/config/load.js";
 import type { Engine } from "../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
+import { noWebhooks, type WebhookSink } from "../../../shared/src/webhooks/queue.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
 import { Hub } from "./core/hub.js";
 import { Users } from "./core/users.js";
@@ -23,6 +24,7 @@ export async function startGateway(deps: {
   engine: Engine;
   presence: PresenceApi;
   log: Logger;
+  webhooks?: WebhookSink | undefined;
 }): Promise<Gateway> {
   const { config, engine, presence, log } = deps;
   const metrics = createMetrics();
@@ -51,6 +53,7 @@ export async function startGateway(deps: {
     metrics,
     log,
     apps,
+    webhooks: deps.webhooks ?? noWebhooks,
   };
   const dialects: Dialect[] = createDialects(ctx);
   server = await startServer(ctx, dialects, config.port, config.host);

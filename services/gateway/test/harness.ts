@@ -3,6 +3,7 @@ import type { Engine } from "../../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
 import { createLogger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
+import { localWebhooks } from "../../../shared/src/webhooks/setup.js";
 import { LocalPresence } from "../../presence/src/local.js";
 import { type Gateway, startGateway } from "../src/gateway.js";
 
@@ -34,11 +35,14 @@ export async function startTestGateway(
   });
   const log = createLogger(config.logLevel, "test-gateway");
   const engine = options.engine ?? new MemoryEngine();
-  const presence = options.presence ?? new LocalPresence({ engine, config, log });
-  const gateway = await startGateway({ config, engine, presence, log });
+  const webhooks = localWebhooks(config, log);
+  const presence =
+    options.presence ?? new LocalPresence({ engine, config, log, webhooks: webhooks.sink });
+  const gateway = await startGateway({ config, engine, presence, log, webhooks: webhooks.sink });
   const stop = async () => {
     await gateway.stop();
     if (!options.presence) await presence.close();
+    await webhooks.close();
     if (!options.engine) await engine.close();
   };
   return {

@@ -66,7 +66,10 @@ describe("PresenceCore membership", () => {
       member: false,
       maxMembers: 1,
     });
-    expect(r.effects).toEqual([{ to: "count", appId: APP, channel: "news", count: 1 }]);
+    expect(r.effects).toEqual([
+      { to: "occupancy", appId: APP, channel: "news", occupied: true },
+      { to: "count", appId: APP, channel: "news", count: 1 },
+    ]);
     core.join("g", {
       appId: APP,
       channel: "news",
@@ -75,6 +78,24 @@ describe("PresenceCore membership", () => {
       maxMembers: 1,
     });
     expect(core.channels(APP)).toEqual([{ channel: "news", subscriptionCount: 2 }]);
+  });
+
+  // Pusher's channel_occupied/vacated webhooks fire once per cluster: on the
+  // first subscription anywhere and when the last one goes, never in between.
+  it("reports occupancy on the first subscription and the last unsubscription only", () => {
+    const core = new PresenceCore();
+    const occupancy = (effects: PresenceEffect[]) =>
+      effects.flatMap((e) => (e.to === "occupancy" ? [e.occupied] : []));
+    const first = core.join("g1", join({ connectionId: "c1", userId: "u1" }));
+    expect(first.effects.map((e) => e.to)).toEqual(["occupancy", "channel", "count"]);
+    expect(occupancy(core.join("g2", join({ connectionId: "c2", userId: "u2" })).effects)).toEqual(
+      [],
+    );
+    expect(occupancy(core.leave(APP, "presence-room", "c1"))).toEqual([]);
+    const last = core.close(APP, "c2");
+    expect(last.map((e) => e.to)).toEqual(["channel", "count", "occupancy"]);
+    expect(occupancy(last)).toEqual([false]);
+    expect(occupancy(core.dropGateway("g2"))).toEqual([]);
   });
 
   // Re-sent reports (client retries, resync) must change nothing.

@@ -23,7 +23,9 @@ export type PresenceEffect =
   | { to: "channel"; appId: string; channel: string; signal: Signal }
   | { to: "user"; appId: string; userId: string; signal: Signal }
   /** The channel's subscriber count changed (the caller throttles). */
-  | { to: "count"; appId: string; channel: string; count: number };
+  | { to: "count"; appId: string; channel: string; count: number }
+  /** First subscription of the channel (anywhere), or its last one gone: Pusher's occupied/vacated webhooks. */
+  | { to: "occupancy"; appId: string; channel: string; occupied: boolean };
 
 /** A connection as the core (and the service's KV) stores it. */
 export interface ConnectionRecord extends ConnectionSnapshot {
@@ -238,6 +240,9 @@ export class PresenceCore {
     // unchanged user does not flap.
     const ch = app.channels.get(sub.channel) ?? { conns: new Set<string>(), members: new Map() };
     app.channels.set(sub.channel, ch);
+    // Before the member effect, so a receiver sees occupied → member_added.
+    if (ch.conns.size === 0)
+      this.out.push({ to: "occupancy", appId, channel: sub.channel, occupied: true });
     if (sub.member && sub.userId !== undefined)
       this.addMember(app, appId, ch, sub, conn.connectionId);
     if (old) this.unlinkSub(app, appId, conn, old);
@@ -278,6 +283,7 @@ export class PresenceCore {
     if (!ch) return;
     ch.conns.delete(conn.connectionId);
     this.count(appId, channel, ch);
+    if (ch.conns.size === 0) this.out.push({ to: "occupancy", appId, channel, occupied: false });
     if (ch.conns.size === 0 && ch.members.size === 0) app.channels.delete(channel);
   }
 

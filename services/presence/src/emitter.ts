@@ -1,5 +1,6 @@
 import type { Engine } from "../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../shared/src/log.js";
+import type { WebhookSink } from "../../../shared/src/webhooks/queue.js";
 import type { PresenceEffect } from "./core.js";
 import { CountThrottle, type Timers } from "./throttle.js";
 
@@ -11,6 +12,12 @@ export interface EmitterOptions {
   countIntervalMs?: number | undefined;
   timers?: Timers | undefined;
   log?: Logger | undefined;
+  /**
+   * Pusher webhooks decided here: occupied/vacated and member added/removed
+   * are cluster-wide facts, and the process running this state machine is the
+   * one place that sees each exactly once.
+   */
+  webhooks?: WebhookSink | undefined;
 }
 
 /** Emits core effects through an engine, throttling subscriber counts. */
@@ -30,10 +37,22 @@ export class EffectEmitter {
   }
 
   emit(effects: readonly PresenceEffect[]): void {
+    const hooks = this.options.webhooks;
     for (const e of effects) {
-      if (e.to === "channel") this.send(() => this.sink.signal(e.appId, e.channel, e.signal));
-      else if (e.to === "user") this.send(() => this.sink.signalUser(e.appId, e.userId, e.signal));
-      else this.counts.update(e.appId, e.channel, e.count);
+      if (e.to === "channel") {
+        this.send(() => this.sink.signal(e.appId, e.channel, e.signal));
+        const s = e.signal;
+        if (hooks && s.kind === "member") {
+          const name = s.action === "joined" ? "member_added" : "member_removed";
+          hooks.enqueue(e.appId, { name, channel: e.channel, user_id: s.userId });
+        }
+      } else if (e.to === "user")
+        this.send(() => this.sink.signalUser(e.appId, e.userId, e.signal));
+      else if (e.to === "count") this.counts.update(e.appId, e.channel, e.count);
+      else {
+        const name = e.occupied ? "channel_occupied" : "channel_vacated";
+        hooks?.enqueue(e.appId, { name, channel: e.channel });
+      }
     }
   }
 

@@ -14,6 +14,7 @@ import {
   presenceHeartbeatSubject,
   presenceResyncSubject,
 } from "../../../shared/src/presence/subjects.js";
+import type { WebhookSink } from "../../../shared/src/webhooks/queue.js";
 import { EffectEmitter, type SignalSink } from "./emitter.js";
 import { LeaseManager } from "./lease.js";
 import { OwnedPartition } from "./partition.js";
@@ -35,6 +36,8 @@ export interface PresenceServiceOptions {
   replicaId?: string | undefined;
   /** Minimum gap between two subscriber-count signals per channel (default 1000 ms). */
   countIntervalMs?: number | undefined;
+  /** Where occupied/vacated and member webhooks of owned partitions go. */
+  webhooks?: WebhookSink | undefined;
 }
 
 export interface PresenceService {
@@ -52,7 +55,11 @@ export async function startPresenceService(o: PresenceServiceOptions): Promise<P
     history: 1,
     replicas: o.replicas ?? 1,
   });
-  const emitter = new EffectEmitter(o.engine, { countIntervalMs: o.countIntervalMs, log });
+  const emitter = new EffectEmitter(o.engine, {
+    countIntervalMs: o.countIntervalMs,
+    log,
+    webhooks: o.webhooks,
+  });
   const partitions = new Map<number, { part: OwnedPartition; since: number }>();
   const lastSeen = new Map<string, number>();
   /** Gateways we declared dead; one that speaks again is asked for its state. */

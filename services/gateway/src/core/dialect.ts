@@ -4,6 +4,7 @@ import type { Config } from "../../../../shared/src/config/load.js";
 import type { Engine } from "../../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../../shared/src/log.js";
 import type { PresenceApi } from "../../../../shared/src/presence/api.js";
+import type { WebhookSink } from "../../../../shared/src/webhooks/queue.js";
 import type { Metrics } from "../metrics.js";
 import type { Connection } from "./connection.js";
 import type { Hub } from "./hub.js";
@@ -45,6 +46,8 @@ export interface GatewayContext {
   metrics: Metrics;
   log: Logger;
   apps: AppDirectory;
+  /** Webhook events decided at the connection (Pusher client_event, cache_miss). */
+  webhooks: WebhookSink;
 }
 
 export interface AppDirectory {

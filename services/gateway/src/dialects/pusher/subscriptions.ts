@@ -99,7 +99,10 @@ export class PusherChannels {
               kind.presence ? presenceHash(outcome.members) : undefined,
             ),
           );
-          if (kind.cache && !last && lastSeq === 0) conn.send(encode.cacheMiss(channel));
+          if (kind.cache && !last && lastSeq === 0) {
+            conn.send(encode.cacheMiss(channel));
+            this.ctx.webhooks.enqueue(app.id, { name: "cache_miss", channel });
+          }
         },
       });
     } finally {
@@ -147,6 +150,16 @@ export class PusherChannels {
       connectionId: conn.id,
     };
     this.ctx.engine.signal(conn.app!.id, c.channel, signal);
+    const presenceId = s.presenceIds.get(c.channel);
+    this.ctx.webhooks.enqueue(conn.app!.id, {
+      name: "client_event",
+      channel: c.channel,
+      event: c.event,
+      // Pusher hands receivers the data as the JSON text the client sent.
+      data: typeof c.data === "string" ? c.data : JSON.stringify(c.data),
+      socket_id: conn.id,
+      ...(presenceId === undefined ? {} : { user_id: presenceId }),
+    });
   }
 
   error(conn: Connection, code: number | null, message: string): void {
