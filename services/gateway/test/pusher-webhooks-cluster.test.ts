@@ -1,0 +1,77 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../../../shared/test/wait.js";
+import { TEST_APP } from "./harness.js";
+import { startTwoGateways, type TwoGateways } from "./processes.js";
+import { nextEvent, type Pusher, pusherClient, subscribe, type Target } from "./pusher-client.js";
+import { startWebhookReceiver, type WebhookEventBody } from "./webhook-receiver.js";
+
+describe("pusher webhooks across two gateways on one NATS", () => {
+  let cluster: TwoGateways;
+  let hooks: Awaited<ReturnType<typeof startWebhookReceiver>>;
+  const clients: Pusher[] = [];
+  const client = (g: Target, o: Parameters<typeof pusherClient>[1] = {}) => {
+    const p = pusherClient(g, o);
+    clients.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    hooks = await startWebhookReceiver();
+    const webhooks = [{ url: hooks.url("/all") }];
+    cluster = await startTwoGateways({
+      TIDINGS_APPS: JSON.stringify([{ ...TEST_APP, webhooks }]),
+    });
+  });
+  afterEach(() => {
+    for (const p of clients.splice(0)) p.disconnect();
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+    await hooks?.close();
+  });
+
+  const on = (channel: string, name?: string) => () =>
+    hooks
+      .events("/all")
+      .filter((e: WebhookEventBody) => e.channel === channel && (!name || e.name === name));
+
+  // Occupancy and membership are cluster-wide facts: each must reach the
+  // receiver once, not once per gateway that saw a subscriber.
+  it("fires occupied/vacated and member webhooks once for subscribers on two gateways", async () => {
+    const alice = client(cluster.g1, { member: { user_id: "cw-alice" } });
+    const bob = client(cluster.g2, { member: { user_id: "cw-bob" } });
+    const ca = (await subscribe(alice, "presence-cw")).channel;
+    const joined = nextEvent(ca, "pusher:member_added");
+    const cb = (await subscribe(bob, "presence-cw")).channel;
+    await joined;
+    // A client event is decided by the gateway holding the sender, and goes the same way.
+    const typing = nextEvent(cb, "client-typing");
+    ca.trigger("client-typing", { on: 1 });
+    await typing;
+    alice.disconnect();
+    bob.disconnect();
+    await waitFor(() => on("presence-cw", "channel_vacated")().length > 0, {
+      what: "vacated",
+    });
+    // Anything decided later by the same presence owner arrives after any duplicate would have.
+    const marker = client(cluster.g2);
+    await subscribe(marker, "cw-marker");
+    await waitFor(() => on("cw-marker", "channel_occupied")().length > 0, { what: "marker" });
+    const names = on("presence-cw")().map((e) => e.name);
+    expect(names.filter((n) => n === "channel_occupied")).toHaveLength(1);
+    expect(names.filter((n) => n === "channel_vacated")).toHaveLength(1);
+    expect(names.filter((n) => n === "member_added")).toHaveLength(2);
+    expect(names.filter((n) => n === "member_removed")).toHaveLength(2);
+    expect(on("presence-cw", "client_event")()).toEqual([
+      {
+        name: "client_event",
+        channel: "presence-cw",
+        event: "client-typing",
+        data: '{"on":1}',
+        socket_id: expect.any(String),
+        user_id: "cw-alice",
+      },
+    ]);
+    expect(hooks.received.every((r) => r.valid)).toBe(true);
+  });
+});
