@@ -1,0 +1,223 @@
+/**
+ * Publish throughput and replay speed through a real gateway, JetStream
+ * engine against the memory engine measured in the same run (the ratio is
+ * the figure to read; the machine is shared and noisy).
+ *
+ *   npm run bench:publish -- [--events 20000] [--publishers 4] [--window 64] [--runs 2]
+ *
+ * Publishers are Herald connections sending `event.publish` with up to
+ * `window` requests in flight each, on one channel; every ack is counted.
+ * Replay is one Herald client subscribing with `last_seq: 0` and reading
+ * every stored event back.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import WebSocket from "ws";
+import { signCompact } from "../services/gateway/src/dialects/herald/token.js";
+import { startNats } from "../shared/test/nats-harness.js";
+import { APP, freePort } from "./gateway-servers.js";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const { values: opts } = parseArgs({
+  options: {
+    events: { type: "string", default: process.env.BENCH_EVENTS ?? "20000" },
+    publishers: { type: "string", default: process.env.BENCH_PUBLISHERS ?? "4" },
+    window: { type: "string", default: process.env.BENCH_WINDOW ?? "64" },
+    runs: { type: "string", default: process.env.BENCH_RUNS ?? "2" },
+  },
+});
+const EVENTS = Number(opts.events);
+const PUBLISHERS = Number(opts.publishers);
+const WINDOW = Number(opts.window);
+const RUNS = Number(opts.runs);
+
+type Engine = "memory" | "jetstream";
+interface Result {
+  engine: Engine;
+  run: number;
+  publishPerSec: number;
+  ackP50: number;
+  ackP99: number;
+  replayPerSec: number;
+}
+
+async function startGateway(
+  natsUrl: string | undefined,
+): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const { NATS_URL: _n, TIDINGS_APPS: _a, ...env } = process.env;
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
+    cwd: ROOT,
+    env: {
+      ...env,
+      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "error",
+      TIDINGS_DRAIN_SECONDS: "0",
+      TIDINGS_MAX_MESSAGE_RATE: "1000000",
+      TIDINGS_HISTORY_PER_CHANNEL: String(EVENTS * 2),
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout?.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  const deadline = Date.now() + 30_000;
+  while (!/Tidings listening/.test(out)) {
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`gateway did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function heraldSocket(port: number, user: string, stream: string): Promise<WebSocket> {
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const q = new URLSearchParams({
+    key: APP.key,
+    user_id: user,
+    streams: stream,
+    token: signCompact(APP.secret, user, stream, exp),
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?${q}`);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("message", () => resolve());
+    ws.once("error", reject);
+  });
+  return ws;
+}
+
+/** One publisher: keeps `WINDOW` publishes in flight until it has sent `count`. */
+async function publish(
+  ws: WebSocket,
+  stream: string,
+  count: number,
+  latencies: number[],
+): Promise<void> {
+  const started = new Map<string, number>();
+  let sent = 0;
+  let acked = 0;
+  const body = { text: "x".repeat(80) };
+  await new Promise<void>((resolve, reject) => {
+    const sendOne = () => {
+      const ref = `p${sent++}`;
+      started.set(ref, performance.now());
+      ws.send(
+        JSON.stringify({
+          type: "event.publish",
+          ref,
+          payload: { stream_id: stream, type: "bench", body },
+        }),
+      );
+    };
+    ws.on("message", (data) => {
+      const f = JSON.parse(data.toString()) as { type: string; ref?: string };
+      if (f.ref === undefined) return;
+      if (f.type !== "event.ack") return reject(new Error(`publish failed: ${data.toString()}`));
+      latencies.push(performance.now() - started.get(f.ref)!);
+      started.delete(f.ref);
+      if (++acked === count) return resolve();
+      if (sent < count) sendOne();
+    });
+    for (let i = 0; i < Math.min(WINDOW, count); i++) sendOne();
+  });
+}
+
+async function replay(port: number, stream: string, expected: number): Promise<number> {
+  const ws = await heraldSocket(port, "reader", stream);
+  let got = 0;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    ws.on("message", (data) => {
+      if (data.toString().startsWith('{"type":"event.new"') && ++got === expected) resolve();
+    });
+    ws.send(
+      JSON.stringify({ type: "subscribe", ref: "s", payload: { stream_id: stream, last_seq: 0 } }),
+    );
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  ws.close();
+  return expected / seconds;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
+}
+
+async function measure(engine: Engine, run: number, natsUrl: string): Promise<Result> {
+  const gw = await startGateway(engine === "jetstream" ? natsUrl : undefined);
+  try {
+    const stream = `bench-${engine}-${run}`;
+    const pubs = await Promise.all(
+      Array.from({ length: PUBLISHERS }, (_, i) => heraldSocket(gw.port, `p${i}`, stream)),
+    );
+    const latencies: number[] = [];
+    const per = Math.floor(EVENTS / PUBLISHERS);
+    const t0 = performance.now();
+    await Promise.all(pubs.map((ws) => publish(ws, stream, per, latencies)));
+    const publishPerSec = (per * PUBLISHERS) / ((performance.now() - t0) / 1000);
+    for (const ws of pubs) ws.close();
+    latencies.sort((a, b) => a - b);
+    const replayPerSec = await replay(gw.port, stream, per * PUBLISHERS);
+    return {
+      engine,
+      run,
+      publishPerSec,
+      ackP50: pct(latencies, 50),
+      ackP99: pct(latencies, 99),
+      replayPerSec,
+    };
+  } finally {
+    await gw.stop();
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+};
+
+async function main(): Promise<void> {
+  await using nats = await startNats();
+  console.log(
+    `publish/replay: ${EVENTS} events, ${PUBLISHERS} Herald publishers × window ${WINDOW}, ${RUNS} run(s) per engine`,
+  );
+  console.log("engine     run  publish/s  ack p50 ms  ack p99 ms  replay events/s");
+  const results: Result[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    // Alternate the order so drift on a shared machine hits both engines alike.
+    const order: Engine[] = run % 2 === 1 ? ["memory", "jetstream"] : ["jetstream", "memory"];
+    for (const engine of order) {
+      const r = await measure(engine, run, nats.urls[0]!);
+      results.push(r);
+      console.log(
+        `${r.engine.padEnd(10)} ${String(run).padStart(3)}  ${r.publishPerSec.toFixed(0).padStart(9)}  ${r.ackP50.toFixed(2).padStart(10)}  ${r.ackP99.toFixed(2).padStart(10)}  ${r.replayPerSec.toFixed(0).padStart(15)}`,
+      );
+    }
+  }
+  const m = (e: Engine, k: keyof Result) =>
+    median(results.filter((r) => r.engine === e).map((r) => r[k] as number));
+  console.log("\nmedians and JetStream/memory ratios:");
+  for (const k of ["publishPerSec", "ackP50", "ackP99", "replayPerSec"] as const) {
+    console.log(
+      `  ${k.padEnd(14)} memory ${m("memory", k).toFixed(2)}  jetstream ${m("jetstream", k).toFixed(2)}  ratio ${(m("jetstream", k) / m("memory", k)).toFixed(2)}x`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
