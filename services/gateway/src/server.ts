@@ -189,6 +189,11 @@ export async function startServer(
         if (!conn.closed) dialectOf(conn).drain(conn);
         if (step > 0) await new Promise((r) => setTimeout(r, step));
       }
+      // Closing handshakes take a round trip; give them a moment before a hard close.
+      const deadline = Date.now() + 5000;
+      while (connections.size > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
     },
     close() {
       clearInterval(sweep);

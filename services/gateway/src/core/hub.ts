@@ -131,12 +131,8 @@ export class Hub {
         this.sendDirect(subscriber, channel, d);
       }
       subscriber.buffer = null;
-      if (encoder.topic) {
-        conn.ws.subscribe(topicOf(app.id, channel, encoder.topic));
-        const t = local.topics.get(encoder.topic) ?? { encoder, count: 0 };
-        t.count++;
-        local.topics.set(encoder.topic, t);
-      }
+      // The encoder may have been swapped (setEncoder) while the replay ran.
+      this.joinTopic(local, subscriber);
       return { lastSeq, truncated };
     } catch (err) {
       this.leave(conn, channel);
@@ -154,17 +150,49 @@ export class Hub {
     const subscriber = local?.subscribers.get(conn.id);
     if (!local || !subscriber) return;
     local.subscribers.delete(conn.id);
-    const topicKey = subscriber.encoder.topic;
-    if (topicKey && !subscriber.buffer) {
-      if (!conn.closed) conn.ws.unsubscribe(topicOf(appId, channel, topicKey));
-      const t = local.topics.get(topicKey);
-      if (t && --t.count === 0) local.topics.delete(topicKey);
-    }
+    this.leaveTopic(local, subscriber);
     if (local.subscribers.size === 0) {
       local.sub.close();
       this.channels.delete(key);
       this.metrics.channels.set(this.channels.size);
     }
+  }
+
+  /**
+   * Changes how `channel` is encoded for `conn` from the next delivery on,
+   * e.g. off the shared topic when the connection opts into per-connection
+   * state. Synchronous, so no delivery is lost or sent twice in between.
+   * False when `conn` is not subscribed.
+   */
+  setEncoder(conn: Connection, channel: string, encoder: ChannelEncoder): boolean {
+    const appId = conn.app?.id;
+    const local = appId === undefined ? undefined : this.channels.get(keyOf(appId, channel));
+    const subscriber = local?.subscribers.get(conn.id);
+    if (!local || !subscriber) return false;
+    if (subscriber.encoder === encoder) return true;
+    this.leaveTopic(local, subscriber);
+    subscriber.encoder = encoder;
+    this.joinTopic(local, subscriber);
+    return true;
+  }
+
+  /** Puts a live subscriber on its encoder's uWS topic, if it has one. */
+  private joinTopic(local: LocalChannel, s: Subscriber): void {
+    const { encoder } = s;
+    if (!encoder.topic || s.buffer) return;
+    s.conn.ws.subscribe(topicOf(local.appId, local.name, encoder.topic));
+    const t = local.topics.get(encoder.topic) ?? { encoder, count: 0 };
+    t.count++;
+    local.topics.set(encoder.topic, t);
+  }
+
+  /** Takes a subscriber off its topic; one still replaying never joined it. */
+  private leaveTopic(local: LocalChannel, s: Subscriber): void {
+    const topicKey = s.encoder.topic;
+    if (!topicKey || s.buffer) return;
+    if (!s.conn.closed) s.conn.ws.unsubscribe(topicOf(local.appId, local.name, topicKey));
+    const t = local.topics.get(topicKey);
+    if (t && --t.count === 0) local.topics.delete(topicKey);
   }
 
   /** Drops every subscription of a closing connection. */
@@ -174,11 +202,6 @@ export class Hub {
 
   isSubscribed(conn: Connection, channel: string): boolean {
     return conn.channels.has(channel);
-  }
-
-  /** Local subscribers of a channel (for counts on this gateway only). */
-  localCount(appId: string, channel: string): number {
-    return this.channels.get(keyOf(appId, channel))?.subscribers.size ?? 0;
   }
 
   private stillSubscribed(local: LocalChannel, s: Subscriber): boolean {
@@ -209,10 +232,9 @@ export class Hub {
     for (const s of subscribers.values()) {
       if (s.conn.id === excluded) continue;
       if (s.buffer) {
-        if (s.buffer.length >= MAX_REPLAY_BUFFER) {
-          this.metrics.slowConsumerCloses.inc({ dialect: s.conn.dialect });
-          s.conn.close(1013, "too far behind during replay");
-        } else s.buffer.push(d);
+        // Live events outpacing a replay: the client reconnects and resumes from its last seq.
+        if (s.buffer.length >= MAX_REPLAY_BUFFER) this.onSlowConsumer(s.conn);
+        else s.buffer.push(d);
       } else if (!s.encoder.topic) this.sendDirect(s, channel, d);
     }
     for (const [topicKey, { encoder, count }] of local.topics) {
