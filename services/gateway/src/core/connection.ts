@@ -61,7 +61,6 @@ export class Connection {
   closed = false;
   /** A close was requested; uWS runs the close handler later. */
   ending = false;
-  readonly openedAt = Date.now();
   lastSeenAt = Date.now();
   private bucket: TokenBucket | undefined;
   private drainWaiters: (() => void)[] = [];
@@ -77,7 +76,7 @@ export class Connection {
     private readonly quota: AppQuota,
     private readonly onAppChange: (app: AppConfig, delta: 1 | -1) => void,
   ) {
-    this.log = log.child({ conn: this.id, dialect });
+    this.log = log.child({ conn: this.id, dialect, remote: upgrade.remoteAddress });
   }
 
   /**
