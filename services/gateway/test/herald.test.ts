@@ -401,6 +401,12 @@ describe("herald errors and limits", () => {
     c.sendRaw(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), true);
     expect((await c.next<Frame>(isType("error"))).payload.message).toMatch(/UTF-8/);
     expect((await request(c, "ping", {})).type).toBe("pong");
+    // A *text* frame that is not UTF-8 fails the connection, as RFC 6455 requires;
+    // the server and everyone else carry on.
+    const bad = await connect("bad", ["room"]);
+    bad.sendRaw(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), false);
+    await bad.waitClosed();
+    expect((await request(c, "ping", {})).type).toBe("pong");
     c.close();
   });
 
