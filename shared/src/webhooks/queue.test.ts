@@ -23,9 +23,15 @@ function queue(a: AppConfig, deliver: (b: WebhookBatch) => Promise<void>, maxBat
     retryBaseMs: 10,
   });
   q.useCounters({
-    dropped: (_, n) => void (counts.dropped += n),
-    delivered: (_, n) => void (counts.delivered += n),
-    failed: () => void counts.failed++,
+    dropped: (_, n) => {
+      counts.dropped += n;
+    },
+    delivered: (_, n) => {
+      counts.delivered += n;
+    },
+    failed: () => {
+      counts.failed++;
+    },
   });
   return { q, counts };
 }
