@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestGateway, type TestGateway } from "./harness.js";
+import {
+  dataOf,
+  isEvent,
+  type PusherFrame,
+  postJson,
+  pusherServer,
+  rawPusher,
+} from "./pusher-client.js";
+
+/** The server SDK's trigger() refuses `#` in channel names; its signed post() does not. */
+const trigger = async (channel: string, name: string, data: unknown) => {
+  const res = await postJson(pusherServer(gw), "/events", {
+    name,
+    channels: [channel],
+    data: JSON.stringify(data),
+  });
+  expect(res.status).toBe(200);
+};
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startTestGateway();
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+// The seed's suffix form (`name#cache`) behaves like the `cache-` prefix channels.
+describe("pusher #cache suffix channels", () => {
+  it("answers pusher:cache_miss on an empty channel, then sends the last event on subscribe", async () => {
+    const { c: first } = await rawPusher(gw);
+    first.send({ event: "pusher:subscribe", data: { channel: "scores#cache" } });
+    await first.next<PusherFrame>(
+      isEvent("pusher_internal:subscription_succeeded", "scores#cache"),
+    );
+    await first.next<PusherFrame>(isEvent("pusher:cache_miss", "scores#cache"));
+    first.close();
+
+    await trigger("scores#cache", "score", { n: 1 });
+    await trigger("scores#cache", "score", { n: 2 });
+    const { c } = await rawPusher(gw);
+    c.send({ event: "pusher:subscribe", data: { channel: "scores#cache" } });
+    await c.next<PusherFrame>(isEvent("pusher_internal:subscription_succeeded", "scores#cache"));
+    expect(dataOf(await c.next<PusherFrame>(isEvent("score", "scores#cache")))).toEqual({ n: 2 });
+    // Only the newest event is replayed, and no cache_miss comes with it.
+    await trigger("scores#cache", "marker", {});
+    await c.next<PusherFrame>(isEvent("marker", "scores#cache"));
+    expect(c.all<PusherFrame>(isEvent("score"))).toHaveLength(1);
+    expect(c.all<PusherFrame>(isEvent("pusher:cache_miss"))).toHaveLength(0);
+    c.close();
+  });
+});
