@@ -32,6 +32,7 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
           this.set(presence.service.owned().length);
         },
       });
+      presence.webhooks?.useCounters(webhookCounters(registry));
       const health = await startHealthServer(config.host, config.port, {
         readiness: () => ({ nats: presence.ready() }),
         registry,

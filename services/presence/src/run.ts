@@ -9,6 +9,7 @@ import { type Config, ConfigError } from "../../../shared/src/config/load.js";
 import { natsAuthOptions } from "../../../shared/src/config/nats.js";
 import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
 import type { Logger } from "../../../shared/src/log.js";
+import type { WebhookQueue } from "../../../shared/src/webhooks/queue.js";
 import { clusterWebhooks } from "../../../shared/src/webhooks/setup.js";
 import { type PresenceService, startPresenceService } from "./service.js";
 
@@ -31,7 +32,13 @@ export async function connectNats(config: Config, name: string): Promise<NatsCon
 export async function runPresence(
   config: Config,
   log: Logger,
-): Promise<{ service: PresenceService; ready(): boolean; stop(): Promise<void> }> {
+): Promise<{
+  service: PresenceService;
+  ready(): boolean;
+  /** The replica's webhook queue, for metrics (absent when no app has webhooks). */
+  webhooks: WebhookQueue | undefined;
+  stop(): Promise<void>;
+}> {
   const nc = await connectNats(config, "tidings-presence");
   const engine = await JetStreamEngine.connect({
     ...natsAuthOptions(config),
@@ -59,6 +66,7 @@ export async function runPresence(
   return {
     service,
     ready: () => engine.isReady() && !nc.isClosed(),
+    webhooks: webhooks.queue,
     stop: async () => {
       await service.close();
       await webhooks.close();
