@@ -2,7 +2,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../../shared/test/wait.js";
 import { TEST_APP } from "./harness.js";
 import { startTwoGateways, type TwoGateways } from "./processes.js";
-import { nextEvent, type Pusher, pusherClient, subscribe, type Target } from "./pusher-client.js";
+import {
+  isEvent,
+  nextEvent,
+  type Pusher,
+  type PusherFrame,
+  pusherClient,
+  rawPusher,
+  subscribe,
+  type Target,
+} from "./pusher-client.js";
 import { startWebhookReceiver, type WebhookEventBody } from "./webhook-receiver.js";
 
 describe("pusher webhooks across two gateways on one NATS", () => {
@@ -16,8 +25,12 @@ describe("pusher webhooks across two gateways on one NATS", () => {
   };
 
   beforeAll(async () => {
-    hooks = await startWebhookReceiver();
-    const webhooks = [{ url: hooks.url("/all") }];
+    // /flaky answers 500 twice: the replica that pulled the batch naks it and it comes back.
+    hooks = await startWebhookReceiver((path, n) => (path === "/flaky" && n <= 2 ? 500 : 200));
+    const webhooks = [
+      { url: hooks.url("/all") },
+      { url: hooks.url("/flaky"), event_types: ["cache_miss"] },
+    ];
     cluster = await startTwoGateways({
       TIDINGS_APPS: JSON.stringify([{ ...TEST_APP, webhooks }]),
     });
@@ -73,5 +86,16 @@ describe("pusher webhooks across two gateways on one NATS", () => {
       },
     ]);
     expect(hooks.received.every((r) => r.valid)).toBe(true);
+  });
+
+  it("redelivers a batch from the JetStream queue until the receiver answers 2xx", async () => {
+    const { c } = await rawPusher(cluster.g1);
+    c.send({ event: "pusher:subscribe", data: { channel: "cache-cw-empty" } });
+    await c.next<PusherFrame>(isEvent("pusher:cache_miss", "cache-cw-empty"));
+    c.close();
+    await waitFor(() => hooks.events("/flaky").length > 0, { what: "flaky delivery" });
+    const posts = hooks.received.filter((r) => r.path === "/flaky");
+    expect(posts.map((r) => r.status)).toEqual([500, 500, 200]);
+    expect(hooks.events("/flaky")).toEqual([{ name: "cache_miss", channel: "cache-cw-empty" }]);
   });
 });
