@@ -1,7 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../../shared/test/wait.js";
 import { TEST_APP } from "./harness.js";
-import { startTwoGateways, type TwoGateways } from "./processes.js";
+import {
+  FAST_PRESENCE,
+  spawnTidings,
+  startTwoGateways,
+  type TidingsProcess,
+  type TwoGateways,
+} from "./processes.js";
 import {
   isEvent,
   nextEvent,
@@ -17,6 +23,9 @@ import { startWebhookReceiver, type WebhookEventBody } from "./webhook-receiver.
 describe("pusher webhooks across two gateways on one NATS", () => {
   let cluster: TwoGateways;
   let hooks: Awaited<ReturnType<typeof startWebhookReceiver>>;
+  let env: Record<string, string>;
+  let downUp = false;
+  let replacement: TidingsProcess | undefined;
   const clients: Pusher[] = [];
   const client = (g: Target, o: Parameters<typeof pusherClient>[1] = {}) => {
     const p = pusherClient(g, o);
@@ -26,19 +35,25 @@ describe("pusher webhooks across two gateways on one NATS", () => {
 
   beforeAll(async () => {
     // /flaky answers 500 twice: the replica that pulled the batch naks it and it comes back.
-    hooks = await startWebhookReceiver((path, n) => (path === "/flaky" && n <= 2 ? 500 : 200));
+    // /down refuses everything until the test brings it up.
+    hooks = await startWebhookReceiver((path, n) => {
+      if (path === "/flaky") return n <= 2 ? 500 : 200;
+      if (path === "/down") return downUp ? 200 : 503;
+      return 200;
+    });
     const webhooks = [
       { url: hooks.url("/all") },
       { url: hooks.url("/flaky"), event_types: ["cache_miss"] },
+      { url: hooks.url("/down"), event_types: ["client_event"] },
     ];
-    cluster = await startTwoGateways({
-      TIDINGS_APPS: JSON.stringify([{ ...TEST_APP, webhooks }]),
-    });
+    env = { TIDINGS_APPS: JSON.stringify([{ ...TEST_APP, webhooks }]) };
+    cluster = await startTwoGateways(env);
   });
   afterEach(() => {
     for (const p of clients.splice(0)) p.disconnect();
   });
   afterAll(async () => {
+    await replacement?.kill();
     await cluster?.stop();
     await hooks?.close();
   });
@@ -97,5 +112,31 @@ describe("pusher webhooks across two gateways on one NATS", () => {
     const posts = hooks.received.filter((r) => r.path === "/flaky");
     expect(posts.map((r) => r.status)).toEqual([500, 500, 200]);
     expect(hooks.events("/flaky")).toEqual([{ name: "cache_miss", channel: "cache-cw-empty" }]);
+  });
+
+  // Stored batches outlive the replica that was trying to deliver them.
+  it("delivers a queued batch through another presence replica after the first one dies", async () => {
+    const a = client(cluster.g1);
+    const b = client(cluster.g2);
+    const ca = (await subscribe(a, "private-cw-durable")).channel;
+    const cb = (await subscribe(b, "private-cw-durable")).channel;
+    const got = nextEvent(cb, "client-x");
+    ca.trigger("client-x", { n: 1 });
+    await got;
+    await waitFor(() => hooks.received.some((r) => r.path === "/down"), { what: "first attempt" });
+    await cluster.presence.kill("SIGKILL");
+    downUp = true;
+    replacement = await spawnTidings("presence", {
+      NATS_URL: cluster.nats.urls[0]!,
+      ...FAST_PRESENCE,
+      ...env,
+    });
+    await waitFor(() => hooks.events("/down").length > 0, {
+      what: "delivery by the new replica",
+      timeoutMs: 40_000,
+    });
+    expect(hooks.events("/down")).toEqual([
+      expect.objectContaining({ name: "client_event", channel: "private-cw-durable" }),
+    ]);
   });
 });
