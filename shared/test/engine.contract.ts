@@ -105,6 +105,7 @@ export function describeEngineContract(
             data: { i, text: "héllo" },
             meta: { m: true },
             userId: "u1",
+            tags: { team: "home", kind: "goal" },
             excludeConnectionId: "1.2",
           }),
         );
@@ -118,11 +119,15 @@ export function describeEngineContract(
         data: { i: 0, text: "héllo" },
         meta: { m: true },
         userId: "u1",
+        tags: { team: "home", kind: "goal" },
         excludeConnectionId: "1.2",
         id: results[0]!.id,
         time: results[0]!.time,
       });
       expect(other.events()).toEqual([]);
+      // Tags (Sockudo filters) must survive storage too: cache channels and replay read it back.
+      const stored = (await engine.history(app, "room.1", { limit: 1 })).events[0];
+      expect(stored?.tags).toEqual({ team: "home", kind: "goal" });
       live.sub.close();
       other.sub.close();
     });

@@ -21,6 +21,11 @@ export interface EventInput {
   /** Publishing user; absent for events published through an HTTP API. */
   userId?: string | undefined;
   /**
+   * Sockudo tags: string labels a subscriber's filter is matched against.
+   * Stored with the event and returned by history and replay.
+   */
+  tags?: { [key: string]: string } | undefined;
+  /**
    * Connection that must not receive the live copy (Pusher `socket_id`
    * exclusion). Replay and history still return the event to everyone.
    */

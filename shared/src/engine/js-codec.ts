@@ -26,6 +26,7 @@ interface EventBody {
   data: Json;
   meta?: { [key: string]: Json } | undefined;
   userId?: string | undefined;
+  tags?: { [key: string]: string } | undefined;
   excludeConnectionId?: string | undefined;
   time: number;
 }
@@ -39,6 +40,7 @@ export function encodeEventBody(event: EventInput, time: number): Uint8Array {
     data: event.data,
     meta: event.meta,
     userId: event.userId,
+    tags: event.tags,
     excludeConnectionId: event.excludeConnectionId,
     time,
   };
@@ -76,10 +78,20 @@ export function decodeEvent(channel: string, seq: number, data: Uint8Array): Sto
   // to the memory engine's.
   if (b.meta !== undefined) event.meta = b.meta as { [key: string]: Json };
   if (typeof b.userId === "string") event.userId = b.userId;
+  if (isStringRecord(b.tags)) event.tags = b.tags;
   if (typeof b.excludeConnectionId === "string") {
     event.excludeConnectionId = b.excludeConnectionId;
   }
   return event;
+}
+
+function isStringRecord(v: unknown): v is { [key: string]: string } {
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.values(v).every((x) => typeof x === "string")
+  );
 }
 
 export function encodeJson(value: Json | Signal): Uint8Array {

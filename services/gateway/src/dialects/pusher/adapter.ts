@@ -4,6 +4,7 @@ import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.j
 import { TokenBucket } from "../../core/rate.js";
 import { decode, encode } from "./codec.js";
 import { PusherClose, PusherCodeText, PusherErrorCode } from "./codes.js";
+import { enableDelta } from "./extensions.js";
 import { registerPusherHttp } from "./http-api.js";
 import { startKeepalive } from "./keepalive.js";
 import type { PusherSession } from "./session.js";
@@ -54,6 +55,8 @@ export function createPusherDialect(ctx: GatewayContext): Dialect {
         clientEvents: new TokenBucket(rate, rate),
         user: undefined,
         signingIn: false,
+        filters: new Map(),
+        deltas: undefined,
       });
       conn.send(encode.connectionEstablished(conn.id, ctx.config.activityTimeoutSec));
       startKeepalive(
@@ -87,6 +90,12 @@ export function createPusherDialect(ctx: GatewayContext): Dialect {
           return;
         case "signin":
           users.signin(conn, s, c.auth, c.userData).catch(failed(conn, "signin"));
+          return;
+        case "enable_delta":
+          enableDelta(ctx, conn, s, c.algorithms);
+          return;
+        case "delta_sync_error":
+          s.deltas?.drop(c.channel);
           return;
       }
     },

@@ -6,6 +6,7 @@
 
 import { channelKind, isValidChannel } from "../../../../../shared/src/channels.js";
 import type { Delivery, Json } from "../../../../../shared/src/engine/engine.js";
+import { type Parsed, parseFilter, type TagFilter } from "./filter.js";
 
 export type Command =
   | { type: "ping" }
@@ -15,8 +16,14 @@ export type Command =
       channel: string;
       auth: string | undefined;
       channelData: string | undefined;
+      /** Sockudo tag filter; a malformed one is refused per channel, not per frame. */
+      filter: Parsed<TagFilter> | undefined;
     }
   | { type: "unsubscribe"; channel: string }
+  /** Sockudo: `algorithms` the client can decode, when it says. */
+  | { type: "enable_delta"; algorithms: string[] | undefined }
+  /** Sockudo: the client lost its delta base for `channel`. */
+  | { type: "delta_sync_error"; channel: string }
   | { type: "signin"; auth: string; userData: string }
   | { type: "client_event"; channel: string; event: string; data: Json };
 
@@ -59,8 +66,19 @@ function toCommand(frame: unknown): Command {
         channel: channelOf(data.channel),
         auth: optionalString(data.auth, "auth"),
         channelData: optionalString(data.channel_data, "channel_data"),
+        filter: filterOf(data.filter ?? data.tags_filter),
       };
     }
+    case "pusher:enable_delta_compression": {
+      const data = frame.data === undefined || frame.data === null ? {} : objectData(frame.data);
+      const algorithms = data.algorithms;
+      if (algorithms === undefined) return { type: "enable_delta", algorithms: undefined };
+      if (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === "string"))
+        throw new Invalid("algorithms must be an array of strings");
+      return { type: "enable_delta", algorithms };
+    }
+    case "pusher:delta_sync_error":
+      return { type: "delta_sync_error", channel: channelOf(objectData(frame.data).channel) };
     case "pusher:unsubscribe":
       return { type: "unsubscribe", channel: channelOf(objectData(frame.data).channel) };
     case "pusher:signin": {
@@ -94,6 +112,10 @@ function objectData(data: unknown): Record<string, unknown> {
   }
   if (!isObject(value)) throw new Invalid("data must be an object");
   return value;
+}
+
+function filterOf(value: unknown): Parsed<TagFilter> | undefined {
+  return value === undefined || value === null ? undefined : parseFilter(value);
 }
 
 function channelOf(value: unknown): string {
@@ -196,7 +218,31 @@ export const encode = {
     frame("pusher_internal:watchlist_events", JSON.stringify({ events })),
   userEvent: (userId: string, name: string, data: Json) =>
     encode.event(`${SERVER_TO_USER_PREFIX}${userId}`, name, data),
+  /** Sockudo's reply to `pusher:enable_delta_compression`; data is an object, as Sockudo sends it. */
+  deltaCompressionEnabled: () =>
+    frame("pusher:delta_compression_enabled", { enabled: true, algorithm: "fossil" }),
+  /**
+   * A full event frame a delta client keeps as its base. Sockudo's client
+   * strips `,"__delta_seq":N` from the raw text to get the base, so the
+   * marker goes last and the rest stays byte-identical to `eventFrame`.
+   */
+  withDeltaSeq: (eventFrame: string, seq: number) =>
+    `${eventFrame.slice(0, -1)},"__delta_seq":${seq}}`,
+  /**
+   * Sockudo's `pusher:delta`: `delta` is the base64 fossil delta from the
+   * previous frame of the channel (`base_seq`) to the frame of event `seq`.
+   */
+  delta: (channel: string, data: DeltaData) => frame("pusher:delta", data, channel),
 };
+
+export interface DeltaData {
+  /** The target event's name, which the client emits after reconstructing it. */
+  event: string;
+  delta: string;
+  seq: number;
+  base_seq: number;
+  algorithm: "fossil";
+}
 
 /**
  * A channel delivery as a Pusher frame, identical for every Pusher

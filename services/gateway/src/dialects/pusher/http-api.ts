@@ -6,6 +6,7 @@ import type { GatewayContext } from "../../core/dialect.js";
 import { BodyTooLargeError, readBody } from "../../http/body.js";
 import { dataFromPusher, EVENT_NAME_MAX, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
 import { PusherHttpError, PusherHttpStatus } from "./codes.js";
+import { parseTags, type Tags } from "./filter.js";
 import { verifyRequest } from "./http-sign.js";
 
 export const MAX_EVENT_CHANNELS = 100;
@@ -145,6 +146,8 @@ interface EventSpec {
   data: Json;
   socketId: string | undefined;
   info: Attr[];
+  /** Sockudo tags, matched against subscribers' filters. */
+  tags: Tags | undefined;
 }
 
 /** Request handlers; each returns the JSON body of a 200 answer or throws PusherHttpError. */
@@ -268,7 +271,9 @@ class PusherHttpApi {
       throw new PusherHttpError(400, "Invalid socket_id");
     const info =
       b.info === undefined ? [] : attrs(typeof b.info === "string" ? b.info : null, true);
-    return { name, channels: list as string[], data, socketId, info };
+    const tags = parseTags(b.tags);
+    if (!tags.ok) throw new PusherHttpError(400, `Invalid tags: ${tags.message}`);
+    return { name, channels: list as string[], data, socketId, info, tags: tags.value };
   }
 
   private async publish(
@@ -290,7 +295,7 @@ class PusherHttpApi {
     await this.ctx.engine.publish(
       app.id,
       channel,
-      { name: spec.name, data, excludeConnectionId: spec.socketId },
+      { name: spec.name, data, tags: spec.tags, excludeConnectionId: spec.socketId },
       { idempotencyKey: key },
     );
     this.ctx.metrics.publishLatency.observe(

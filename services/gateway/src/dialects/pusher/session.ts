@@ -1,4 +1,6 @@
 import type { TokenBucket } from "../../core/rate.js";
+import type { DeltaBases } from "./delta.js";
+import type { TagFilter } from "./filter.js";
 
 /** What the Pusher dialect keeps per connection beyond the core Connection. */
 export interface PusherSession {
@@ -11,4 +13,8 @@ export interface PusherSession {
   /** Set once `pusher:signin` succeeded. */
   user: { id: string; userData: string } | undefined;
   signingIn: boolean;
+  /** Sockudo tag filters of subscribed channels that have one. */
+  filters: Map<string, TagFilter>;
+  /** Set once the client sent `pusher:enable_delta_compression`. */
+  deltas: DeltaBases | undefined;
 }

@@ -3,20 +3,11 @@ import type { Json, Signal } from "../../../../../shared/src/engine/engine.js";
 import type { Member } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
-import type { ChannelEncoder } from "../../core/hub.js";
 import { verifyChannelAuth } from "./auth.js";
-import {
-  type Command,
-  encode,
-  encodeDelivery,
-  isServerToUser,
-  SERVER_TO_USER_PREFIX,
-} from "./codec.js";
+import { type Command, encode, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
 import { PusherErrorCode } from "./codes.js";
+import { encoderFor, forgetChannel } from "./extensions.js";
 import type { PusherSession } from "./session.js";
-
-/** Every Pusher subscriber of a channel gets the same bytes, so uWS fans them out. */
-const pusherEncoder: ChannelEncoder = { topic: "pusher", encode: encodeDelivery };
 
 type Subscribe = Command & { type: "subscribe" };
 type ClientEvent = Command & { type: "client_event" };
@@ -30,6 +21,8 @@ export class PusherChannels {
     const { channel } = c;
     if (isServerToUser(channel)) return this.subscribeServerToUser(conn, s, channel);
     if (s.pending.has(channel)) return;
+    if (c.filter && !c.filter.ok)
+      return this.refuse(conn, channel, "InvalidFilter", c.filter.message, 400);
     const kind = channelKind(channel);
     if (conn.channels.has(channel)) {
       // pusher-js resubscribes after a state change; answer again without rejoining.
@@ -89,7 +82,9 @@ export class PusherChannels {
       const last = kind.cache
         ? (await this.ctx.engine.history(app.id, channel, { limit: 1 })).events[0]
         : undefined;
-      await this.ctx.hub.join(conn, channel, pusherEncoder, {
+      if (c.filter?.ok) s.filters.set(channel, c.filter.value);
+      // Chosen now, not before the awaits: delta compression may have been enabled meanwhile.
+      await this.ctx.hub.join(conn, channel, encoderFor(s, channel), {
         afterSeq: kind.cache ? (last ? last.seq - 1 : 0) : undefined,
         beforeEvents: ({ lastSeq }) => {
           s.pending.delete(channel);
@@ -107,6 +102,7 @@ export class PusherChannels {
       });
     } finally {
       s.pending.delete(channel);
+      if (!conn.channels.has(channel)) forgetChannel(s, channel);
     }
   }
 
@@ -114,6 +110,7 @@ export class PusherChannels {
     const wasPending = s.pending.delete(channel);
     if (!conn.channels.has(channel) && !wasPending) return;
     this.ctx.hub.leave(conn, channel);
+    forgetChannel(s, channel);
     s.presenceIds.delete(channel);
     this.ctx.presence.unsubscribe(conn.app!.id, channel, conn.id).catch((err: unknown) => {
       conn.log.warn({ err }, "presence unsubscribe report failed");
