@@ -13,10 +13,18 @@ export type DialectName = "pusher" | "herald";
 export const CHANNEL = "bench";
 
 export interface Dialect {
-  /** Opens one subscriber and resolves once it is subscribed to CHANNEL. */
-  subscribe(port: number, n: number, onFrame: (text: string) => void): Promise<WebSocket>;
+  /** Opens one subscriber and resolves once it is subscribed to `channel`. */
+  subscribe(
+    port: number,
+    n: number,
+    onFrame: (text: string) => void,
+    channel?: string,
+  ): Promise<WebSocket>;
   /** A publisher; `publish` resolves when the server accepted the event. */
-  publisher(port: number): Promise<{ publish(data: string): Promise<void>; close(): void }>;
+  publisher(port: number): Promise<{
+    publish(data: string, channel?: string): Promise<void>;
+    close(): void;
+  }>;
 }
 
 const wsOptions = { perMessageDeflate: false, skipUTF8Validation: true };
@@ -59,13 +67,13 @@ function open(
 }
 
 export const pusher: Dialect = {
-  subscribe(port, _n, onFrame) {
+  subscribe(port, _n, onFrame, channel = CHANNEL) {
     const url = `ws://127.0.0.1:${port}/app/${APP.key}?protocol=7&client=bench&version=1.0`;
     return open(
       url,
       (msg, ws) => {
         if (msg.event === "pusher:connection_established") {
-          ws.send(JSON.stringify({ event: "pusher:subscribe", data: { channel: CHANNEL } }));
+          ws.send(JSON.stringify({ event: "pusher:subscribe", data: { channel } }));
         }
         if (msg.event === "pusher:error") throw new Error(`pusher:error ${JSON.stringify(msg)}`);
         return msg.event === "pusher_internal:subscription_succeeded";
@@ -85,8 +93,8 @@ export const pusher: Dialect = {
       agent,
     });
     return {
-      async publish(data) {
-        const res = await client.trigger(CHANNEL, "bench", data);
+      async publish(data, channel = CHANNEL) {
+        const res = await client.trigger(channel, "bench", data);
         // Soketi answers errors with status 200; a body with an error still counts.
         const body = await res.text();
         if (body.includes('"error"')) throw new Error(`publish refused: ${body}`);
@@ -104,7 +112,8 @@ function heraldUrl(port: number, userId: string): string {
 }
 
 export const herald: Dialect = {
-  subscribe(port, n, onFrame) {
+  subscribe(port, n, onFrame, channel = CHANNEL) {
+    if (channel !== CHANNEL) throw new Error("the Herald bench client uses one channel");
     return open(
       heraldUrl(port, `u${n}`),
       (msg, ws) => {

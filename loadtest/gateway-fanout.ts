@@ -1,10 +1,14 @@
 /**
- * Fan-out benchmark: N WebSocket subscribers on one channel, M events
- * published at a fixed rate, measuring delivery rate and publish→receive
- * latency. Runs Tidings and, when SOKETI_DIR is set, Soketi, alternating,
- * and prints Tidings/Soketi ratios of the medians. A script, not a test.
+ * Fan-out benchmark: N WebSocket subscribers spread over C channels (one by
+ * default), M events published at a fixed rate round-robin over the
+ * channels, measuring delivery rate, publish→receive latency and server CPU
+ * per delivery. Runs the servers named in --servers alternating (Tidings
+ * and, when SOKETI_DIR is set, Soketi) and prints the ratios of the first
+ * server's medians to each other's. A script, not a test.
  *
  *   npm run bench:fanout -- --conns 500 --events 2000 --rate 100 --runs 3
+ *   npm run bench:fanout -- --conns 2000 --channels 2000 --rate 200
+ *   npm run bench:fanout -- --servers tidings-nats,tidings   # JetStream vs memory
  *   npm run bench:fanout -- --dialect herald        # Tidings only
  *
  * Every option also reads BENCH_<NAME> from the environment (BENCH_CONNS=...).
@@ -12,10 +16,11 @@
 import { parseArgs } from "node:util";
 import type WebSocket from "ws";
 import { CHANNEL, type DialectName, dialects } from "./gateway-clients.js";
-import { type ServerName, startServer } from "./gateway-servers.js";
+import { type ServerName, serverNames, startServer } from "./gateway-servers.js";
 
 const defaults = {
   conns: "500",
+  channels: "1",
   events: "2000",
   rate: "100",
   size: "100",
@@ -34,6 +39,7 @@ const { values: args } = parseArgs({
 });
 const opt = {
   conns: Number(args.conns),
+  channels: Number(args.channels),
   events: Number(args.events),
   rate: Number(args.rate),
   size: Number(args.size),
@@ -42,8 +48,20 @@ const opt = {
   servers: String(args.servers).split(",") as ServerName[],
 };
 if (!(opt.dialect in dialects)) throw new Error(`--dialect must be pusher or herald`);
+for (const s of opt.servers)
+  if (!serverNames.includes(s)) throw new Error(`--servers: one of ${serverNames.join(", ")}`);
 if (opt.dialect === "herald" && opt.servers.includes("soketi"))
   throw new Error("Soketi speaks only Pusher: use --dialect pusher, or --servers tidings");
+if (!(opt.channels >= 1 && opt.channels <= opt.conns))
+  throw new Error("--channels must be between 1 and --conns");
+if (opt.dialect === "herald" && opt.channels > 1)
+  throw new Error("the Herald bench client uses one channel: --channels 1");
+
+/** Subscriber n and event n go to channel n mod C; one channel keeps the plain name. */
+const channelOf = (n: number) => (opt.channels === 1 ? CHANNEL : `${CHANNEL}-${n % opt.channels}`);
+/** Subscribers per channel index, so the expected delivery count is exact. */
+const subscribersOf = (c: number) =>
+  Math.floor(opt.conns / opt.channels) + (c < opt.conns % opt.channels ? 1 : 0);
 
 interface Result {
   server: ServerName;
@@ -88,7 +106,8 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     await Promise.all(
       Array.from({ length: 50 }, async () => {
         while (next < opt.conns) {
-          const ws = await dialect.subscribe(server.port, next++, onFrame);
+          const n = next++;
+          const ws = await dialect.subscribe(server.port, n, onFrame, channelOf(n));
           ws.on("close", () => closedEarly++);
           sockets.push(ws);
         }
@@ -100,6 +119,7 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     const pad = "x".repeat(Math.max(0, opt.size - 40));
     const publishLatencies: number[] = [];
     let publishErrors = 0;
+    let expected = 0;
     let firstError: unknown;
     const inFlight = new Set<Promise<void>>();
     const cpuBefore = server.cpuSeconds();
@@ -112,10 +132,11 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       while (inFlight.size >= 256) await Promise.race(inFlight);
       const t = performance.now();
       const p: Promise<void> = publisher
-        .publish(`{"i":${i},"t":${t.toFixed(3)},"p":"${pad}"}`)
+        .publish(`{"i":${i},"t":${t.toFixed(3)},"p":"${pad}"}`, channelOf(i))
         .then(
           () => {
             publishLatencies.push(performance.now() - t);
+            expected += subscribersOf(i % opt.channels);
           },
           (err: unknown) => {
             publishErrors++;
@@ -127,7 +148,6 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     }
     await Promise.all(inFlight);
     if (firstError) console.error(`${serverName}: publish error:`, firstError);
-    const expected = (opt.events - publishErrors) * opt.conns;
     // Wait for stragglers: until all arrived or nothing arrived for 3 s.
     for (;;) {
       if (received >= expected) break;
@@ -176,7 +196,7 @@ const median = (xs: number[]) => {
 function printRow(r: Result) {
   console.log(
     [
-      r.server.padEnd(8),
+      r.server.padEnd(12),
       String(r.run).padStart(3),
       `${r.received}/${r.expected}`.padStart(17),
       fmt(r.deliveriesPerSec, 0).padStart(10),
@@ -193,11 +213,11 @@ function printRow(r: Result) {
 
 async function main() {
   console.log(
-    `fan-out: ${opt.conns} conns on "${CHANNEL}", ${opt.events} events at ${opt.rate}/s, ` +
+    `fan-out: ${opt.conns} conns on ${opt.channels} channel(s), ${opt.events} events at ${opt.rate}/s, ` +
       `~${opt.size} B, dialect ${opt.dialect}, servers ${opt.servers.join(",")}, ${opt.runs} run(s)`,
   );
   console.log(
-    "server   run  received/expected  deliv/s  p50 ms  p99 ms  max ms  pub p50  cpu µs/d  RSS MB  errors",
+    "server       run  received/expected  deliv/s  p50 ms  p99 ms  max ms  pub p50  cpu µs/d  RSS MB  errors",
   );
   const results: Result[] = [];
   for (let run = 1; run <= opt.runs; run++) {
@@ -223,15 +243,16 @@ async function main() {
   for (const s of opt.servers) {
     const m = summary(s);
     console.log(
-      `  ${s.padEnd(8)} ${fmt(m.rate, 0)} deliveries/s, p50 ${fmt(m.p50, 2)} ms, p99 ${fmt(m.p99, 2)} ms, ` +
+      `  ${s.padEnd(12)} ${fmt(m.rate, 0)} deliveries/s, p50 ${fmt(m.p50, 2)} ms, p99 ${fmt(m.p99, 2)} ms, ` +
         `${fmt(m.cpu, 2)} µs server CPU/delivery, ${m.lossFree ? "no loss" : "LOSS OR ERRORS"}`,
     );
   }
-  if (opt.servers.includes("tidings") && opt.servers.includes("soketi")) {
-    const t = summary("tidings");
-    const k = summary("soketi");
+  const [first, ...others] = opt.servers;
+  for (const other of others) {
+    const t = summary(first!);
+    const k = summary(other);
     console.log(
-      `\nTidings/Soketi: delivery rate ${fmt(t.rate / k.rate, 2)}x, p50 ${fmt(t.p50 / k.p50, 2)}x, ` +
+      `\n${first}/${other}: delivery rate ${fmt(t.rate / k.rate, 2)}x, p50 ${fmt(t.p50 / k.p50, 2)}x, ` +
         `p99 ${fmt(t.p99 / k.p99, 2)}x, CPU/delivery ${fmt(t.cpu / k.cpu, 2)}x (latency and CPU: lower is better)`,
     );
   }

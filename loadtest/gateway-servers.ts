@@ -1,6 +1,16 @@
 /**
- * Starts the servers the fan-out benchmark measures, each as a child process
- * on a free port on 127.0.0.1, and stops them by their own pid.
+ * Starts the servers the benchmarks measure, each as a child process on a
+ * free port on 127.0.0.1, and stops them by their own pid.
+ *
+ * - `tidings`: this tree, memory engine.
+ * - `tidings-nats`: this tree, JetStream engine on its own single-node
+ *   nats-server (shared/test/nats-harness.ts), started and stopped with it.
+ * - `base`: another copy of Tidings (an earlier commit), memory engine, from
+ *   `BENCH_BASE_DIR`: the baseline when measuring an optimisation in one run.
+ * - `soketi`: Soketi 1.6.1 from `SOKETI_DIR`.
+ *
+ * `BENCH_CPU_PROF=<dir>` runs the Tidings variants under `node --cpu-prof`,
+ * writing a .cpuprofile per server process into <dir> when it stops.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -9,11 +19,13 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startNats } from "../shared/test/nats-harness.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const APP = { id: "app-id", key: "app-key", secret: "app-secret" };
 
-export type ServerName = "tidings" | "soketi";
+export type ServerName = "tidings" | "tidings-nats" | "base" | "soketi";
+export const serverNames: readonly ServerName[] = ["tidings", "tidings-nats", "base", "soketi"];
 
 export interface RunningServer {
   name: ServerName;
@@ -39,17 +51,46 @@ export async function freePort(): Promise<number> {
 
 export async function startServer(name: ServerName): Promise<RunningServer> {
   const port = await freePort();
-  if (name === "tidings") return startTidings(port);
-  return startSoketi(port);
+  switch (name) {
+    case "tidings":
+      return startTidings(name, port, ROOT);
+    case "base": {
+      const dir = process.env.BENCH_BASE_DIR;
+      if (!dir) throw new Error("BENCH_BASE_DIR is not set (see loadtest/README.md)");
+      return startTidings(name, port, dir);
+    }
+    case "tidings-nats": {
+      const nats = await startNats();
+      try {
+        return await startTidings(name, port, ROOT, nats.urls[0], () => nats.stop());
+      } catch (err) {
+        await nats.stop();
+        throw err;
+      }
+    }
+    case "soketi":
+      return startSoketi(port);
+  }
 }
 
-async function startTidings(port: number): Promise<RunningServer> {
+async function startTidings(
+  name: ServerName,
+  port: number,
+  root: string,
+  natsUrl?: string,
+  cleanup: () => Promise<void> | void = () => undefined,
+): Promise<RunningServer> {
   const { NATS_URL: _nats, TIDINGS_APPS: _apps, ...env } = process.env;
+  const prof = process.env.BENCH_CPU_PROF;
+  const profArgs = prof
+    ? ["--cpu-prof", `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
+    : [];
   // `node --import tsx` rather than the tsx CLI so the pid we watch is the server.
-  const child = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [...profArgs, "--import", "tsx", "services/main.ts"], {
+    cwd: root,
     env: {
       ...env,
+      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
       PORT: String(port),
       HOST: "127.0.0.1",
       LOG_LEVEL: "error",
@@ -60,7 +101,7 @@ async function startTidings(port: number): Promise<RunningServer> {
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  return watch("tidings", child, port, "/readyz", () => undefined);
+  return watch(name, child, port, "/readyz", cleanup);
 }
 
 async function startSoketi(port: number): Promise<RunningServer> {
@@ -104,7 +145,7 @@ async function watch(
   child: ChildProcess,
   port: number,
   readyPath: string,
-  cleanup: () => void,
+  cleanup: () => Promise<void> | void,
 ): Promise<RunningServer> {
   let stderr = "";
   child.stderr?.on("data", (b: Buffer) => {
@@ -150,7 +191,7 @@ async function watch(
         await gone;
         clearTimeout(timer);
       }
-      cleanup();
+      await cleanup();
     },
   };
 }

@@ -1,0 +1,182 @@
+/**
+ * Connect-storm benchmark: N Pusher clients connect and subscribe, with a
+ * bounded number of handshakes in flight, either all into one channel or
+ * each into its own. Measures subscribed connections per second, server CPU
+ * per connection and RSS per connection (RSS once all are subscribed minus
+ * RSS of the idle server, ÷ N). Servers alternate run by run; ratios of the
+ * first server's medians to each other's are printed. A script, not a test.
+ *
+ *   npm run bench:connect -- --conns 10000 --channels one --runs 3
+ *   npm run bench:connect -- --conns 10000 --channels each --servers tidings,soketi
+ *
+ * Every option also reads BENCH_<NAME> from the environment.
+ */
+import { parseArgs } from "node:util";
+import type WebSocket from "ws";
+import { CHANNEL, pusher } from "./gateway-clients.js";
+import { type ServerName, serverNames, startServer } from "./gateway-servers.js";
+
+const defaults = {
+  conns: "10000",
+  channels: "one",
+  inflight: "200",
+  runs: "2",
+  servers: process.env.SOKETI_DIR ? "tidings,soketi" : "tidings",
+};
+type Option = keyof typeof defaults;
+const { values: args } = parseArgs({
+  options: Object.fromEntries(
+    Object.entries(defaults).map(([k, v]) => [
+      k,
+      { type: "string", default: process.env[`BENCH_${k.toUpperCase()}`] ?? v },
+    ]),
+  ) as Record<Option, { type: "string"; default: string }>,
+});
+const opt = {
+  conns: Number(args.conns),
+  channels: String(args.channels),
+  inflight: Number(args.inflight),
+  runs: Number(args.runs),
+  servers: String(args.servers).split(",") as ServerName[],
+};
+if (opt.channels !== "one" && opt.channels !== "each")
+  throw new Error("--channels must be one or each");
+for (const s of opt.servers)
+  if (!serverNames.includes(s)) throw new Error(`--servers: one of ${serverNames.join(", ")}`);
+
+interface Result {
+  server: ServerName;
+  run: number;
+  connected: number;
+  failed: number;
+  connsPerSec: number;
+  cpuUsPerConn: number;
+  idleRssMiB: number;
+  rssMiB: number;
+  kibPerConn: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function runOnce(serverName: ServerName, run: number): Promise<Result> {
+  const server = await startServer(serverName);
+  const sockets: WebSocket[] = [];
+  let failed = 0;
+  let firstError: unknown;
+  try {
+    // Let startup garbage settle so the idle figure is the server at rest.
+    await sleep(1000);
+    const idleRssMiB = server.rssMiB();
+    const cpuBefore = server.cpuSeconds();
+    const start = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: opt.inflight }, async () => {
+        while (next < opt.conns) {
+          const n = next++;
+          const channel = opt.channels === "one" ? CHANNEL : `${CHANNEL}-${n}`;
+          try {
+            sockets.push(await pusher.subscribe(server.port, n, () => {}, channel));
+          } catch (err) {
+            failed++;
+            firstError ??= err;
+          }
+        }
+      }),
+    );
+    const seconds = (performance.now() - start) / 1000;
+    const cpu = server.cpuSeconds() - cpuBefore;
+    if (firstError) console.error(`${serverName}: connect error:`, firstError);
+    await sleep(1000);
+    const rssMiB = server.rssMiB();
+    const crash = server.crash();
+    if (crash) console.error(crash);
+    return {
+      server: serverName,
+      run,
+      connected: sockets.length,
+      failed,
+      connsPerSec: sockets.length / seconds,
+      cpuUsPerConn: (cpu * 1e6) / Math.max(1, sockets.length),
+      idleRssMiB,
+      rssMiB,
+      kibPerConn: ((rssMiB - idleRssMiB) * 1024) / Math.max(1, sockets.length),
+    };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await server.stop();
+  }
+}
+
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+};
+
+async function main() {
+  console.log(
+    `connect storm: ${opt.conns} Pusher conns, ${opt.channels === "one" ? "one channel" : "a channel each"}, ` +
+      `${opt.inflight} handshakes in flight, servers ${opt.servers.join(",")}, ${opt.runs} run(s)`,
+  );
+  console.log(
+    "server       run  connected  failed  conns/s  cpu µs/conn  idle MB  RSS MB  KiB/conn",
+  );
+  const results: Result[] = [];
+  for (let run = 1; run <= opt.runs; run++) {
+    // Alternate the order so drift on a noisy machine hits every server alike.
+    const order = run % 2 === 1 ? opt.servers : [...opt.servers].reverse();
+    for (const s of order) {
+      const r = await runOnce(s, run);
+      results.push(r);
+      console.log(
+        [
+          r.server.padEnd(12),
+          String(r.run).padStart(3),
+          String(r.connected).padStart(10),
+          String(r.failed).padStart(7),
+          fmt(r.connsPerSec, 0).padStart(8),
+          fmt(r.cpuUsPerConn, 0).padStart(12),
+          fmt(r.idleRssMiB, 0).padStart(8),
+          fmt(r.rssMiB, 0).padStart(7),
+          fmt(r.kibPerConn, 2).padStart(9),
+        ].join(" "),
+      );
+    }
+  }
+  const summary = (s: ServerName) => {
+    const rs = results.filter((r) => r.server === s);
+    return {
+      rate: median(rs.map((r) => r.connsPerSec)),
+      cpu: median(rs.map((r) => r.cpuUsPerConn)),
+      kib: median(rs.map((r) => r.kibPerConn)),
+      idle: median(rs.map((r) => r.idleRssMiB)),
+      ok: rs.every((r) => r.failed === 0),
+    };
+  };
+  console.log("\nmedians:");
+  for (const s of opt.servers) {
+    const m = summary(s);
+    console.log(
+      `  ${s.padEnd(12)} ${fmt(m.rate, 0)} conns/s, ${fmt(m.cpu, 0)} µs CPU/conn, ` +
+        `${fmt(m.kib, 2)} KiB RSS/conn, idle ${fmt(m.idle, 0)} MB, ${m.ok ? "no failures" : "FAILURES"}`,
+    );
+  }
+  const [first, ...others] = opt.servers;
+  for (const other of others) {
+    const a = summary(first!);
+    const b = summary(other);
+    console.log(
+      `\n${first}/${other}: conns/s ${fmt(a.rate / b.rate, 2)}x, CPU/conn ${fmt(a.cpu / b.cpu, 2)}x, ` +
+        `RSS/conn ${fmt(a.kib / b.kib, 2)}x (CPU and RSS: lower is better)`,
+    );
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
