@@ -10,6 +10,8 @@ import { verifyHeraldToken } from "./token.js";
 
 /** Frames a client may send before its token is checked; they run right after auth_ok. */
 const MAX_EARLY_FRAMES = 64;
+/** setTimeout overflows past this (about 24.8 days) and fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The Herald dialect at `/ws?key=&token=&user_id=&streams=`. */
 export function createHeraldDialect(ctx: GatewayContext): Dialect {
@@ -98,18 +100,27 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
   };
 
   const scheduleExpiry = (conn: Connection, expiresAt: number) => {
-    const msLeft = expiresAt * 1000 - Date.now();
-    const warn = setTimeout(
-      () => conn.send(encode.tokenExpiring(expiresAt)),
-      Math.max(0, msLeft - 60_000),
-    );
-    const expire = setTimeout(() => {
+    const timers = new Set<NodeJS.Timeout>();
+    // setTimeout fires at once past MAX_TIMER_MS, so long waits are taken in steps.
+    const at = (ms: number, fn: () => void) => {
+      const left = ms - Date.now();
+      const t = setTimeout(
+        () => {
+          timers.delete(t);
+          if (left > MAX_TIMER_MS) at(ms, fn);
+          else fn();
+        },
+        Math.max(0, Math.min(left, MAX_TIMER_MS)),
+      );
+      timers.add(t);
+    };
+    at(expiresAt * 1000 - 60_000, () => conn.send(encode.tokenExpiring(expiresAt)));
+    at(expiresAt * 1000, () => {
       conn.send(encode.error(undefined, "auth_failed", "token expired"));
       conn.close(HeraldClose.authFailed, "token expired");
-    }, msLeft);
+    });
     conn.onClose(() => {
-      clearTimeout(warn);
-      clearTimeout(expire);
+      for (const t of timers) clearTimeout(t);
     });
   };
 

@@ -58,6 +58,10 @@ export async function verifyHeraldToken(
   const m = /^([0-9]{1,12})\.([0-9a-f]{64})$/.exec(token);
   if (!m) throw new TokenError("malformed token");
   if (!userIdParam) throw new TokenError("user_id is required with a compact token");
+  // The signed text joins fields with "\n": one inside a field would let a token
+  // minted for user "a\nb" be presented as user "a" with the rest shifted into streams.
+  if (userIdParam.includes("\n") || streamsParam?.includes("\n"))
+    throw new TokenError("user_id and streams must not contain a newline");
   const exp = Number(m[1]);
   const expected = signCompact(app.secret, userIdParam, streamsParam ?? "", exp);
   if (!safeEqual(expected, token)) throw new TokenError("bad signature");

@@ -50,7 +50,16 @@ export function verifyRequest(
   body: Buffer,
   nowSec: number,
 ): void {
-  const get = (k: string) => query.get(k) ?? undefined;
+  // One value per name, matched case-insensitively as the signature is: a repeat
+  // would let the checks below read one value while the signature covers another.
+  const params = new Map<string, string>();
+  for (const [k, v] of query) {
+    const name = k.toLowerCase();
+    if (params.has(name))
+      throw new PusherHttpError(401, `Parameter ${name.slice(0, 50)} given more than once`);
+    params.set(name, v);
+  }
+  const get = (k: string) => params.get(k);
   const key = get("auth_key");
   if (key === undefined || !safeEqual(key, app.key))
     throw new PusherHttpError(401, "Unknown auth_key");

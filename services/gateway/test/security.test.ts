@@ -1,0 +1,82 @@
+import { createHash } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signRequest } from "../src/dialects/pusher/http-sign.js";
+import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import { type Frame, heraldConnect, heraldUrl, request } from "./herald-client.js";
+import { isEvent, type PusherFrame, rawPusher } from "./pusher-client.js";
+import { TestClient } from "./ws-client.js";
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startTestGateway();
+});
+afterAll(() => gw.stop());
+
+const now = () => Math.floor(Date.now() / 1000);
+const app = { ...TEST_APP, apiKeys: [], allowedOrigins: [], webhooks: [], limits: {} as never };
+
+describe("pusher HTTP API signature", () => {
+  const path = `/apps/${TEST_APP.id}/events`;
+
+  it("refuses a repeated parameter that would let a captured request carry another body", async () => {
+    const { c } = await rawPusher(gw);
+    c.send({ event: "pusher:subscribe", data: { channel: "forged" } });
+    await c.next<PusherFrame>(isEvent("pusher_internal:subscription_succeeded", "forged"));
+    const signedBody = JSON.stringify({ name: "e", channel: "forged", data: "genuine" });
+    const signed = signRequest(app, "POST", path, {}, signedBody, now());
+    // The attacker keeps the signed query (whose last body_md5 is the signed one)
+    // and puts a body_md5 of its own body first, which a first-value check would read.
+    const evil = JSON.stringify({ name: "e", channel: "forged", data: "forged" });
+    const md5 = createHash("md5").update(evil).digest("hex");
+    const res = await fetch(gw.http(`${path}?body_md5=${md5}&${signed}`), {
+      method: "POST",
+      body: evil,
+    });
+    expect(res.status).toBe(401);
+    // The genuine request still goes through, and it is the only event delivered.
+    const ok = await fetch(gw.http(`${path}?${signed}`), { method: "POST", body: signedBody });
+    expect(ok.status).toBe(200);
+    const got = await c.next<PusherFrame>(isEvent("e", "forged"));
+    expect(got.data).toBe("genuine");
+    c.close();
+  });
+
+  it("refuses the same parameter in another letter case", async () => {
+    const body = JSON.stringify({ name: "e", channel: "x", data: "{}" });
+    const q = signRequest(app, "POST", path, {}, body, now() - 3600);
+    // The stale signed timestamp respelled, so only the fresh one answers to its name.
+    const stale = q.get("auth_timestamp")!;
+    q.delete("auth_timestamp");
+    q.append("AUTH_TIMESTAMP", stale);
+    const res = await fetch(gw.http(`${path}?auth_timestamp=${now()}&${q}`), {
+      method: "POST",
+      body,
+    });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe("herald compact tokens", () => {
+  it("refuses a user_id with a newline, which would shift the signed fields", async () => {
+    // A token minted for user "a\nb" with streams "s1,s2" signs "a\nb\ns1,s2\nEXP";
+    // presented as user "a" with streams "b\ns1,s2" the same bytes are signed.
+    const url = new URL(heraldUrl(gw.url, "a\nb", ["s1", "s2"]));
+    url.searchParams.set("user_id", "a");
+    url.searchParams.set("streams", "b\ns1,s2");
+    const c = await TestClient.connect(url.toString());
+    const f = await c.next<Frame>((x) => x.type === "auth_error" || x.type === "auth_ok");
+    expect(f.type).toBe("auth_error");
+    expect((await c.waitClosed()).code).toBe(4001);
+  });
+
+  it("keeps a connection whose token outlives a timer's range open", async () => {
+    const c = await heraldConnect(heraldUrl(gw.url, "long", ["s"], { ttlSec: 30 * 86400 }));
+    const pong = await request(c, "ping", {});
+    expect(pong.type).toBe("pong");
+    // A timer past 2^31 ms fires at once; the expiry check would then close the socket.
+    const reply = await request(c, "subscribe", { stream_id: "s" });
+    expect(reply.type).toBe("subscribed");
+    expect(c.ws.readyState).toBe(c.ws.OPEN);
+    c.close();
+  });
+});
