@@ -74,6 +74,9 @@ class ChannelLive {
    */
   start(): Promise<void> {
     if (this.started) return Promise.resolve();
+    // Cleared in a chained finally, not inside the async body: that body may
+    // throw before its first await, and a finally in there would run before
+    // `??=` stores the promise, leaving a settled attempt cached forever.
     this.starting ??= (async () => {
       try {
         // A flush while disconnected waits for the reconnect; fail fast instead
@@ -92,10 +95,10 @@ class ChannelLive {
           setTimeout(() => this.resume(), RETRY_MS).unref();
         }
         throw err;
-      } finally {
-        this.starting = null;
       }
-    })();
+    })().finally(() => {
+      this.starting = null;
+    });
     return this.starting;
   }
 
