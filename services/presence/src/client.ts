@@ -13,6 +13,8 @@ import type {
   ChannelSubscription,
   Member,
   PresenceApi,
+  PresenceChange,
+  PresenceEntry,
   SubscribeOutcome,
 } from "../../../shared/src/presence/api.js";
 import {
@@ -157,6 +159,30 @@ export class NatsPresenceClient implements PresenceApi {
     });
   }
 
+  /**
+   * The gateway's own truth changes at once (a sync sent from now on carries
+   * it), then the report follows in order; the owner ignores a report that
+   * changes nothing, so the sync and the report never announce it twice.
+   */
+  async setPresence(change: PresenceChange): Promise<void> {
+    const { appId, channel, connectionId } = change;
+    const k = key(appId, connectionId);
+    if (change.action === "leave") {
+      const conn = this.conns.get(k);
+      if (conn) conn.present = conn.present?.filter((e) => e.channel !== channel);
+    } else {
+      const conn = this.conn(appId, connectionId);
+      const entry = { channel, clientId: change.clientId, data: change.data };
+      conn.present = [...(conn.present ?? []).filter((e) => e.channel !== channel), entry];
+    }
+    await this.queue(partitionOf(appId)).send({ type: "presence", ...change });
+  }
+
+  async present(appId: string, channel: string): Promise<PresenceEntry[]> {
+    const r = await this.query({ type: "present", appId, channel });
+    return r.type === "present" ? r.entries : unexpected(r);
+  }
+
   async connectionClosed(appId: string, connectionId: string): Promise<void> {
     this.conns.delete(key(appId, connectionId));
     await this.queue(partitionOf(appId)).send({ type: "close", appId, connectionId });
@@ -241,7 +267,15 @@ export class NatsPresenceClient implements PresenceApi {
     const k = key(appId, connectionId);
     let c = this.conns.get(k);
     if (!c) {
-      c = { appId, connectionId, opened: false, watchlist: [], subs: [], pending: new Map() };
+      c = {
+        appId,
+        connectionId,
+        opened: false,
+        watchlist: [],
+        subs: [],
+        present: [],
+        pending: new Map(),
+      };
       this.conns.set(k, c);
     }
     return c;

@@ -10,37 +10,27 @@
  * user joins a channel with its first member connection and leaves with its
  * last, goes online with its first opened connection and offline with its
  * last. That is what makes a resync (`syncGateway`) free of spurious events.
+ * Presence entries (`entries.ts`) are the connection-level exception: each
+ * is announced itself, and only when it actually changes, for the same reason.
  */
-import type { Json, Signal, UserStatus } from "../../../shared/src/engine/engine.js";
-import type { ChannelInfo, Member, SubscribeOutcome } from "../../../shared/src/presence/api.js";
+import type { Signal, UserStatus } from "../../../shared/src/engine/engine.js";
+import type {
+  ChannelInfo,
+  Member,
+  PresenceChange,
+  PresenceEntry,
+  SubscribeOutcome,
+} from "../../../shared/src/presence/api.js";
 import type {
   ConnectionSnapshot,
   SubscriptionSnapshot,
 } from "../../../shared/src/presence/messages.js";
+import { dropEntry, entriesOf, putEntry } from "./entries.js";
 import { type AppState, type ChannelState, newAppState } from "./indexes.js";
+import type { ConnectionRecord, JoinRequest, PresenceEffect } from "./types.js";
+import { channelsOf, membersOf, visibility, visible } from "./views.js";
 
-export type PresenceEffect =
-  | { to: "channel"; appId: string; channel: string; signal: Signal }
-  | { to: "user"; appId: string; userId: string; signal: Signal }
-  /** The channel's subscriber count changed (the caller throttles). */
-  | { to: "count"; appId: string; channel: string; count: number }
-  /** First subscription of the channel (anywhere), or its last one gone: Pusher's occupied/vacated webhooks. */
-  | { to: "occupancy"; appId: string; channel: string; occupied: boolean };
-
-/** A connection as the core (and the service's KV) stores it. */
-export interface ConnectionRecord extends ConnectionSnapshot {
-  gatewayId: string;
-}
-
-export interface JoinRequest {
-  appId: string;
-  channel: string;
-  connectionId: string;
-  userId?: string | undefined;
-  info?: Json | undefined;
-  member: boolean;
-  maxMembers: number;
-}
+export type { ConnectionRecord, JoinRequest, PresenceEffect } from "./types.js";
 
 export class PresenceCore {
   private readonly apps = new Map<string, AppState>();
@@ -101,9 +91,27 @@ export class PresenceCore {
     return this.flush();
   }
 
+  /** Sets or removes a connection's presence entry (announced only if it changes). */
+  setPresence(gatewayId: string, c: PresenceChange): PresenceEffect[] {
+    if (c.action === "leave") {
+      const app = this.apps.get(c.appId);
+      const conn = app?.conns.get(c.connectionId);
+      if (app && conn && dropEntry(app, c.appId, conn, c.channel, c.data, this.out)) {
+        this.touch(c.appId, conn);
+        this.gcConn(app, conn);
+      }
+      return this.flush();
+    }
+    const app = this.app(c.appId);
+    const conn = this.conn(app, c.appId, c.connectionId, gatewayId);
+    const entry = { channel: c.channel, clientId: c.clientId, data: c.data };
+    if (putEntry(app, c.appId, conn, entry, this.out)) this.touch(c.appId, conn);
+    return this.flush();
+  }
+
   setStatus(appId: string, userId: string, status: UserStatus): PresenceEffect[] {
     const app = this.app(appId);
-    this.visibility(app, appId, userId, () => {
+    visibility(app, appId, userId, this.out, () => {
       if (status === "online") app.manual.delete(userId);
       else app.manual.set(userId, status);
     });
@@ -129,6 +137,8 @@ export class PresenceCore {
       if (s.opened && s.userId !== undefined)
         this.setOpened(app, s.appId, conn, s.userId, s.watchlist);
       for (const sub of s.subs) this.putSub(app, s.appId, conn, sub);
+      for (const e of s.present ?? [])
+        if (putEntry(app, s.appId, conn, e, this.out)) this.touch(s.appId, conn);
     }
     for (const s of snapshot) {
       const app = this.app(s.appId);
@@ -137,6 +147,9 @@ export class PresenceCore {
       const keep = new Set(s.subs.map((x) => x.channel));
       for (const sub of [...conn.subs])
         if (!keep.has(sub.channel)) this.dropSub(app, s.appId, conn, sub.channel);
+      const keepEntries = new Set((s.present ?? []).map((e) => e.channel));
+      for (const e of [...(conn.present ?? [])])
+        if (!keepEntries.has(e.channel)) this.dropEntry(app, s.appId, conn, e.channel);
       if (!s.opened && conn.opened) this.setClosed(app, s.appId, conn);
       this.gcConn(app, conn);
     }
@@ -181,14 +194,11 @@ export class PresenceCore {
   }
 
   members(appId: string, channel: string): Member[] {
-    const app = this.apps.get(appId);
-    const ch = app?.channels.get(channel);
-    if (!app || !ch) return [];
-    return [...ch.members].map(([userId, m]) => ({
-      userId,
-      ...(m.info === undefined ? {} : { info: m.info }),
-      status: this.visible(app, userId),
-    }));
+    return membersOf(this.apps.get(appId), channel);
+  }
+
+  present(appId: string, channel: string): PresenceEntry[] {
+    return entriesOf(this.apps.get(appId), channel);
   }
 
   subscriberCount(appId: string, channel: string): number {
@@ -196,21 +206,12 @@ export class PresenceCore {
   }
 
   channels(appId: string, prefix = ""): ChannelInfo[] {
-    const app = this.apps.get(appId);
-    if (!app) return [];
-    const list: ChannelInfo[] = [];
-    for (const [channel, ch] of app.channels) {
-      if (!channel.startsWith(prefix)) continue;
-      const info: ChannelInfo = { channel, subscriptionCount: ch.conns.size };
-      if (ch.members.size > 0) info.userCount = ch.members.size;
-      list.push(info);
-    }
-    return list;
+    return channelsOf(this.apps.get(appId), prefix);
   }
 
   status(appId: string, userId: string): UserStatus {
     const app = this.apps.get(appId);
-    return app ? this.visible(app, userId) : "offline";
+    return app ? visible(app, userId) : "offline";
   }
 
   connection(appId: string, connectionId: string): ConnectionRecord | undefined {
@@ -323,7 +324,7 @@ export class PresenceCore {
     conn.userId = userId;
     conn.watchlist = watchlist;
     app.watchers.add(userId, watchlist);
-    this.visibility(app, appId, userId, () => {
+    visibility(app, appId, userId, this.out, () => {
       conn.opened = true;
       const set = app.online.get(userId) ?? new Set();
       app.online.set(userId, set.add(conn.connectionId));
@@ -335,7 +336,7 @@ export class PresenceCore {
     if (!conn.opened || userId === undefined) return;
     this.touch(appId, conn);
     app.watchers.remove(userId, conn.watchlist);
-    this.visibility(app, appId, userId, () => {
+    visibility(app, appId, userId, this.out, () => {
       conn.opened = false;
       const set = app.online.get(userId);
       set?.delete(conn.connectionId);
@@ -344,45 +345,22 @@ export class PresenceCore {
   }
 
   private removeConn(app: AppState, appId: string, conn: ConnectionRecord) {
+    for (const e of [...(conn.present ?? [])]) this.dropEntry(app, appId, conn, e.channel);
     for (const sub of [...conn.subs]) this.dropSub(app, appId, conn, sub.channel);
     this.setClosed(app, appId, conn);
     this.touch(appId, conn);
     app.conns.delete(conn.connectionId);
   }
 
-  /** A connection with neither subscriptions nor online state is forgotten. */
+  /** A leave with the entry's last data. */
+  private dropEntry(app: AppState, appId: string, conn: ConnectionRecord, channel: string) {
+    if (dropEntry(app, appId, conn, channel, undefined, this.out)) this.touch(appId, conn);
+  }
+
+  /** A connection with no subscription, presence entry or online state is forgotten. */
   private gcConn(app: AppState, conn: ConnectionRecord) {
-    if (conn.subs.length === 0 && !conn.opened) app.conns.delete(conn.connectionId);
-  }
-
-  /** Runs `mutate` and emits status/watch signals if the user's visible status changed. */
-  private visibility(app: AppState, appId: string, userId: string, mutate: () => void) {
-    const before = this.visible(app, userId);
-    mutate();
-    const after = this.visible(app, userId);
-    if (before === after) return;
-    const status: Signal = { kind: "status", userId, status: after };
-    for (const channel of app.memberOf.get(userId) ?? []) {
-      this.out.push({ to: "channel", appId, channel, signal: status });
-    }
-    const wasOnline = before !== "offline";
-    const isOnline = after !== "offline";
-    for (const watcher of app.watchers.of(userId)) {
-      if (wasOnline !== isOnline) {
-        this.out.push({
-          to: "user",
-          appId,
-          userId: watcher,
-          signal: { kind: "watch", userId, online: isOnline },
-        });
-      }
-      this.out.push({ to: "user", appId, userId: watcher, signal: status });
-    }
-  }
-
-  private visible(app: AppState, userId: string): UserStatus {
-    if (!app.online.has(userId)) return "offline";
-    return app.manual.get(userId) ?? "online";
+    if (conn.subs.length === 0 && !conn.opened && (conn.present?.length ?? 0) === 0)
+      app.conns.delete(conn.connectionId);
   }
 
   private count(appId: string, channel: string, ch: ChannelState) {
@@ -397,7 +375,15 @@ export class PresenceCore {
   ): ConnectionRecord {
     let conn = app.conns.get(connectionId);
     if (!conn) {
-      conn = { appId, connectionId, gatewayId, opened: false, watchlist: [], subs: [] };
+      conn = {
+        appId,
+        connectionId,
+        gatewayId,
+        opened: false,
+        watchlist: [],
+        subs: [],
+        present: [],
+      };
       app.conns.set(connectionId, conn);
       this.touch(appId, conn);
     }

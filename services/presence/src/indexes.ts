@@ -3,7 +3,7 @@
  * together with the connection records, inside `PresenceCore`.
  */
 import type { Json, UserStatus } from "../../../shared/src/engine/engine.js";
-import type { ConnectionRecord } from "./core.js";
+import type { ConnectionRecord } from "./types.js";
 
 export interface MemberState {
   conns: Set<string>;
@@ -26,6 +26,17 @@ export interface AppState {
   watchers: WatchIndex;
   /** Manual statuses other than the default `online`. */
   manual: Map<string, UserStatus>;
+  /**
+   * Connection-level presence entries: channel → connectionId → entry. Kept
+   * apart from `channels` because an entry needs no subscription, and a
+   * channel holding only entries is not occupied.
+   */
+  present: Map<string, Map<string, EntryState>>;
+}
+
+export interface EntryState {
+  clientId: string;
+  data?: Json | undefined;
 }
 
 /**
@@ -66,5 +77,6 @@ export function newAppState(): AppState {
     memberOf: new Map(),
     watchers: new WatchIndex(),
     manual: new Map(),
+    present: new Map(),
   };
 }

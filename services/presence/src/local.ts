@@ -5,6 +5,8 @@ import type {
   ChannelSubscription,
   Member,
   PresenceApi,
+  PresenceChange,
+  PresenceEntry,
   SubscribeOutcome,
 } from "../../../shared/src/presence/api.js";
 import { PresenceCore } from "./core.js";
@@ -57,6 +59,14 @@ export class LocalPresence implements PresenceApi {
 
   async connectionClosed(appId: string, connectionId: string): Promise<void> {
     this.emitter.emit(this.core.close(appId, connectionId));
+  }
+
+  async setPresence(change: PresenceChange): Promise<void> {
+    this.emitter.emit(this.core.setPresence(LocalPresence.GATEWAY, change));
+  }
+
+  async present(appId: string, channel: string): Promise<PresenceEntry[]> {
+    return this.core.present(appId, channel);
   }
 
   async setStatus(appId: string, userId: string, status: UserStatus): Promise<void> {

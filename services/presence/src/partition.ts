@@ -169,6 +169,11 @@ export class OwnedPartition {
           type: "count",
           count: this.core.subscriberCount(m.appId, m.channel),
         });
+      case "present":
+        return this.respond(msg, {
+          type: "present",
+          entries: this.core.present(m.appId, m.channel),
+        });
       case "channels":
         return this.respond(msg, {
           type: "channels",
@@ -228,6 +233,9 @@ export class OwnedPartition {
           break;
         case "status":
           effects.push(...this.core.setStatus(r.appId, r.userId, r.status));
+          break;
+        case "presence":
+          effects.push(...this.core.setPresence(gatewayId, r));
           break;
         case "sync":
           effects.push(...this.syncPart(gatewayId, r));

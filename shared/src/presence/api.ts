@@ -24,6 +24,28 @@ export type SubscribeOutcome =
   | { ok: true; members: Member[]; subscriberCount: number }
   | { ok: false; reason: "full" };
 
+/**
+ * One connection's presence on a channel (Foony `pres`): connection level,
+ * so one client entered on two connections is two entries.
+ */
+export interface PresenceEntry {
+  clientId: string;
+  connectionId: string;
+  data?: Json | undefined;
+}
+
+/**
+ * A connection entering, updating or leaving a channel's presence set. It
+ * needs no subscription to the channel. `enter` and `update` both set the
+ * entry: the first announces `enter`, a change of data `update`, and one
+ * that changes nothing is not announced (so a retried report is harmless).
+ */
+export interface PresenceChange extends PresenceEntry {
+  appId: string;
+  channel: string;
+  action: "enter" | "update" | "leave";
+}
+
 export interface ChannelInfo {
   channel: string;
   subscriptionCount: number;
@@ -34,11 +56,13 @@ export interface ChannelInfo {
 /**
  * What a gateway asks of the presence service. Dialect-neutral: Herald,
  * Pusher, Foony and Chat all build on it. Membership events come back as
- * engine signals on the channel (`member`, `subscriber_count`, `status`) and
- * on users' subjects (`watch`), so dialects see them through the hub.
+ * engine signals on the channel (`member`, `presence`, `subscriber_count`,
+ * `status`) and on users' subjects (`watch`), so dialects see them through
+ * the hub.
  *
  * Membership is user level: a user is a member of a channel while any of
- * its connections (on any gateway) is subscribed as a member.
+ * its connections (on any gateway) is subscribed as a member. Presence
+ * entries (`setPresence`) are connection level and independent of it.
  */
 export interface PresenceApi {
   /** Registers a subscription; for members, joins (emitting `member joined` once per user). */
@@ -52,7 +76,15 @@ export interface PresenceApi {
     userId: string,
     watchlist: readonly string[],
   ): Promise<void>;
-  /** A connection closed: drops all its subscriptions and online state. */
+  /**
+   * Sets or removes a connection's presence entry, announcing `presence`
+   * enter/update/leave on the channel. Entries go with their connection:
+   * `connectionClosed` and the loss of its gateway announce the leaves.
+   */
+  setPresence(change: PresenceChange): Promise<void>;
+  /** The channel's presence entries, every gateway's. */
+  present(appId: string, channel: string): Promise<PresenceEntry[]>;
+  /** A connection closed: drops all its subscriptions, presence entries and online state. */
   connectionClosed(appId: string, connectionId: string): Promise<void>;
   /** Manual status; `offline` hides a connected user. */
   setStatus(appId: string, userId: string, status: UserStatus): Promise<void>;

@@ -5,7 +5,7 @@
  * queries go to the same subject so they are answered after earlier reports.
  */
 import type { Json, UserStatus } from "../engine/engine.js";
-import type { ChannelInfo, Member, SubscribeOutcome } from "./api.js";
+import type { ChannelInfo, Member, PresenceEntry, SubscribeOutcome } from "./api.js";
 
 /** One subscription of a connection, as a gateway knows it. */
 export interface SubscriptionSnapshot {
@@ -13,6 +13,13 @@ export interface SubscriptionSnapshot {
   userId?: string | undefined;
   info?: Json | undefined;
   member: boolean;
+}
+
+/** One presence entry of a connection (Foony `pres`), as a gateway knows it. */
+export interface PresenceEntrySnapshot {
+  channel: string;
+  clientId: string;
+  data?: Json | undefined;
 }
 
 /** Everything a gateway knows about one of its connections. */
@@ -24,6 +31,8 @@ export interface ConnectionSnapshot {
   opened: boolean;
   watchlist: string[];
   subs: SubscriptionSnapshot[];
+  /** Presence entries; absent means none (gateways and KV records older than entries). */
+  present?: PresenceEntrySnapshot[] | undefined;
 }
 
 export type PresenceReport =
@@ -40,6 +49,15 @@ export type PresenceReport =
   | { type: "leave"; appId: string; channel: string; connectionId: string }
   | { type: "open"; appId: string; connectionId: string; userId: string; watchlist: string[] }
   | { type: "close"; appId: string; connectionId: string }
+  | {
+      type: "presence";
+      appId: string;
+      channel: string;
+      connectionId: string;
+      clientId: string;
+      action: "enter" | "update" | "leave";
+      data?: Json | undefined;
+    }
   | { type: "status"; appId: string; userId: string; status: UserStatus }
   /**
    * The gateway's full state for one partition, in parts numbered from 0
@@ -58,6 +76,7 @@ export type PresenceReport =
 export type PresenceQuery =
   | { type: "members"; appId: string; channel: string }
   | { type: "count"; appId: string; channel: string }
+  | { type: "present"; appId: string; channel: string }
   | { type: "channels"; appId: string; prefix?: string | undefined }
   | { type: "user_status"; appId: string; userId: string };
 
@@ -78,6 +97,7 @@ export type PresenceReply =
   | { type: "batch_result"; results: ReportResult[] }
   | { type: "members"; members: Member[] }
   | { type: "count"; count: number }
+  | { type: "present"; entries: PresenceEntry[] }
   | { type: "channels"; channels: ChannelInfo[] }
   | { type: "user_status"; status: UserStatus }
   /** `not_owner`: the replica lost the partition; retry (another owner will answer). */
@@ -115,6 +135,7 @@ export function decodeMessage(data: Uint8Array): PresenceMessage {
     }
     case "members":
     case "count":
+    case "present":
       return { type, appId: str(v, "appId"), channel: str(v, "channel") };
     case "channels":
       return { type, appId: str(v, "appId"), prefix: optStr(v, "prefix") };
@@ -129,7 +150,7 @@ export function decodeMessage(data: Uint8Array): PresenceMessage {
 export function decodeReply(data: Uint8Array): PresenceReply {
   const v = parseJson(data);
   const type = str(v, "type");
-  const known = ["batch_result", "members", "count", "channels", "user_status", "error"];
+  const known = ["batch_result", "members", "count", "present", "channels", "user_status", "error"];
   if (!known.includes(type)) throw invalid(`unknown reply type ${type}`);
   return v as unknown as PresenceReply;
 }
@@ -168,6 +189,16 @@ function checkReport(raw: unknown): PresenceReport {
       };
     case "close":
       return { type, appId: str(v, "appId"), connectionId: str(v, "connectionId") };
+    case "presence":
+      return {
+        type,
+        appId: str(v, "appId"),
+        channel: str(v, "channel"),
+        connectionId: str(v, "connectionId"),
+        clientId: str(v, "clientId"),
+        action: presenceAction(v),
+        data: v.data as Json | undefined,
+      };
     case "status":
       return { type, appId: str(v, "appId"), userId: str(v, "userId"), status: status(v) };
     case "sync": {
@@ -190,6 +221,9 @@ function checkSnapshot(raw: unknown): ConnectionSnapshot {
   const v = obj(raw);
   const subs = v.subs;
   if (!Array.isArray(subs)) throw invalid("snapshot.subs must be an array");
+  const present = v.present;
+  if (present !== undefined && !Array.isArray(present))
+    throw invalid("snapshot.present must be an array");
   return {
     appId: str(v, "appId"),
     connectionId: str(v, "connectionId"),
@@ -205,10 +239,25 @@ function checkSnapshot(raw: unknown): ConnectionSnapshot {
         member: bool(o, "member"),
       };
     }),
+    present: present?.map((e) => {
+      const o = obj(e);
+      return {
+        channel: str(o, "channel"),
+        clientId: str(o, "clientId"),
+        data: o.data as Json | undefined,
+      };
+    }),
   };
 }
 
 const STATUSES: readonly string[] = ["online", "away", "dnd", "offline"];
+const PRESENCE_ACTIONS: readonly string[] = ["enter", "update", "leave"];
+
+function presenceAction(v: Obj): "enter" | "update" | "leave" {
+  const a = str(v, "action");
+  if (!PRESENCE_ACTIONS.includes(a)) throw invalid(`bad presence action ${a}`);
+  return a as "enter" | "update" | "leave";
+}
 
 function status(v: Obj): UserStatus {
   const s = str(v, "status");

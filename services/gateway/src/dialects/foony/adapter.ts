@@ -132,6 +132,7 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
         capability: new Map(),
         entered: new Map(),
         registered: false,
+        syncing: new Map(),
       };
       sessions.set(conn, s);
       const timer = setTimeout(() => {

@@ -1,10 +1,11 @@
 import type { Json } from "../../../../../shared/src/engine/engine.js";
+import type { PresenceEntry } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
-import type { ChannelEncoder } from "../../core/hub.js";
 import { allows, type Capability, type Operation } from "./auth.js";
 import { type ClientFrame, encode } from "./codec.js";
 import { FoonyError, FoonyRequestError } from "./codes.js";
+import { foonyEncoder, PresenceSyncEncoder } from "./encoder.js";
 
 export interface FoonySession {
   state: "awaiting" | "authing" | "ready";
@@ -14,20 +15,11 @@ export interface FoonySession {
   capability: Capability;
   /** Channels this connection entered presence on, with its latest data. */
   entered: Map<string, Json | undefined>;
-  /** Presence service holds subscriptions of this connection (drop them on close). */
+  /** Presence service holds subscriptions or entries of this connection (drop them on close). */
   registered: boolean;
+  /** Subscriptions still waiting for their channel's presence set. */
+  syncing: Map<string, PresenceSyncEncoder>;
 }
-
-/** Every Foony subscriber gets the same bytes for a delivery, so uWS fans them out. */
-const foonyEncoder: ChannelEncoder = {
-  topic: "foony",
-  encode: (channel, d) => {
-    if (d.type === "event") return encode.msg(d.event);
-    if (d.signal.kind === "presence") return encode.presEvt(channel, d.signal, Date.now());
-    // Ephemeral events of other dialects carry no messageId, which every Foony msg needs.
-    return null;
-  },
-};
 
 type Request = Exclude<ClientFrame, { t: "auth" }>;
 
@@ -47,7 +39,7 @@ export class FoonyCommands {
       case "unsub":
         if (!this.ctx.hub.isSubscribed(conn, f.channel))
           throw new FoonyRequestError(FoonyError.notFound, `not subscribed to ${f.channel}`);
-        this.unsubscribe(conn, f.channel);
+        this.unsubscribe(conn, s, f.channel);
         conn.send(encode.ack(f.id));
         return;
       case "pub": {
@@ -67,7 +59,7 @@ export class FoonyCommands {
       }
       case "pres":
         this.authorize(s, f.channel, "presence");
-        this.presence(conn, s, f);
+        await this.presence(conn, s, f);
         conn.send(encode.ack(f.id));
         return;
       case "hist": {
@@ -82,20 +74,16 @@ export class FoonyCommands {
     }
   }
 
-  /** A closed connection leaves every channel it entered, as if it had sent `pres leave`. */
+  /**
+   * A closed connection leaves every channel it entered: the presence
+   * service announces those leaves when told the connection closed (or when
+   * this gateway dies), so the gateway sends none of its own.
+   */
   closed(conn: Connection, s: FoonySession): void {
     const app = conn.app;
     if (!app) return;
-    for (const [channel, data] of s.entered) {
-      this.ctx.engine.signal(app.id, channel, {
-        kind: "presence",
-        action: "leave",
-        clientId: s.clientId,
-        connectionId: conn.id,
-        data,
-      });
-    }
     s.entered.clear();
+    s.syncing.clear();
     if (s.registered) {
       this.ctx.presence.connectionClosed(app.id, conn.id).catch((err: unknown) => {
         conn.log.warn({ err }, "presence close report failed");
@@ -111,7 +99,7 @@ export class FoonyCommands {
   private async subscribe(conn: Connection, s: FoonySession, f: Request & { t: "sub" }) {
     const app = conn.app!;
     // A second sub restarts the subscription so its lastMessageId replay takes effect.
-    if (this.ctx.hub.isSubscribed(conn, f.channel)) this.unsubscribe(conn, f.channel);
+    if (this.ctx.hub.isSubscribed(conn, f.channel)) this.unsubscribe(conn, s, f.channel);
     if (conn.channels.size >= app.limits.maxSubscriptions) {
       throw new FoonyRequestError(
         FoonyError.badFrame,
@@ -124,11 +112,21 @@ export class FoonyCommands {
       acked = true;
       conn.send(encode.ack(f.id));
     };
+    const sync = new PresenceSyncEncoder();
+    s.syncing.set(f.channel, sync);
+    let present: Promise<PresenceEntry[] | null> | undefined;
     // join marks the channel subscribed before its first await, so an `unsub`
     // sent right after this `sub` finds it and cancels the join cleanly.
-    const joined = this.ctx.hub.join(conn, f.channel, foonyEncoder, {
+    const joined = this.ctx.hub.join(conn, f.channel, sync, {
       afterSeq: f.afterSeq,
-      beforeEvents: ack,
+      beforeEvents: () => {
+        // Asked only once live signals flow (held by `sync`): no change falls between.
+        present = this.ctx.presence.present(app.id, f.channel).catch((err: unknown) => {
+          conn.log.warn({ err }, "presence set unavailable; sending live changes only");
+          return null;
+        });
+        ack();
+      },
     });
     s.registered = true;
     // Registered for subscriber counts and channel listings; Foony members are signals.
@@ -144,21 +142,45 @@ export class FoonyCommands {
     try {
       await joined;
     } catch (err) {
-      this.unsubscribe(conn, f.channel);
+      this.unsubscribe(conn, s, f.channel);
       throw err;
     }
     // An unsub that overtook the join cancels it before beforeEvents; still answer.
     ack();
+    const entries = present ? await present : null;
+    // Unsubscribed or resubscribed meanwhile: nothing of this subscription is left to finish.
+    if (conn.closed || s.syncing.get(f.channel) !== sync) return;
+    s.syncing.delete(f.channel);
+    this.sendPresent(conn, f.channel, sync, entries ?? []);
   }
 
-  private unsubscribe(conn: Connection, channel: string): void {
+  /**
+   * The presence set as one `enter` per entry (the spec has no "present"
+   * action or presence query), then the changes held meanwhile, then onto
+   * the shared topic. Synchronous, so no live change slips in between.
+   */
+  private sendPresent(
+    conn: Connection,
+    channel: string,
+    sync: PresenceSyncEncoder,
+    entries: PresenceEntry[],
+  ): void {
+    const now = Date.now();
+    for (const e of entries)
+      conn.send(encode.presEvt(channel, { kind: "presence", action: "enter", ...e }, now));
+    for (const frame of sync.release(channel)) conn.send(frame);
+    this.ctx.hub.setEncoder(conn, channel, foonyEncoder);
+  }
+
+  private unsubscribe(conn: Connection, s: FoonySession, channel: string): void {
+    s.syncing.delete(channel);
     this.ctx.hub.leave(conn, channel);
     this.ctx.presence.unsubscribe(conn.app!.id, channel, conn.id).catch((err: unknown) => {
       conn.log.warn({ err }, "presence unsubscribe report failed");
     });
   }
 
-  private presence(conn: Connection, s: FoonySession, f: Request & { t: "pres" }): void {
+  private async presence(conn: Connection, s: FoonySession, f: Request & { t: "pres" }) {
     let action = f.action;
     let data = f.data;
     if (action === "leave") {
@@ -172,12 +194,21 @@ export class FoonyCommands {
       if (!s.entered.has(f.channel)) action = "enter";
       s.entered.set(f.channel, data);
     }
-    this.ctx.engine.signal(conn.app!.id, f.channel, {
-      kind: "presence",
-      action,
-      clientId: s.clientId,
-      connectionId: conn.id,
-      data,
-    });
+    s.registered = true;
+    // The service announces the change (or nothing, for an update that changes
+    // nothing) and announces the leave itself if this connection or gateway dies.
+    await this.ctx.presence
+      .setPresence({
+        appId: conn.app!.id,
+        channel: f.channel,
+        connectionId: conn.id,
+        clientId: s.clientId,
+        action,
+        data,
+      })
+      .catch((err: unknown) => {
+        conn.log.warn({ err }, "presence report failed");
+        throw new FoonyRequestError(FoonyError.server, "presence temporarily unavailable; retry");
+      });
   }
 }
