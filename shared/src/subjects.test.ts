@@ -158,4 +158,12 @@ describe("message ids", () => {
     expect(msgIdForKey("y".repeat(500))).not.toBe(long);
     expect(generatedMsgId("abc")).not.toBe(msgIdForKey("abc"));
   });
+
+  // Header values are trimmed and may not hold CR/LF: such keys must be hashed, not sent as is.
+  it("hashes keys a NATS header would not carry unchanged", () => {
+    const keys = ["k", "k ", " k", "k\t", "a\r\nb", "a\nb", "a\u0000b", "ü"];
+    const ids = keys.map(msgIdForKey);
+    expect(new Set(ids).size).toBe(keys.length);
+    for (const id of ids.slice(1)) expect(id).toMatch(/^h:[A-Za-z0-9_-]{43}$/);
+  });
 });

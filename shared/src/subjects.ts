@@ -154,12 +154,17 @@ export function decodeKvKey(appId: string, kvKeyValue: string): string | null {
 /**
  * Nats-Msg-Id for an idempotency key. Client keys and engine-generated ids
  * live in separate prefixes so a client can never replay an internal id.
- * Long keys are hashed to keep the header (and the server's dedupe map) small.
+ * Long keys are hashed to keep the header (and the server's dedupe map) small,
+ * and so is any key a header would not carry unchanged: the client trims
+ * header values (so "k " would collide with "k") and rejects CR/LF.
  */
 export function msgIdForKey(key: string): string {
-  if (key.length <= 64) return `k:${key}`;
+  if (key.length <= 64 && HEADER_SAFE.test(key)) return `k:${key}`;
   return `h:${createHash("sha256").update(key).digest("base64url")}`;
 }
+
+/** Printable ASCII without spaces: survives a NATS header byte for byte. */
+const HEADER_SAFE = /^[\x21-\x7e]*$/;
 
 /** Nats-Msg-Id for a publish without a client key; still set so retries are deduplicated. */
 export function generatedMsgId(unique: string): string {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Delivery,
   type Engine,
+  type PublishResult,
   type Signal,
   type StoredEvent,
   seqOfEventId,
@@ -89,6 +90,38 @@ export function describeEngineContract(
       await waitFor(() => live.events().length === 2);
       expect(live.events().map((e) => e.data)).toEqual(["one", "three"]);
       live.sub.close();
+    });
+
+    // Keys come from clients (Herald refs, HTTP bodies): a key that merely looks
+    // like another (spaces, line breaks, long or non-ASCII) must not swallow its
+    // publish as a duplicate, and apps never share keys.
+    it("keeps every distinct idempotency key string apart, within an app only", async () => {
+      const app = await freshApp();
+      const other = await freshApp();
+      const keys = ["k", " k", "k ", "k\t", "a\r\nb", "a\nb", "", "x".repeat(64), "x".repeat(65)];
+      const first: PublishResult[] = [];
+      for (const [i, key] of keys.entries()) {
+        first.push(await engine.publish(app, "c", { name: "x", data: i }, { idempotencyKey: key }));
+      }
+      expect(first.map((r) => r.duplicate)).toEqual(keys.map(() => false));
+      for (const [i, key] of keys.entries()) {
+        const again = await engine.publish(
+          app,
+          "c",
+          { name: "x", data: -1 },
+          { idempotencyKey: key },
+        );
+        expect(again, JSON.stringify(key)).toMatchObject({ seq: first[i]?.seq, duplicate: true });
+      }
+      const page = await engine.history(app, "c", { afterSeq: 0, limit: 100 });
+      expect(page.events.map((e) => e.data)).toEqual(keys.map((_, i) => i));
+      const elsewhere = await engine.publish(
+        other,
+        "c",
+        { name: "x", data: 0 },
+        { idempotencyKey: "k" },
+      );
+      expect(elsewhere.duplicate).toBe(false);
     });
 
     // Live delivery is the fan-out path: every event, in order, once, with all its fields.
