@@ -247,6 +247,44 @@ export function describeEngineContract(
       expect((await engine.history(app, "empty", { limit: 10 })).events).toEqual([]);
     });
 
+    // Replay pages until hasMore is false: an off-by-one at the boundary either
+    // stops a replay one page early (a gap) or asks for an empty page forever.
+    it("reports hasMore exactly at page boundaries", async () => {
+      const app = await freshApp();
+      const seqs: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        seqs.push((await engine.publish(app, "b", { name: "n", data: i })).seq);
+        await engine.publish(app, "noise", { name: "n", data: i });
+      }
+      const page = (q: { afterSeq?: number; beforeSeq?: number; limit: number }) =>
+        engine.history(app, "b", q);
+      const exact = await page({ afterSeq: seqs[1], limit: 4 });
+      expect(exact.events.map((e) => e.data)).toEqual([2, 3, 4, 5]);
+      expect(exact.hasMore).toBe(false);
+      expect((await page({ afterSeq: seqs[1], limit: 3 })).hasMore).toBe(true);
+      expect(await page({ afterSeq: seqs[5], limit: 3 })).toEqual({
+        events: [],
+        hasMore: false,
+        truncated: false,
+      });
+      expect((await page({ afterSeq: seqs[1], limit: 0 })).hasMore).toBe(true);
+      const older = await page({ beforeSeq: seqs[4], limit: 4 });
+      expect(older.events.map((e) => e.data)).toEqual([0, 1, 2, 3]);
+      expect(older.hasMore).toBe(false);
+      expect((await page({ beforeSeq: seqs[4], limit: 3 })).hasMore).toBe(true);
+      expect((await page({ limit: 6 })).hasMore).toBe(false);
+      expect((await page({ beforeSeq: seqs[0], limit: 3 })).events).toEqual([]);
+      // Paging forward from 0 by the pages a replay uses visits every event once.
+      const seen: number[] = [];
+      for (let after = 0, more = true; more; ) {
+        const p = await page({ afterSeq: after, limit: 2 });
+        seen.push(...p.events.map((e) => e.seq));
+        after = p.events.at(-1)?.seq ?? after;
+        more = p.hasMore;
+      }
+      expect(seen).toEqual(seqs);
+    });
+
     // A client whose last_seq fell out of history must be told it missed events.
     it("keeps only historyPerChannel events per channel and reports truncation", async () => {
       const app = await freshApp({
