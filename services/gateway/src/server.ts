@@ -1,5 +1,6 @@
 import uWS, { type TemplatedApp, type us_listen_socket, type WebSocket } from "uWebSockets.js";
 import { registerHealth } from "../../../shared/src/http/health.js";
+import { jsonTooDeep } from "../../../shared/src/json-depth.js";
 import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
 import type { Dialect, GatewayContext } from "./core/dialect.js";
 
@@ -109,6 +110,8 @@ export async function startServer(
         } catch {
           return dialect.reject(conn, "invalid_utf8");
         }
+        // Deep nesting is a size too: past it values cannot be re-encoded for delivery.
+        if (jsonTooDeep(text)) return dialect.reject(conn, "too_large");
         try {
           dialect.message(conn, text);
         } catch (err) {

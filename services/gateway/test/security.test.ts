@@ -80,3 +80,50 @@ describe("herald compact tokens", () => {
     c.close();
   });
 });
+
+describe("JSON nested too deep to re-encode", () => {
+  // Thousands of levels fit in a small frame; JSON.stringify overflows on them.
+  const deep = "[".repeat(3000) + "]".repeat(3000);
+
+  it("herald: refused as too large, so history stays readable", async () => {
+    const c = await heraldConnect(heraldUrl(gw.url, "deep", ["deep-h"]));
+    c.send(
+      `{"type":"event.publish","ref":"d","payload":{"stream_id":"deep-h","type":"t","body":${deep}}}`,
+    );
+    const err = await c.next<Frame>((f) => f.type === "error");
+    expect(err.payload).toEqual({ code: "invalid_payload", message: "frame too large" });
+    await request(c, "event.publish", { stream_id: "deep-h", type: "t", body: 1 });
+    const page = await request(c, "events.fetch", { stream_id: "deep-h" });
+    expect(page.type).toBe("events.batch");
+    expect((page.payload.events as { body: unknown }[]).map((e) => e.body)).toEqual([1]);
+    c.close();
+  });
+
+  it("pusher HTTP: deep data text travels as a string, deep body JSON is refused", async () => {
+    const path = `/apps/${TEST_APP.id}/events`;
+    const post = (body: string) =>
+      fetch(gw.http(`${path}?${signRequest(app, "POST", path, {}, body, now())}`), {
+        method: "POST",
+        body,
+      });
+    const asText = await post(JSON.stringify({ name: "t", channel: "deep-p", data: deep }));
+    expect(asText.status).toBe(200);
+    const c = await heraldConnect(heraldUrl(gw.url, "deep", ["deep-p"]));
+    const page = await request(c, "events.fetch", { stream_id: "deep-p" });
+    expect((page.payload.events as { body: unknown }[]).map((e) => e.body)).toEqual([deep]);
+    const asJson = await post(`{"name":"t","channel":"deep-p","data":${deep}}`);
+    expect(asJson.status).toBe(400);
+    expect(await asJson.text()).toMatch(/nested deeper than 64/);
+    c.close();
+  });
+
+  it("broadcaster REST: refused with InvalidArgument", async () => {
+    const res = await fetch(gw.http(`/broadcaster/${TEST_APP.key}/publish`), {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_APP.secret}` },
+      body: `{"channel":"deep-b","event":"t","payload":${deep}}`,
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: "InvalidArgument" } });
+  });
+});

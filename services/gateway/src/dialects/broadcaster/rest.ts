@@ -2,6 +2,7 @@ import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import { safeEqual } from "../../../../../shared/src/auth/jwt.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { EngineUnavailableError } from "../../../../../shared/src/engine/engine.js";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import { BodyTooLargeError, readBody } from "../../http/body.js";
 import { decodePublishBody, encode } from "./codec.js";
@@ -70,7 +71,10 @@ async function publish(
   res.onAborted(() => {
     aborted = true;
   });
-  const input = decodePublishBody(body.toString("utf8"));
+  const text = body.toString("utf8");
+  const input = jsonTooDeep(text)
+    ? `body nested deeper than ${MAX_JSON_DEPTH}`
+    : decodePublishBody(text);
   if (typeof input === "string") {
     res.cork(() => reply(res, "InvalidArgument", input));
     return;

@@ -6,6 +6,7 @@
 
 import { channelKind, isValidChannel } from "../../../../../shared/src/channels.js";
 import type { Delivery, Json } from "../../../../../shared/src/engine/engine.js";
+import { jsonTooDeep } from "../../../../../shared/src/json-depth.js";
 import { type Parsed, parseFilter, type TagFilter } from "./filter.js";
 
 export type Command =
@@ -144,7 +145,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * loss); encrypted payloads stay the opaque string they are.
  */
 export function dataFromPusher(data: string, encrypted: boolean): Json {
-  if (encrypted) return data;
+  // Too deep to re-encode for other dialects: it travels as the text it is.
+  if (encrypted || jsonTooDeep(data)) return data;
   try {
     return JSON.parse(data) as Json;
   } catch {

@@ -2,6 +2,7 @@ import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import { channelKind, isValidChannel } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { EngineUnavailableError, type Json } from "../../../../../shared/src/engine/engine.js";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import { BodyTooLargeError, readBody } from "../../http/body.js";
 import { dataFromPusher, EVENT_NAME_MAX, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
@@ -87,8 +88,11 @@ function serve(
     verifyRequest(app, method.toUpperCase(), path, query, body, Math.floor(Date.now() / 1000));
     let parsed: unknown;
     if (body.byteLength > 0) {
+      const text = body.toString("utf8");
+      if (jsonTooDeep(text))
+        throw new PusherHttpError(400, `Request body nested deeper than ${MAX_JSON_DEPTH}`);
       try {
-        parsed = JSON.parse(body.toString("utf8"));
+        parsed = JSON.parse(text);
       } catch {
         throw new PusherHttpError(400, "Request body is not valid JSON");
       }
