@@ -27,19 +27,25 @@ import type {
 } from "../../../shared/src/presence/messages.js";
 import { dropEntry, entriesOf, putEntry } from "./entries.js";
 import { type AppState, type ChannelState, newAppState } from "./indexes.js";
-import type { ConnectionRecord, JoinRequest, PresenceEffect } from "./types.js";
-import { channelsOf, membersOf, visibility, visible } from "./views.js";
+import {
+  type ConnectionRecord,
+  DirtyKeys,
+  type JoinRequest,
+  type PresenceEffect,
+} from "./types.js";
+import { channelsOf, membersOf, setClosed, setOpened, visibility, visible } from "./views.js";
 
 export type { ConnectionRecord, JoinRequest, PresenceEffect } from "./types.js";
 
 export class PresenceCore {
   private readonly apps = new Map<string, AppState>();
-  private readonly dirtyConns = new Map<string, { appId: string; connectionId: string }>();
-  private readonly dirtyStatus = new Map<string, { appId: string; userId: string }>();
+  private readonly dirty: DirtyKeys;
   private out: PresenceEffect[] = [];
 
   /** `trackDirty`: record changed connections/statuses for `takeDirty` (off when nothing persists). */
-  constructor(private readonly trackDirty = true) {}
+  constructor(trackDirty = true) {
+    this.dirty = new DirtyKeys(trackDirty);
+  }
 
   join(
     gatewayId: string,
@@ -115,7 +121,7 @@ export class PresenceCore {
       if (status === "online") app.manual.delete(userId);
       else app.manual.set(userId, status);
     });
-    if (this.trackDirty) this.dirtyStatus.set(`${appId}\0${userId}`, { appId, userId });
+    this.dirty.status(appId, userId);
     return this.flush();
   }
 
@@ -188,8 +194,7 @@ export class PresenceCore {
     const byGateway = new Map<string, ConnectionRecord[]>();
     for (const r of records) byGateway.set(r.gatewayId, [...(byGateway.get(r.gatewayId) ?? []), r]);
     for (const [gw, recs] of byGateway) this.syncGateway(gw, recs, () => false);
-    this.dirtyConns.clear();
-    this.dirtyStatus.clear();
+    this.dirty.take();
     this.out = [];
   }
 
@@ -224,13 +229,7 @@ export class PresenceCore {
 
   /** Connections and statuses changed since the last call (for persistence). */
   takeDirty() {
-    const dirty = {
-      connections: [...this.dirtyConns.values()],
-      statuses: [...this.dirtyStatus.values()],
-    };
-    this.dirtyConns.clear();
-    this.dirtyStatus.clear();
-    return dirty;
+    return this.dirty.take();
   }
 
   private putSub(app: AppState, appId: string, conn: ConnectionRecord, sub: SubscriptionSnapshot) {
@@ -315,33 +314,11 @@ export class PresenceCore {
     userId: string,
     watchlist: string[],
   ) {
-    const sameWatch =
-      conn.watchlist.length === watchlist.length &&
-      conn.watchlist.every((w, i) => w === watchlist[i]);
-    if (conn.opened && conn.userId === userId && sameWatch) return;
-    this.touch(appId, conn);
-    if (conn.opened) this.setClosed(app, appId, conn);
-    conn.userId = userId;
-    conn.watchlist = watchlist;
-    app.watchers.add(userId, watchlist);
-    visibility(app, appId, userId, this.out, () => {
-      conn.opened = true;
-      const set = app.online.get(userId) ?? new Set();
-      app.online.set(userId, set.add(conn.connectionId));
-    });
+    if (setOpened(app, appId, conn, userId, watchlist, this.out)) this.touch(appId, conn);
   }
 
   private setClosed(app: AppState, appId: string, conn: ConnectionRecord) {
-    const userId = conn.userId;
-    if (!conn.opened || userId === undefined) return;
-    this.touch(appId, conn);
-    app.watchers.remove(userId, conn.watchlist);
-    visibility(app, appId, userId, this.out, () => {
-      conn.opened = false;
-      const set = app.online.get(userId);
-      set?.delete(conn.connectionId);
-      if (set?.size === 0) app.online.delete(userId);
-    });
+    if (setClosed(app, appId, conn, this.out)) this.touch(appId, conn);
   }
 
   private removeConn(app: AppState, appId: string, conn: ConnectionRecord) {
@@ -391,11 +368,7 @@ export class PresenceCore {
   }
 
   private touch(appId: string, conn: ConnectionRecord) {
-    if (this.trackDirty)
-      this.dirtyConns.set(`${appId}\0${conn.connectionId}`, {
-        appId,
-        connectionId: conn.connectionId,
-      });
+    this.dirty.conn(appId, conn.connectionId);
   }
 
   private flush(): PresenceEffect[] {

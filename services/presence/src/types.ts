@@ -24,3 +24,27 @@ export interface JoinRequest {
   member: boolean;
   maxMembers: number;
 }
+
+/** Connections and statuses changed since the last `take` (what the service persists). */
+export class DirtyKeys {
+  private readonly conns = new Map<string, { appId: string; connectionId: string }>();
+  private readonly statuses = new Map<string, { appId: string; userId: string }>();
+
+  /** `on`: false when nothing persists (in-process mode), so nothing accumulates. */
+  constructor(private readonly on: boolean) {}
+
+  conn(appId: string, connectionId: string): void {
+    if (this.on) this.conns.set(`${appId}\0${connectionId}`, { appId, connectionId });
+  }
+
+  status(appId: string, userId: string): void {
+    if (this.on) this.statuses.set(`${appId}\0${userId}`, { appId, userId });
+  }
+
+  take() {
+    const dirty = { connections: [...this.conns.values()], statuses: [...this.statuses.values()] };
+    this.conns.clear();
+    this.statuses.clear();
+    return dirty;
+  }
+}

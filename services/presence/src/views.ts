@@ -1,12 +1,12 @@
 /**
- * Read-side views of one app's presence state (members, channel listings,
- * visible status) and the status/watch announcements made when a user's
- * visible status changes. Pure helpers of `PresenceCore`.
+ * Online status of one app's users (connections opening and closing, the
+ * status/watch announcements when a user's visible status changes) and the
+ * read-side views (members, channel listings). Pure helpers of `PresenceCore`.
  */
 import type { Signal, UserStatus } from "../../../shared/src/engine/engine.js";
 import type { ChannelInfo, Member } from "../../../shared/src/presence/api.js";
 import type { AppState } from "./indexes.js";
-import type { PresenceEffect } from "./types.js";
+import type { ConnectionRecord, PresenceEffect } from "./types.js";
 
 /** Offline unless connected; a manual status on top (`offline` hides a connected user). */
 export function visible(app: AppState, userId: string): UserStatus {
@@ -43,6 +43,50 @@ export function visibility(
     }
     out.push({ to: "user", appId, userId: watcher, signal: status });
   }
+}
+
+/** Marks `conn` opened as `userId` with `watchlist`; true if anything changed. */
+export function setOpened(
+  app: AppState,
+  appId: string,
+  conn: ConnectionRecord,
+  userId: string,
+  watchlist: string[],
+  out: PresenceEffect[],
+): boolean {
+  const sameWatch =
+    conn.watchlist.length === watchlist.length &&
+    conn.watchlist.every((w, i) => w === watchlist[i]);
+  if (conn.opened && conn.userId === userId && sameWatch) return false;
+  if (conn.opened) setClosed(app, appId, conn, out);
+  conn.userId = userId;
+  conn.watchlist = watchlist;
+  app.watchers.add(userId, watchlist);
+  visibility(app, appId, userId, out, () => {
+    conn.opened = true;
+    const set = app.online.get(userId) ?? new Set();
+    app.online.set(userId, set.add(conn.connectionId));
+  });
+  return true;
+}
+
+/** Marks `conn` no longer online; true if it was. */
+export function setClosed(
+  app: AppState,
+  appId: string,
+  conn: ConnectionRecord,
+  out: PresenceEffect[],
+): boolean {
+  const userId = conn.userId;
+  if (!conn.opened || userId === undefined) return false;
+  app.watchers.remove(userId, conn.watchlist);
+  visibility(app, appId, userId, out, () => {
+    conn.opened = false;
+    const set = app.online.get(userId);
+    set?.delete(conn.connectionId);
+    if (set?.size === 0) app.online.delete(userId);
+  });
+  return true;
 }
 
 export function membersOf(app: AppState | undefined, channel: string): Member[] {

@@ -51,6 +51,55 @@ describe("presence messages", () => {
     expect(decodeMessage(encodeMessage(m))).toEqual(m);
   });
 
+  // Connection-level presence travels in reports, snapshots and queries; all must round-trip.
+  it("round-trips presence reports, snapshot entries and the present query", () => {
+    const m: PresenceMessage = {
+      type: "batch",
+      gatewayId: "g",
+      reports: [
+        {
+          type: "presence",
+          appId: "a",
+          channel: "c",
+          connectionId: "x",
+          clientId: "ann",
+          action: "update",
+          data: { mood: "ok" },
+        },
+        {
+          type: "presence",
+          appId: "a",
+          channel: "c",
+          connectionId: "x",
+          clientId: "ann",
+          action: "leave",
+        },
+        {
+          type: "sync",
+          syncId: "s",
+          part: 0,
+          done: true,
+          connections: [
+            {
+              appId: "a",
+              connectionId: "x",
+              opened: false,
+              watchlist: [],
+              subs: [],
+              present: [
+                { channel: "c", clientId: "ann", data: [1] },
+                { channel: "d", clientId: "ann" },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    expect(decodeMessage(encodeMessage(m))).toEqual(m);
+    const q: PresenceMessage = { type: "present", appId: "a", channel: "c" };
+    expect(decodeMessage(encodeMessage(q))).toEqual(q);
+  });
+
   // The subjects are open to any NATS client: malformed input is a typed error, never a crash.
   it.each([
     ["not json", "{"],
@@ -64,6 +113,48 @@ describe("presence messages", () => {
       }),
     ],
     ["missing field", JSON.stringify({ type: "heartbeat" })],
+    [
+      "bad presence action",
+      JSON.stringify({
+        type: "batch",
+        gatewayId: "g",
+        reports: [
+          {
+            type: "presence",
+            appId: "a",
+            channel: "c",
+            connectionId: "x",
+            clientId: "u",
+            action: "present",
+          },
+        ],
+      }),
+    ],
+    [
+      "presence entries not an array",
+      JSON.stringify({
+        type: "batch",
+        gatewayId: "g",
+        reports: [
+          {
+            type: "sync",
+            syncId: "s",
+            part: 0,
+            done: true,
+            connections: [
+              {
+                appId: "a",
+                connectionId: "x",
+                opened: false,
+                watchlist: [],
+                subs: [],
+                present: {},
+              },
+            ],
+          },
+        ],
+      }),
+    ],
     ["non-integer partition", JSON.stringify({ type: "resync", partitions: [1.5] })],
   ])("rejects %s", (_what, text) => {
     expect(() => decodeMessage(enc.encode(text))).toThrow(InvalidPresenceMessageError);
