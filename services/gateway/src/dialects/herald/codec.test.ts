@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../../../../shared/src/engine/engine.js";
-import { decode, encode, encodeDelivery, encodeUserSignal } from "./codec.js";
+import { decode, encode, encodeDelivery, encodeUserSignal, REF_MAX } from "./codec.js";
 
 interface Fixture {
   frame: string;
@@ -127,6 +127,22 @@ describe("herald encode", () => {
       type: "event.ack",
       ref: 3,
       payload: { event_id: "evt_1", seq: 1 },
+    });
+  });
+});
+
+describe("refs", () => {
+  it("refuses a ref longer than REF_MAX, which would be kept as an idempotency key", () => {
+    const frame = (ref: string) => JSON.stringify({ type: "ping", ref });
+    expect(decode(frame("r".repeat(REF_MAX)))).toMatchObject({
+      ok: true,
+      ref: "r".repeat(REF_MAX),
+    });
+    expect(decode(frame("r".repeat(REF_MAX + 1)))).toEqual({
+      ok: false,
+      ref: undefined,
+      code: "invalid_payload",
+      message: `ref must be at most ${REF_MAX} characters`,
     });
   });
 });

@@ -45,6 +45,8 @@ export type Decoded =
 const STATUSES = new Set(["online", "away", "dnd", "offline"]);
 export const FETCH_DEFAULT = 50;
 export const FETCH_MAX = 1000;
+/** A ref is the idempotency key of a publish, remembered for the dedupe window. */
+export const REF_MAX = 200;
 
 class Invalid extends Error {}
 
@@ -69,8 +71,10 @@ export function decode(text: string): Decoded {
     };
   }
   const f = frame as Record<string, unknown>;
-  const ref = typeof f.ref === "string" || typeof f.ref === "number" ? f.ref : undefined;
+  const long = typeof f.ref === "string" && f.ref.length > REF_MAX;
+  const ref = (typeof f.ref === "string" && !long) || typeof f.ref === "number" ? f.ref : undefined;
   try {
+    if (long) throw new Invalid(`ref must be at most ${REF_MAX} characters`);
     if (f.ref !== undefined && ref === undefined)
       throw new Invalid("ref must be a string or number");
     if (typeof f.type !== "string") throw new Invalid("type must be a string");
