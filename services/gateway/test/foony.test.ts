@@ -251,6 +251,68 @@ describe("foony presence", () => {
   });
 });
 
+describe("foony presence set on sub", () => {
+  // The wire has no presence query: a client joining later learns who is here from its sub.
+  it("sends one enter per present connection after the sub's ack, then live changes", async () => {
+    const ann = await withToken({ sub: "ann" });
+    const ann2 = await withToken({ sub: "ann" });
+    const bob = await withToken({ sub: "bob" });
+    await req(ann, { t: "pres", channel: "here", action: "enter", data: { n: 1 } });
+    await req(ann2, { t: "pres", channel: "here", action: "enter" });
+    await req(bob, { t: "pres", channel: "here", action: "enter", data: "b" });
+    await req(bob, { t: "pres", channel: "here", action: "leave" });
+    const late = await server();
+    const ack = await req(late, { t: "sub", channel: "here" });
+    expect(ack.t).toBe("ack");
+    await waitFor(() => late.all<FoonyFrame>(isT("presEvt")).length === 2, { what: "the set" });
+    const frames = late.all<FoonyFrame>(() => true);
+    // The set follows the ack: a client can tell its subscription is in place before it fills.
+    expect(frames.findIndex((f) => f.t === "ack")).toBeLessThan(frames.findIndex(isT("presEvt")));
+    expect(late.all<FoonyFrame>(isT("presEvt"))).toEqual([
+      expect.objectContaining({
+        channel: "here",
+        action: "enter",
+        clientId: "ann",
+        connectionId: ann.connected.connectionId,
+        data: { n: 1 },
+      }),
+      expect.objectContaining({
+        action: "enter",
+        clientId: "ann",
+        connectionId: ann2.connected.connectionId,
+      }),
+    ]);
+    ann2.close();
+    const leave = await late.next<FoonyFrame>(isT("presEvt", (f) => f.action === "leave"));
+    expect(leave).toMatchObject({ clientId: "ann", connectionId: ann2.connected.connectionId });
+    // An update that changes nothing is not announced; the next real change is.
+    await req(ann, { t: "pres", channel: "here", action: "update", data: { n: 1 } });
+    await req(ann, { t: "pres", channel: "here", action: "update", data: { n: 2 } });
+    const next = await late.next<FoonyFrame>(isT("presEvt", (f) => f.action === "update"));
+    expect(next).toMatchObject({ clientId: "ann", data: { n: 2 } });
+    expect(late.all<FoonyFrame>(isT("presEvt")).length).toBe(4);
+    for (const c of [ann, bob, late]) c.close();
+  });
+
+  // The service, not the gateway, announces a closed connection's leaves: exactly one each.
+  it("a closed connection's leave is sent once", async () => {
+    const watcher = await server();
+    await req(watcher, { t: "sub", channel: "once" });
+    const cat = await withToken({ sub: "cat" });
+    await req(cat, { t: "pres", channel: "once", action: "enter" });
+    cat.close();
+    await watcher.next<FoonyFrame>(isT("presEvt", (f) => f.action === "leave"));
+    // A later event on the same channel: any second leave would have arrived before it.
+    const dan = await withToken({ sub: "dan" });
+    await req(dan, { t: "pres", channel: "once", action: "enter" });
+    await watcher.next<FoonyFrame>(isT("presEvt", (f) => f.clientId === "dan"));
+    const leaves = watcher.all<FoonyFrame>(isT("presEvt", (f) => f.action === "leave"));
+    expect(leaves.map((f) => f.clientId)).toEqual(["cat"]);
+    dan.close();
+    watcher.close();
+  });
+});
+
 describe("foony malformed frames", () => {
   it("answers random, truncated, binary and oversized frames with 40001; others unaffected", async () => {
     const bad = await server();
