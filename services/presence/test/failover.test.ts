@@ -6,7 +6,7 @@
  * for someone who never left.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { ChannelSubscription } from "../../../shared/src/presence/api.js";
+import type { ChannelSubscription, PresenceChange } from "../../../shared/src/presence/api.js";
 import { startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { recordSignals, spawnReplica, startGateway, startReplica } from "./helpers.js";
@@ -14,8 +14,19 @@ import { recordSignals, spawnReplica, startGateway, startReplica } from "./helpe
 const APP = "fo";
 const CH = "presence-fo";
 
+const ROOM = "fo-room";
+
 function sub(connectionId: string, userId: string): ChannelSubscription {
   return { appId: APP, channel: CH, connectionId, userId, member: true, maxMembers: 100 };
+}
+
+function pres(
+  action: PresenceChange["action"],
+  connectionId: string,
+  clientId: string,
+  data?: number,
+): PresenceChange {
+  return { appId: APP, channel: ROOM, action, connectionId, clientId, data };
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -53,9 +64,23 @@ describe("presence replica failover", () => {
     await g2.client.subscribe(sub("c4", "carol"));
     await g1.client.connectionOpened(APP, "w1", "watcher", ["bob"]);
     await g2.client.connectionOpened(APP, "c2", "bob", []);
-    await waitFor(() => rec.members(CH).length === 3 && rec.toUser("watcher").length === 2, {
-      what: "initial joins and bob online",
-    });
+    // Connection-level presence entries on both gateways (Foony `pres`).
+    await g1.client.setPresence(pres("enter", "p1", "ann", 1));
+    await g2.client.setPresence(pres("enter", "p2", "bob"));
+    await g1.client.setPresence(pres("enter", "p3", "cat"));
+    const entries = () =>
+      rec.all.flatMap((r) =>
+        r.signal.kind === "presence"
+          ? [`${r.signal.action}:${r.signal.clientId}:${r.signal.connectionId}`]
+          : [],
+      );
+    await waitFor(
+      () =>
+        rec.members(CH).length === 3 &&
+        rec.toUser("watcher").length === 2 &&
+        entries().length === 3,
+      { what: "initial joins, entries and bob online" },
+    );
     const before = rec.all.length;
 
     const killedAt = Date.now();
@@ -64,26 +89,43 @@ describe("presence replica failover", () => {
     const closing = g2.client.connectionClosed(APP, "c4");
     const leaving = g2.client.connectionClosed(APP, "c2");
     const joining = g1.client.subscribe(sub("c5", "dave"));
+    const entering = g1.client.setPresence(pres("enter", "p4", "dan"));
+    const updating = g1.client.setPresence(pres("update", "p1", "ann", 2));
+    const exiting = g2.client.connectionClosed(APP, "p2");
     await waitFor(() => standby.service.owned().length === 16, {
       timeoutMs: 15_000,
       what: "takeover",
     });
     const outcome = await joining;
-    await Promise.all([closing, leaving]);
+    await Promise.all([closing, leaving, entering, updating, exiting]);
     expect(Date.now() - killedAt).toBeLessThan(15_000);
     // Bob's leave comes from another gateway, so it may land before or after this join.
     expect(outcome.ok && outcome.members.map((m) => m.userId)).toEqual(
       expect.arrayContaining(["alice", "carol", "dave"]),
     );
 
-    await waitFor(() => rec.members(CH).length === 5 && rec.toUser("watcher").length === 4, {
-      what: "failover changes announced",
-    });
+    await waitFor(
+      () =>
+        rec.members(CH).length === 5 &&
+        rec.toUser("watcher").length === 4 &&
+        entries().length === 6,
+      { what: "failover changes announced" },
+    );
     const after = rec.all.slice(before);
     const memberEvents = after.flatMap((r) =>
       r.signal.kind === "member" ? [`${r.signal.action}:${r.signal.userId}`] : [],
     );
     expect(memberEvents.sort()).toEqual(["joined:dave", "left:bob"]);
+    // Entries too: each change once, and cat's untouched entry not re-announced.
+    expect(entries().slice(3).sort()).toEqual(["enter:dan:p4", "leave:bob:p2", "update:ann:p1"]);
+    expect(await g2.client.present(APP, ROOM)).toEqual(
+      expect.arrayContaining([
+        { clientId: "ann", connectionId: "p1", data: 2 },
+        { clientId: "cat", connectionId: "p3" },
+        { clientId: "dan", connectionId: "p4" },
+      ]),
+    );
+    expect((await g2.client.present(APP, ROOM)).length).toBe(3);
     expect(rec.toUser("watcher").slice(2)).toEqual([
       { kind: "watch", userId: "bob", online: false },
       { kind: "status", userId: "bob", status: "offline" },
@@ -97,10 +139,12 @@ describe("presence replica failover", () => {
 
     // The new owner also reaps gateways: one dying now is cleaned up as before.
     await g1.crash();
-    await waitFor(() => rec.members(CH).length === 8, {
+    await waitFor(() => rec.members(CH).length === 8 && entries().length === 9, {
       timeoutMs: 15_000,
-      what: "g1's users leave",
+      what: "g1's users and entries leave",
     });
     expect(await g2.client.members(APP, CH)).toEqual([]);
+    expect(entries().slice(6).sort()).toEqual(["leave:ann:p1", "leave:cat:p3", "leave:dan:p4"]);
+    expect(await g2.client.present(APP, ROOM)).toEqual([]);
   });
 });
