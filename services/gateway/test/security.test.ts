@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "../src/dialects/pusher/http-sign.js";
 import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
@@ -53,6 +54,28 @@ describe("pusher HTTP API signature", () => {
       body,
     });
     expect(res.status).toBe(401);
+  });
+});
+
+describe("pusher HTTP API body", () => {
+  it("answers a request that cannot be valid before its body arrives", async () => {
+    const path = `/apps/${TEST_APP.id}/events`;
+    const q = signRequest({ ...app, key: "not-the-key" }, "POST", path, {}, "", now());
+    // The client announces a large body and sends none of it: only an answer
+    // given without the body can come back.
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = httpRequest(gw.http(`${path}?${q}`), {
+        method: "POST",
+        headers: { "content-length": "1000000" },
+      });
+      req.on("response", (res) => {
+        resolve(res.statusCode);
+        req.destroy();
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
+    expect(status).toBe(401);
   });
 });
 

@@ -8,7 +8,7 @@ import { BodyTooLargeError, readBody } from "../../http/body.js";
 import { dataFromPusher, EVENT_NAME_MAX, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
 import { PusherHttpError, PusherHttpStatus } from "./codes.js";
 import { parseTags, type Tags } from "./filter.js";
-import { verifyRequest } from "./http-sign.js";
+import { verifyEnvelope, verifyRequest } from "./http-sign.js";
 
 export const MAX_EVENT_CHANNELS = 100;
 export const MAX_BATCH = 10;
@@ -74,6 +74,7 @@ function serve(
     if (!app) throw new PusherHttpError(404, "Unknown app");
     let body: Buffer = Buffer.alloc(0);
     if (method === "post") {
+      verifyEnvelope(app, query, Math.floor(Date.now() / 1000));
       const read = await readBody(res, bodyLimit(app));
       if (read === null) {
         state.aborted = true;

@@ -50,6 +50,29 @@ export function verifyRequest(
   body: Buffer,
   nowSec: number,
 ): void {
+  const get = verifyEnvelope(app, query, nowSec);
+  const md5 = get("body_md5");
+  if (body.byteLength > 0 || md5 !== undefined) {
+    if (md5 === undefined || !safeEqual(md5, md5Hex(body)))
+      throw new PusherHttpError(401, "body_md5 does not match the body");
+  }
+  const signature = get("auth_signature") ?? "";
+  const expected = hmacHex(app.secret, stringToSign(method, path, query));
+  if (!safeEqual(signature, expected)) {
+    throw new PusherHttpError(401, "Invalid signature: check your app secret and signing code");
+  }
+}
+
+/**
+ * The checks that need no body (key, timestamp, version), run before a body
+ * is read so a request that cannot be valid never gets the server to buffer one.
+ * Returns the parameters by lower-cased name.
+ */
+export function verifyEnvelope(
+  app: AppConfig,
+  query: URLSearchParams,
+  nowSec: number,
+): (name: string) => string | undefined {
   // One value per name, matched case-insensitively as the signature is: a repeat
   // would let the checks below read one value while the signature covers another.
   const params = new Map<string, string>();
@@ -73,14 +96,5 @@ export function verifyRequest(
     );
   }
   if (get("auth_version") !== "1.0") throw new PusherHttpError(401, "auth_version must be 1.0");
-  const md5 = get("body_md5");
-  if (body.byteLength > 0 || md5 !== undefined) {
-    if (md5 === undefined || !safeEqual(md5, md5Hex(body)))
-      throw new PusherHttpError(401, "body_md5 does not match the body");
-  }
-  const signature = get("auth_signature") ?? "";
-  const expected = hmacHex(app.secret, stringToSign(method, path, query));
-  if (!safeEqual(signature, expected)) {
-    throw new PusherHttpError(401, "Invalid signature: check your app secret and signing code");
-  }
+  return get;
 }
