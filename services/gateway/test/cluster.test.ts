@@ -57,6 +57,32 @@ describe("two gateways on one NATS", () => {
     b.close();
   });
 
+  // Subscribes wait on presence and storage round trips, so on NATS a later request
+  // can overtake an earlier one unless the dialect keeps them in order.
+  it("applies back-to-back subscribes and unsubscribes in the order sent", async () => {
+    const pub = await heraldConnect(heraldUrl(g1.url, "pub", ["order"]));
+    const c = await heraldConnect(heraldUrl(g1.url, "fast", ["order"]));
+    // Two subscribes in flight at once: both answered, and live events arrive once.
+    c.send({ type: "subscribe", ref: "a", payload: { stream_id: "order" } });
+    c.send({ type: "subscribe", ref: "b", payload: { stream_id: "order" } });
+    expect((await c.next<Frame>((f) => f.ref === "a")).type).toBe("subscribed");
+    expect((await c.next<Frame>((f) => f.ref === "b")).type).toBe("subscribed");
+    await request(pub, "event.publish", { stream_id: "order", type: "n", body: 1 });
+    await c.next<Frame>(isType("event.new", (p) => p.body === 1));
+    // Subscribe then unsubscribe at once: the client ends unsubscribed.
+    c.send({ type: "unsubscribe", payload: { stream_id: "order" } });
+    c.send({ type: "subscribe", ref: "c", payload: { stream_id: "order" } });
+    c.send({ type: "unsubscribe", payload: { stream_id: "order" } });
+    await c.next<Frame>((f) => f.ref === "c");
+    await request(c, "ping", {});
+    await request(pub, "event.publish", { stream_id: "order", type: "n", body: 2 });
+    await request(pub, "ping", {});
+    expect((await request(c, "ping", {})).type).toBe("pong");
+    expect(bodies(c, "order")).toEqual([1]);
+    pub.close();
+    c.close();
+  });
+
   it("replays exactly what a client missed when it reconnects to the other gateway", async () => {
     const pub = await heraldConnect(heraldUrl(g2.url, "pub", ["x2"]));
     const c1 = await heraldConnect(heraldUrl(g1.url, "carol", ["x2"]));

@@ -83,6 +83,10 @@ export class Hub {
   ): Promise<{ lastSeq: number; truncated: boolean }> {
     const app = conn.app!;
     const local = this.local(app.id, channel);
+    // A second join of the same channel supersedes the first: the first stops at its
+    // next check and must not stay on the topic, or live events would arrive twice.
+    const previous = local.subscribers.get(conn.id);
+    if (previous) this.leaveTopic(local, previous);
     const subscriber: Subscriber = { conn, encoder, buffer: [] };
     local.subscribers.set(conn.id, subscriber);
     conn.channels.add(channel);
@@ -135,7 +139,8 @@ export class Hub {
       this.joinTopic(local, subscriber);
       return { lastSeq, truncated };
     } catch (err) {
-      this.leave(conn, channel);
+      // Only undo our own registration; a later join of the same channel may own it now.
+      if (local.subscribers.get(conn.id) === subscriber) this.leave(conn, channel);
       throw err;
     }
   }

@@ -134,6 +134,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         early: [],
         typing: new Map(),
         atLeastOnce: new Set(),
+        streamOps: new Map(),
         triggers: new TokenBucket(100, 100),
       };
       sessions.set(conn, s);

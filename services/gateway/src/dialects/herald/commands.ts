@@ -15,6 +15,8 @@ export interface HeraldSession {
   typing: Map<string, NodeJS.Timeout>;
   atLeastOnce: Set<string>;
   triggers: TokenBucket;
+  /** The tail of each stream's subscribe/unsubscribe chain. */
+  streamOps: Map<string, Promise<void>>;
 }
 
 /** Every Herald subscriber shares these bytes, so uWS fans them out. */
@@ -46,10 +48,9 @@ export class HeraldCommands {
         return;
       case "subscribe":
         this.authorize(s, c.stream_id);
-        return this.subscribe(conn, s, ref, c);
+        return inOrder(s, c.stream_id, () => this.subscribe(conn, s, ref, c));
       case "unsubscribe":
-        this.unsubscribe(conn, s, c.stream_id);
-        return;
+        return inOrder(s, c.stream_id, () => this.unsubscribe(conn, s, c.stream_id));
       case "event.publish": {
         this.authorize(s, c.stream_id);
         const started = performance.now();
@@ -308,6 +309,27 @@ export class HeraldCommands {
       if ((await acks.update(key, { start: state.start, acked }, entry.revision)) !== null) return;
     }
   }
+}
+
+/**
+ * Runs a stream's subscribes and unsubscribes one after another, in the
+ * order the client sent them: a subscribe waits on presence and storage, so
+ * without this an unsubscribe (or a second subscribe) sent right after it
+ * could finish first and leave the wrong state behind.
+ */
+function inOrder(
+  s: HeraldSession,
+  streamId: string,
+  op: () => Promise<void> | void,
+): Promise<void> {
+  const previous = s.streamOps.get(streamId) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(op);
+  s.streamOps.set(streamId, next);
+  const forget = () => {
+    if (s.streamOps.get(streamId) === next) s.streamOps.delete(streamId);
+  };
+  next.then(forget, forget);
+  return next;
 }
 
 async function loadAckState(
