@@ -25,9 +25,9 @@ export interface AckState {
  * Acked seqs kept above the floor. The floor only moves past an event once
  * a replay has seen that it and everything before it is acked, so one old
  * event the client never acks holds every later ack in this list. Past the
- * bound the oldest entries are folded into the floor, which gives up
- * redelivery of any unacked event below them: the at-least-once guarantee
- * holds for the newest MAX_ACKED acked events around an unacked one.
+ * bound the oldest acks are forgotten, never folded into the floor: those
+ * events come again (duplicates the client drops by id) rather than an
+ * unacked event below them being given up.
  */
 export const MAX_ACKED = 5000;
 
@@ -46,9 +46,7 @@ export function addAcks(state: AckState, seqs: readonly number[], max = MAX_ACKE
   const merged = [...new Set([...state.acked, ...seqs.filter((s) => s > state.floor)])].sort(
     (a, b) => a - b,
   );
-  if (merged.length <= max) return { floor: state.floor, acked: merged };
-  const dropped = merged.splice(0, merged.length - max);
-  return { floor: dropped[dropped.length - 1] ?? state.floor, acked: merged };
+  return { floor: state.floor, acked: merged.slice(Math.max(0, merged.length - max)) };
 }
 
 /**
