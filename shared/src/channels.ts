@@ -40,3 +40,24 @@ export function channelAllowed(channel: string, patterns: readonly string[]): bo
   }
   return false;
 }
+
+/** Longest user or client id accepted from a token or signed user data. */
+export const MAX_USER_ID_LENGTH = 200;
+
+/**
+ * User ids become NATS subject tokens and KV keys (encoded, so any
+ * character is safe), but an unbounded one could outgrow NATS's control
+ * line and cut the gateway's connection; control characters have no
+ * business in an id either.
+ */
+export function isValidUserId(id: unknown): id is string {
+  return (
+    typeof id === "string" &&
+    id.length > 0 &&
+    id.length <= MAX_USER_ID_LENGTH &&
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to refuse them
+    !/[\u0000-\u001f\u007f]/.test(id)
+  );
+}
+
+export const USER_ID_RULE = `1-${MAX_USER_ID_LENGTH} characters, no control characters`;

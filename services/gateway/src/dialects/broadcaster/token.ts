@@ -1,4 +1,5 @@
 import { TokenError, verifyJwt } from "../../../../../shared/src/auth/jwt.js";
+import { isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 
 export type Scope = "subscribe" | "publish";
@@ -29,6 +30,7 @@ export async function verifyBroadcasterToken(
   });
   const sub = claims.sub;
   if (typeof sub !== "string" || sub === "") throw new TokenError("token has no sub");
+  if (!isValidUserId(sub)) throw new TokenError(`sub must be ${USER_ID_RULE}`);
   // jose accepts any iat in the past; one from the future means a skewed or forged issuer.
   if (typeof claims.iat !== "number" || claims.iat * 1000 > nowMs + LEEWAY_SEC * 1000)
     throw new TokenError("token iat is in the future");

@@ -1,4 +1,5 @@
 import { TokenError, verifyJwt } from "../../../../../shared/src/auth/jwt.js";
+import { isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { EngineUnavailableError, type Signal } from "../../../../../shared/src/engine/engine.js";
 import type { Connection } from "../../core/connection.js";
@@ -212,8 +213,9 @@ async function verifyChatToken(
   const claims = await verifyJwt(token, app);
   const sub = claims.sub;
   if (typeof sub !== "string" || sub === "") throw new TokenError("token has no sub");
+  if (!isValidUserId(sub)) throw new TokenError(`sub must be ${USER_ID_RULE}`);
   const contacts = claims.contacts ?? [];
-  if (!Array.isArray(contacts) || !contacts.every((c) => typeof c === "string"))
-    throw new TokenError("token claim contacts must be an array of strings");
+  if (!Array.isArray(contacts) || !contacts.every(isValidUserId))
+    throw new TokenError(`token claim contacts must be an array of user ids (${USER_ID_RULE})`);
   return { userId: sub, contacts };
 }

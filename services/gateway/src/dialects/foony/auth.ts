@@ -5,7 +5,7 @@ import {
   unverifiedAppKey,
   verifyJwt,
 } from "../../../../../shared/src/auth/jwt.js";
-import { channelAllowed } from "../../../../../shared/src/channels.js";
+import { channelAllowed, isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import type { AppDirectory } from "../../core/dialect.js";
 
@@ -57,8 +57,8 @@ export async function verifyToken(apps: AppDirectory, token: string): Promise<Fo
   if (!app) throw new TokenError("token names no known app key (kid header or iss claim)");
   const claims = await verifyJwt(token, app);
   const clientId = claims.clientId ?? claims.sub;
-  if (clientId !== undefined && (typeof clientId !== "string" || clientId === ""))
-    throw new TokenError("clientId/sub must be a non-empty string");
+  if (clientId !== undefined && !isValidUserId(clientId))
+    throw new TokenError(`clientId/sub must be ${USER_ID_RULE}`);
   return {
     app,
     clientId,

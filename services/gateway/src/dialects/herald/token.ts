@@ -5,6 +5,7 @@ import {
   TokenError,
   verifyJwt,
 } from "../../../../../shared/src/auth/jwt.js";
+import { isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import type { Json } from "../../../../../shared/src/engine/engine.js";
 
@@ -41,11 +42,14 @@ export async function verifyHeraldToken(
     const claims = await verifyJwt(token, app);
     const sub = claims.sub;
     if (typeof sub !== "string" || sub === "") throw new TokenError("token has no sub");
+    if (!isValidUserId(sub)) throw new TokenError(`sub must be ${USER_ID_RULE}`);
     if (userIdParam && userIdParam !== sub)
       throw new TokenError("user_id does not match the token");
     const streams = stringList(claims.streams, "streams");
     const watchlist =
       claims.watchlist === undefined ? [] : stringList(claims.watchlist, "watchlist");
+    if (!watchlist.every(isValidUserId))
+      throw new TokenError(`watchlist ids must be ${USER_ID_RULE}`);
     return {
       userId: sub,
       streams,
@@ -58,6 +62,7 @@ export async function verifyHeraldToken(
   const m = /^([0-9]{1,12})\.([0-9a-f]{64})$/.exec(token);
   if (!m) throw new TokenError("malformed token");
   if (!userIdParam) throw new TokenError("user_id is required with a compact token");
+  if (!isValidUserId(userIdParam)) throw new TokenError(`user_id must be ${USER_ID_RULE}`);
   // The signed text joins fields with "\n": one inside a field would let a token
   // minted for user "a\nb" be presented as user "a" with the rest shifted into streams.
   if (userIdParam.includes("\n") || streamsParam?.includes("\n"))

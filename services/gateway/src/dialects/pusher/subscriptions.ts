@@ -1,4 +1,4 @@
-import { channelKind } from "../../../../../shared/src/channels.js";
+import { channelKind, isValidUserId } from "../../../../../shared/src/channels.js";
 import type { Json, Signal } from "../../../../../shared/src/engine/engine.js";
 import type { Member } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
@@ -198,7 +198,7 @@ function parseChannelData(
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const v = value as Record<string, unknown>;
   const id = typeof v.user_id === "number" ? String(v.user_id) : v.user_id;
-  if (typeof id !== "string" || id === "") return undefined;
+  if (!isValidUserId(id)) return undefined;
   return { userId: id, info: v.user_info as Json | undefined };
 }
 

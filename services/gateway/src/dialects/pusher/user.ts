@@ -1,3 +1,4 @@
+import { isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
 import type { Signal } from "../../../../../shared/src/engine/engine.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
@@ -78,10 +79,10 @@ function parseUserData(text: string): { id: string; watchlist: string[] } | stri
   if (typeof value !== "object" || value === null || Array.isArray(value))
     return "user_data must be a JSON object";
   const v = value as Record<string, unknown>;
-  if (typeof v.id !== "string" || v.id === "") return "user_data needs a non-empty string id";
+  if (!isValidUserId(v.id)) return `user_data needs a string id of ${USER_ID_RULE}`;
   const w = v.watchlist ?? [];
-  if (!Array.isArray(w) || !w.every((x) => typeof x === "string" && x !== ""))
-    return "watchlist must be an array of user ids";
+  if (!Array.isArray(w) || !w.every(isValidUserId))
+    return `watchlist must be an array of user ids (${USER_ID_RULE})`;
   if (w.length > MAX_WATCHLIST) return `watchlist holds at most ${MAX_WATCHLIST} users`;
   return { id: v.id, watchlist: w as string[] };
 }
