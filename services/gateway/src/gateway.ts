@@ -3,6 +3,7 @@ import type { Engine } from "../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
 import { noWebhooks, type WebhookSink } from "../../../shared/src/webhooks/queue.js";
+import { Blocks } from "./core/blocks.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
 import { Hub } from "./core/hub.js";
 import { Users } from "./core/users.js";
@@ -49,6 +50,7 @@ export async function startGateway(deps: {
     engine,
     hub,
     users: new Users(engine),
+    blocks: new Blocks(engine),
     presence,
     metrics,
     log,

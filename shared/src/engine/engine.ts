@@ -87,6 +87,8 @@ export type Signal =
   | { kind: "watch"; userId: string; online: boolean }
   /** Sent on a user's own subject: close every connection of that user. */
   | { kind: "terminate" }
+  /** Sent on a user's own subject: the user was blocked in (or unblocked from) a channel. */
+  | { kind: "blocked"; channel: string; blocked: boolean }
   /** Sent on a user's own subject: an event addressed to the user (Pusher server-to-user). */
   | { kind: "user_event"; name: string; data: Json };
 
@@ -172,7 +174,7 @@ export interface KvStore {
 }
 
 /** The KV buckets Tidings uses; each implementation maps them to storage. */
-export type KvBucket = "cursors" | "acks" | "reactions" | "presence" | "chat";
+export type KvBucket = "cursors" | "acks" | "reactions" | "presence" | "chat" | "blocks";
 
 export interface Engine {
   /**

@@ -6,6 +6,7 @@ import type { Logger } from "../../../../shared/src/log.js";
 import type { PresenceApi } from "../../../../shared/src/presence/api.js";
 import type { WebhookSink } from "../../../../shared/src/webhooks/queue.js";
 import type { Metrics } from "../metrics.js";
+import type { Blocks } from "./blocks.js";
 import type { Connection } from "./connection.js";
 import type { Hub } from "./hub.js";
 import type { Users } from "./users.js";
@@ -42,6 +43,7 @@ export interface GatewayContext {
   engine: Engine;
   hub: Hub;
   users: Users;
+  blocks: Blocks;
   presence: PresenceApi;
   metrics: Metrics;
   log: Logger;

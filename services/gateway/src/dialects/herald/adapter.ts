@@ -77,9 +77,13 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
       scheduleExpiry(conn, grant.expiresAt);
       await ctx.users.add(conn, grant.userId, (signal) => {
         if (signal.kind === "terminate") return conn.close(HeraldClose.authFailed, "terminated");
+        if (signal.kind === "blocked")
+          return commands.blocked(conn, s, signal.channel, signal.blocked);
         const frame = encodeUserSignal(signal);
         if (frame) conn.send(frame);
       });
+      // After listening to the user's signals, so a block cannot slip in between.
+      for (const ch of await ctx.blocks.channelsBlockedFor(app.id, grant.userId)) s.blocked.add(ch);
       await ctx.presence.connectionOpened(app.id, conn.id, grant.userId, grant.watchlist);
       // Watchers learn about changes from now on; tell them who is online already.
       const statuses = await Promise.all(
@@ -135,6 +139,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         typing: new Map(),
         atLeastOnce: new Set(),
         streamOps: new Map(),
+        blocked: new Set(),
         triggers: new TokenBucket(100, 100),
       };
       sessions.set(conn, s);

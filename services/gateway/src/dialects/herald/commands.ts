@@ -15,6 +15,8 @@ export interface HeraldSession {
   typing: Map<string, NodeJS.Timeout>;
   atLeastOnce: Set<string>;
   triggers: TokenBucket;
+  /** Streams this user is blocked in (HTTP API), kept current by user signals. */
+  blocked: Set<string>;
   /** The tail of each stream's subscribe/unsubscribe chain. */
   streamOps: Map<string, Promise<void>>;
 }
@@ -47,12 +49,12 @@ export class HeraldCommands {
         await this.ctx.presence.setStatus(app.id, userId, c.status);
         return;
       case "subscribe":
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         return inOrder(s, c.stream_id, () => this.subscribe(conn, s, ref, c));
       case "unsubscribe":
         return inOrder(s, c.stream_id, () => this.unsubscribe(conn, s, c.stream_id));
       case "event.publish": {
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         const started = performance.now();
         const r = await this.ctx.engine.publish(
           app.id,
@@ -68,7 +70,7 @@ export class HeraldCommands {
         return;
       }
       case "event.trigger":
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         if (!s.triggers.take())
           throw new HeraldRequestError("rate_limited", "too many ephemeral events");
         this.ctx.engine.signal(app.id, c.stream_id, {
@@ -80,7 +82,7 @@ export class HeraldCommands {
         });
         return;
       case "events.fetch": {
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         const page = await this.ctx.engine.history(app.id, c.stream_id, {
           afterSeq: c.after_seq,
           beforeSeq: c.before_seq,
@@ -90,7 +92,7 @@ export class HeraldCommands {
         return;
       }
       case "cursor.update":
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         await this.ctx.engine.kv(app.id, "cursors").put(pairKey(userId, c.stream_id), c.seq);
         this.ctx.engine.signal(app.id, c.stream_id, {
           kind: "cursor",
@@ -101,11 +103,11 @@ export class HeraldCommands {
         return;
       case "typing.start":
       case "typing.stop":
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         return this.typing(conn, s, c.stream_id, c.type === "typing.start");
       case "reaction.add":
       case "reaction.remove":
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         return this.react(
           conn,
           c.stream_id,
@@ -114,7 +116,7 @@ export class HeraldCommands {
           c.type === "reaction.add" ? "add" : "remove",
         );
       case "event.ack":
-        this.authorize(s, c.stream_id);
+        this.permit(s, c.stream_id);
         return this.ack(conn, c.stream_id, c.event_id);
     }
   }
@@ -132,12 +134,28 @@ export class HeraldCommands {
     }
   }
 
-  private authorize(s: HeraldSession, streamId: string): void {
+  /** The token grants the stream and the user is not blocked in it. */
+  private permit(s: HeraldSession, streamId: string): void {
     const streams = s.grant?.streams ?? [];
     const ok = s.grant?.prefixMatch
       ? channelAllowed(streamId, streams)
       : streams.includes(streamId);
     if (!ok) throw new HeraldRequestError("forbidden", `stream ${streamId} is not in your token`);
+    if (s.blocked.has(streamId)) {
+      throw new HeraldRequestError("blocked", `you are blocked in stream ${streamId}`);
+    }
+  }
+
+  /** A block arrived for a stream: end the subscription and say why. */
+  blocked(conn: Connection, s: HeraldSession, streamId: string, blocked: boolean): void {
+    if (!blocked) {
+      s.blocked.delete(streamId);
+      return;
+    }
+    s.blocked.add(streamId);
+    if (!conn.channels.has(streamId)) return;
+    void inOrder(s, streamId, () => this.unsubscribe(conn, s, streamId));
+    conn.send(encode.error(undefined, "blocked", `you were blocked in stream ${streamId}`));
   }
 
   private async subscribe(

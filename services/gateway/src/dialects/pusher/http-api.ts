@@ -1,5 +1,10 @@
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
-import { channelKind, isValidChannel } from "../../../../../shared/src/channels.js";
+import {
+  channelKind,
+  isValidChannel,
+  isValidUserId,
+  USER_ID_RULE,
+} from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { EngineUnavailableError, type Json } from "../../../../../shared/src/engine/engine.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
@@ -29,7 +34,7 @@ type Handler = (r: ApiRequest) => Promise<Json>;
 /** The Pusher HTTP API at `/apps/{app_id}/...`, signed as Pusher signs it. */
 export function registerPusherHttp(uws: TemplatedApp, ctx: GatewayContext): void {
   const api = new PusherHttpApi(ctx);
-  const route = (method: "get" | "post", pattern: string, handler: Handler) => {
+  const route = (method: "get" | "post" | "del", pattern: string, handler: Handler) => {
     const paramCount = pattern.split("/").filter((p) => p.startsWith(":")).length;
     uws[method](pattern, (res, req) => {
       // uWS invalidates `req` at the first await: copy everything out now.
@@ -50,13 +55,18 @@ export function registerPusherHttp(uws: TemplatedApp, ctx: GatewayContext): void
   route("get", "/apps/:app_id/channels/:channel_name", (r) => api.channel(r));
   route("get", "/apps/:app_id/channels/:channel_name/users", (r) => api.users(r));
   route("post", "/apps/:app_id/users/:user_id/terminate_connections", (r) => api.terminate(r));
+  // Tidings extension (Herald's `blocked`): keep a user out of one channel.
+  route("post", "/apps/:app_id/channels/:channel_name/blocked_users", (r) => api.block(r, true));
+  route("del", "/apps/:app_id/channels/:channel_name/blocked_users/:user_id", (r) =>
+    api.block(r, false),
+  );
 }
 
 function serve(
   ctx: GatewayContext,
   res: HttpResponse,
   state: { aborted: boolean },
-  method: "get" | "post",
+  method: "get" | "post" | "del",
   path: string,
   query: URLSearchParams,
   raw: string[],
@@ -86,7 +96,8 @@ function serve(
         state.aborted = true;
       });
     }
-    verifyRequest(app, method.toUpperCase(), path, query, body, Math.floor(Date.now() / 1000));
+    const verb = method === "del" ? "DELETE" : method.toUpperCase();
+    verifyRequest(app, verb, path, query, body, Math.floor(Date.now() / 1000));
     let parsed: unknown;
     if (body.byteLength > 0) {
       const text = body.toString("utf8");
@@ -235,6 +246,15 @@ class PusherHttpApi {
       throw new PusherHttpError(400, "Users are only available for presence- channels");
     const members = await this.ctx.presence.members(r.app.id, name);
     return { users: members.map((m) => ({ id: m.userId })) };
+  }
+
+  async block(r: ApiRequest, blocked: boolean): Promise<Json> {
+    const channel = r.params[0] ?? "";
+    if (!isValidChannel(channel)) throw new PusherHttpError(400, "Invalid channel name");
+    const userId = blocked ? object(r.body, "body").user_id : r.params[1];
+    if (!isValidUserId(userId)) throw new PusherHttpError(400, `user_id must be ${USER_ID_RULE}`);
+    await this.ctx.blocks.set(r.app.id, channel, userId, blocked);
+    return {};
   }
 
   async terminate(r: ApiRequest): Promise<Json> {
