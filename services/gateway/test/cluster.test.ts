@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
+import { signRequest } from "../src/dialects/pusher/http-sign.js";
+import { TEST_APP } from "./harness.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
 import {
   FAST_PRESENCE,
@@ -140,6 +142,21 @@ describe("two gateways on one NATS", () => {
     await a.next<Frame>(isType("event.new", (p) => p.body === "after"));
     expect(a.all<Frame>(isType("event.new", (p) => p.ephemeral === true))).toEqual([]);
     for (const c of [a, a2, b]) c.close();
+  });
+
+  it("blocks a user on every gateway when the HTTP API on another is told to", async () => {
+    const bob = await heraldConnect(heraldUrl(g1.url, "bob", ["xb"]));
+    await request(bob, "subscribe", { stream_id: "xb" }, 20_000);
+    const app = { ...TEST_APP, apiKeys: [], allowedOrigins: [], webhooks: [], limits: {} as never };
+    const path = `/apps/${TEST_APP.id}/channels/xb/blocked_users`;
+    const body = JSON.stringify({ user_id: "bob" });
+    const query = signRequest(app, "POST", path, {}, body, Math.floor(Date.now() / 1000));
+    expect((await fetch(g2.http(`${path}?${query}`), { method: "POST", body })).status).toBe(200);
+    expect((await bob.next<Frame>(isType("error"))).payload.code).toBe("blocked");
+    const later = await heraldConnect(heraldUrl(g2.url, "bob", ["xb"]));
+    expect((await request(later, "subscribe", { stream_id: "xb" })).payload.code).toBe("blocked");
+    bob.close();
+    later.close();
   });
 
   it("tracks members at user level across gateways", async () => {
