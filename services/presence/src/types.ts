@@ -1,5 +1,6 @@
 /** What the presence state machine stores and returns (see `core.ts`). */
-import type { Json, Signal } from "../../../shared/src/engine/engine.js";
+import type { Signal } from "../../../shared/src/engine/engine.js";
+import type { ChannelSubscription } from "../../../shared/src/presence/api.js";
 import type { ConnectionSnapshot } from "../../../shared/src/presence/messages.js";
 
 export type PresenceEffect =
@@ -15,15 +16,8 @@ export interface ConnectionRecord extends ConnectionSnapshot {
   gatewayId: string;
 }
 
-export interface JoinRequest {
-  appId: string;
-  channel: string;
-  connectionId: string;
-  userId?: string | undefined;
-  info?: Json | undefined;
-  member: boolean;
-  maxMembers: number;
-}
+/** A join as the core sees it: exactly what a gateway asked for. */
+export type JoinRequest = ChannelSubscription;
 
 /** Connections and statuses changed since the last `take` (what the service persists). */
 export class DirtyKeys {

@@ -5,7 +5,13 @@
  * queries go to the same subject so they are answered after earlier reports.
  */
 import type { Json, UserStatus } from "../engine/engine.js";
-import type { ChannelInfo, Member, PresenceEntry, SubscribeOutcome } from "./api.js";
+import type {
+  ChannelInfo,
+  ChannelSubscription,
+  Member,
+  PresenceEntry,
+  SubscribeOutcome,
+} from "./api.js";
 
 /** One subscription of a connection, as a gateway knows it. */
 export interface SubscriptionSnapshot {
@@ -36,16 +42,7 @@ export interface ConnectionSnapshot {
 }
 
 export type PresenceReport =
-  | {
-      type: "join";
-      appId: string;
-      channel: string;
-      connectionId: string;
-      userId?: string | undefined;
-      info?: Json | undefined;
-      member: boolean;
-      maxMembers: number;
-    }
+  | ({ type: "join" } & ChannelSubscription)
   | { type: "leave"; appId: string; channel: string; connectionId: string }
   | { type: "open"; appId: string; connectionId: string; userId: string; watchlist: string[] }
   | { type: "close"; appId: string; connectionId: string }
