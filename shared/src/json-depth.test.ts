@@ -7,7 +7,7 @@ describe("jsonTooDeep", () => {
   it("allows the limit and refuses one level more, arrays and objects alike", () => {
     expect(jsonTooDeep(nested(MAX_JSON_DEPTH))).toBe(false);
     expect(jsonTooDeep(nested(MAX_JSON_DEPTH + 1))).toBe(true);
-    const objects = '{"a":'.repeat(MAX_JSON_DEPTH + 1) + "1" + "}".repeat(MAX_JSON_DEPTH + 1);
+    const objects = `${'{"a":'.repeat(MAX_JSON_DEPTH + 1)}1${"}".repeat(MAX_JSON_DEPTH + 1)}`;
     expect(jsonTooDeep(objects)).toBe(true);
   });
 
