@@ -1,23 +1,12 @@
-/**
- * Delivery guarantees of the JetStream engine under concurrency and faults,
- * against real nats-server processes: what `ready` promises, gap filling when
- * the previous event no longer exists, and subscriptions made while NATS is down.
- */
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Delivery, EngineUnavailableError, type StoredEvent } from "../src/engine/engine.js";
+import { type Delivery, EngineUnavailableError } from "../src/engine/engine.js";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
-import { LiveHub } from "../src/engine/js-live.js";
-import { StreamReader } from "../src/engine/js-reader.js";
-import { eventSubject, liveSubject, signalSubject, streamName } from "../src/subjects.js";
+import { eventsOf, lossyLiveChannel } from "./lossy-live.js";
 import { type NatsHandle, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";
 
 const limits = { historyPerChannel: 10_000, historyMaxAgeSec: 0, dedupeWindowSec: 60 };
-const eventsOf = (got: Delivery[]) =>
-  got.flatMap((d) => (d.type === "event" ? [d.event] : ([] as StoredEvent[])));
 
 /** Deterministic PRNG so a failing schedule can be reproduced from its seed. */
 function rng(seed: number): () => number {
@@ -29,28 +18,6 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Drops live-subject messages chosen by `drop`, as core NATS does on a disconnect. */
-function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean): NatsConnection {
-  return new Proxy(nc, {
-    get(target, prop) {
-      if (prop === "subscribe") {
-        return (subject: string, opts: SubscriptionOptions = {}): Subscription => {
-          const callback = opts.callback;
-          return target.subscribe(subject, {
-            ...opts,
-            callback: (err, msg) => {
-              if (!err && subject.includes(".live.") && drop(msg)) return;
-              callback?.(err, msg);
-            },
-          });
-        };
-      }
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
 }
 
 let nats: NatsHandle;
@@ -159,30 +126,10 @@ describe("jetstream gap filling when the previous event is gone", () => {
       const app = `trim${Date.now()}`;
       await engine.ensureApp(app, { ...limits, historyPerChannel: 1 });
       // Drop every even event live, the first one on the subject included (prev = 0).
-      const lossy = lossyConnection(raw, (msg) => {
+      const { got, errors, close } = await lossyLiveChannel(raw, app, "c", (msg) => {
         const body = JSON.parse(new TextDecoder().decode(msg.data)) as { data: number };
         return body.data % 2 === 0;
       });
-      const reader = new StreamReader(raw, jetstream(raw), await jetstreamManager(raw), 5000);
-      const errors: unknown[] = [];
-      const hub = new LiveHub(
-        lossy,
-        reader,
-        () => true,
-        (e) => errors.push(e),
-      );
-      const got: Delivery[] = [];
-      const sub = hub.subscribe(
-        "c",
-        {
-          stream: streamName(app),
-          eventSubject: eventSubject(app, "c"),
-          liveSubject: liveSubject(app, "c"),
-          signalSubject: signalSubject(app, "c"),
-        },
-        (d) => got.push(d),
-      );
-      await sub.ready;
       const seqs: number[] = [];
       for (let i = 0; i < 10; i++) {
         seqs.push((await engine.publish(app, "c", { name: "n", data: i })).seq);
@@ -194,8 +141,7 @@ describe("jetstream gap filling when the previous event is gone", () => {
       expect([...delivered].sort((a, b) => a - b)).toEqual(delivered);
       expect(new Set(delivered).size).toBe(delivered.length);
       for (let i = 1; i < 10; i += 2) expect(delivered).toContain(seqs[i]);
-      sub.close();
-      hub.close();
+      close();
       expect(errors).toEqual([]);
     } finally {
       await raw.close();

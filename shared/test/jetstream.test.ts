@@ -1,18 +1,10 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type Delivery,
-  EngineUnavailableError,
-  type HistoryPage,
-  type StoredEvent,
-} from "../src/engine/engine.js";
+import { type Delivery, EngineUnavailableError, type HistoryPage } from "../src/engine/engine.js";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
-import { LiveHub } from "../src/engine/js-live.js";
-import { StreamReader } from "../src/engine/js-reader.js";
-import { eventSubject, liveSubject, signalSubject, streamName } from "../src/subjects.js";
+import { streamName } from "../src/subjects.js";
 import { describeEngineContract } from "./engine.contract.js";
+import { eventsOf, lossyLiveChannel } from "./lossy-live.js";
 import { type NatsHandle, startCluster, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";
 
@@ -29,34 +21,6 @@ describeEngineContract("jetstream", async () => {
   const engine = await JetStreamEngine.connect({ servers: nats.urls, name: "contract" });
   return { engine, dispose: () => engine.close() };
 });
-
-/**
- * A connection whose live-subject messages can be dropped on demand: the
- * loss core NATS causes on a disconnect or a slow consumer, made deterministic.
- */
-function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean): NatsConnection {
-  return new Proxy(nc, {
-    get(target, prop) {
-      if (prop === "subscribe") {
-        return (subject: string, opts: SubscriptionOptions = {}): Subscription => {
-          const callback = opts.callback;
-          return target.subscribe(subject, {
-            ...opts,
-            callback: (err, msg) => {
-              if (!err && subject.includes(".live.") && drop(msg)) return;
-              callback?.(err, msg);
-            },
-          });
-        };
-      }
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
-const eventsOf = (got: Delivery[]) =>
-  got.flatMap((d) => (d.type === "event" ? [d.event] : ([] as StoredEvent[])));
 
 describe("jetstream engine specifics", () => {
   let engine: JetStreamEngine;
@@ -76,32 +40,12 @@ describe("jetstream engine specifics", () => {
       // Drop a single event, a run of five, and the newest one (by payload index).
       const plan = new Set([3, 10, 11, 12, 13, 14, 29]);
       const dropped = new Set<number>();
-      const lossy = lossyConnection(raw, (msg) => {
+      const { hub, got, errors, close } = await lossyLiveChannel(raw, app, "room.1", (msg) => {
         const body = JSON.parse(new TextDecoder().decode(msg.data)) as { data: number };
         if (!plan.has(body.data)) return false;
         dropped.add(body.data);
         return true;
       });
-      const reader = new StreamReader(raw, jetstream(raw), await jetstreamManager(raw), 5000);
-      const errors: unknown[] = [];
-      const hub = new LiveHub(
-        lossy,
-        reader,
-        () => true,
-        (e) => errors.push(e),
-      );
-      const got: Delivery[] = [];
-      const sub = hub.subscribe(
-        "room.1",
-        {
-          stream: streamName(app),
-          eventSubject: eventSubject(app, "room.1"),
-          liveSubject: liveSubject(app, "room.1"),
-          signalSubject: signalSubject(app, "room.1"),
-        },
-        (d) => got.push(d),
-      );
-      await sub.ready;
       const seqs: number[] = [];
       for (let i = 0; i < 30; i++) {
         seqs.push((await engine.publish(app, "room.1", { name: "n", data: i })).seq);
@@ -115,8 +59,7 @@ describe("jetstream engine specifics", () => {
       await waitFor(() => eventsOf(got).length === 30, { what: "the dropped newest event" });
       expect(eventsOf(got).map((e) => e.seq)).toEqual(seqs);
       expect(eventsOf(got).map((e) => e.data)).toEqual([...Array(30).keys()]);
-      sub.close();
-      hub.close();
+      close();
       expect(errors).toEqual([]);
     } finally {
       await raw.close();

@@ -1,0 +1,76 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
+import type { Delivery, StoredEvent } from "../src/engine/engine.js";
+import { LiveHub } from "../src/engine/js-live.js";
+import { StreamReader } from "../src/engine/js-reader.js";
+import { eventSubject, liveSubject, signalSubject, streamName } from "../src/subjects.js";
+
+/**
+ * A connection whose live-subject messages can be dropped on demand: the
+ * loss core NATS causes on a disconnect or a slow consumer, made deterministic.
+ */
+export function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean): NatsConnection {
+  return new Proxy(nc, {
+    get(target, prop) {
+      if (prop === "subscribe") {
+        return (subject: string, opts: SubscriptionOptions = {}): Subscription => {
+          const callback = opts.callback;
+          return target.subscribe(subject, {
+            ...opts,
+            callback: (err, msg) => {
+              if (!err && subject.includes(".live.") && drop(msg)) return;
+              callback?.(err, msg);
+            },
+          });
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * The engine's live fan-out for one channel, fed through a lossy connection,
+ * so a test can prove the gap filling: returns what it delivered and the
+ * background errors it reported.
+ */
+export async function lossyLiveChannel(
+  raw: NatsConnection,
+  app: string,
+  channel: string,
+  drop: (msg: Msg) => boolean,
+): Promise<{ hub: LiveHub; got: Delivery[]; errors: unknown[]; close(): void }> {
+  const reader = new StreamReader(raw, jetstream(raw), await jetstreamManager(raw), 5000);
+  const errors: unknown[] = [];
+  const hub = new LiveHub(
+    lossyConnection(raw, drop),
+    reader,
+    () => true,
+    (e) => errors.push(e),
+  );
+  const got: Delivery[] = [];
+  const sub = hub.subscribe(
+    channel,
+    {
+      stream: streamName(app),
+      eventSubject: eventSubject(app, channel),
+      liveSubject: liveSubject(app, channel),
+      signalSubject: signalSubject(app, channel),
+    },
+    (d) => got.push(d),
+  );
+  await sub.ready;
+  return {
+    hub,
+    got,
+    errors,
+    close: () => {
+      sub.close();
+      hub.close();
+    },
+  };
+}
+
+export const eventsOf = (got: Delivery[]): StoredEvent[] =>
+  got.flatMap((d) => (d.type === "event" ? [d.event] : []));
