@@ -4,6 +4,12 @@
  * the figure to read; the machine is shared and noisy).
  *
  *   npm run bench:publish -- [--events 20000] [--publishers 4] [--window 64] [--runs 2]
+ *   BENCH_BASE_DIR=/tmp/base npm run bench:publish -- --engines jetstream,base-jetstream
+ *
+ * `--engines` lists what to compare (ratios: each to the first listed):
+ * `memory`, `jetstream`, and `base-memory` / `base-jetstream` for the same
+ * engines run from another copy of the tree (an earlier commit) in
+ * BENCH_BASE_DIR, to measure an optimisation against its baseline in one run.
  *
  * Publishers are Herald connections sending `event.publish` with up to
  * `window` requests in flight each, on one channel; every ack is counted.
@@ -26,6 +32,7 @@ const { values: opts } = parseArgs({
     publishers: { type: "string", default: process.env.BENCH_PUBLISHERS ?? "4" },
     window: { type: "string", default: process.env.BENCH_WINDOW ?? "64" },
     runs: { type: "string", default: process.env.BENCH_RUNS ?? "2" },
+    engines: { type: "string", default: process.env.BENCH_ENGINES ?? "memory,jetstream" },
   },
 });
 const EVENTS = Number(opts.events);
@@ -33,7 +40,13 @@ const PUBLISHERS = Number(opts.publishers);
 const WINDOW = Number(opts.window);
 const RUNS = Number(opts.runs);
 
-type Engine = "memory" | "jetstream";
+const ENGINE_NAMES = ["memory", "jetstream", "base-memory", "base-jetstream"] as const;
+type Engine = (typeof ENGINE_NAMES)[number];
+const ENGINES = String(opts.engines).split(",") as Engine[];
+for (const e of ENGINES)
+  if (!ENGINE_NAMES.includes(e)) throw new Error(`--engines: one of ${ENGINE_NAMES.join(", ")}`);
+if (ENGINES.some((e) => e.startsWith("base-")) && !process.env.BENCH_BASE_DIR)
+  throw new Error("base-* engines need BENCH_BASE_DIR (a copy of the tree to compare against)");
 interface Result {
   engine: Engine;
   run: number;
@@ -45,23 +58,31 @@ interface Result {
 
 async function startGateway(
   natsUrl: string | undefined,
+  root: string,
 ): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const { NATS_URL: _n, TIDINGS_APPS: _a, ...env } = process.env;
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
-    cwd: ROOT,
-    env: {
-      ...env,
-      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "error",
-      TIDINGS_DRAIN_SECONDS: "0",
-      TIDINGS_MAX_MESSAGE_RATE: "1000000",
-      TIDINGS_HISTORY_PER_CHANNEL: String(EVENTS * 2),
+  // BENCH_CPU_PROF=<dir>: profile the gateway (one .cpuprofile per thread; its own is the largest).
+  const prof = process.env.BENCH_CPU_PROF;
+  const profArgs = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...profArgs, "--import", "tsx", "services/main.ts"],
+    {
+      cwd: root,
+      env: {
+        ...env,
+        ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "error",
+        TIDINGS_DRAIN_SECONDS: "0",
+        TIDINGS_MAX_MESSAGE_RATE: "1000000",
+        TIDINGS_HISTORY_PER_CHANNEL: String(EVENTS * 2),
+      },
+      stdio: ["ignore", "pipe", "inherit"],
     },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  );
   let out = "";
   child.stdout?.on("data", (c: Buffer) => {
     out += c.toString();
@@ -122,6 +143,10 @@ async function publish(
         }),
       );
     };
+    // A closed socket would otherwise leave this promise pending and the script exiting silently.
+    ws.on("close", (code, reason) =>
+      reject(new Error(`publisher closed after ${acked} acks: ${code} ${reason.toString()}`)),
+    );
     ws.on("message", (data) => {
       const f = JSON.parse(data.toString()) as { type: string; ref?: string };
       if (f.ref === undefined) return;
@@ -143,13 +168,19 @@ async function replay(port: number, stream: string, expected: number): Promise<n
     ws.on("message", (data) => {
       if (data.toString().startsWith('{"type":"event.new"') && ++got === expected) resolve();
     });
+    // Closed early (e.g. as a slow consumer): report what arrived rather than hang.
+    ws.on("close", (code, reason) => {
+      if (got < expected)
+        console.error(`replay: closed ${code} ${reason.toString()} after ${got}/${expected}`);
+      resolve();
+    });
     ws.send(
       JSON.stringify({ type: "subscribe", ref: "s", payload: { stream_id: stream, last_seq: 0 } }),
     );
   });
   const seconds = (performance.now() - t0) / 1000;
   ws.close();
-  return expected / seconds;
+  return got / seconds;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -157,7 +188,10 @@ function pct(sorted: number[], p: number): number {
 }
 
 async function measure(engine: Engine, run: number, natsUrl: string): Promise<Result> {
-  const gw = await startGateway(engine === "jetstream" ? natsUrl : undefined);
+  const gw = await startGateway(
+    engine.endsWith("jetstream") ? natsUrl : undefined,
+    engine.startsWith("base-") ? process.env.BENCH_BASE_DIR! : ROOT,
+  );
   try {
     const stream = `bench-${engine}-${run}`;
     const pubs = await Promise.all(
@@ -198,7 +232,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   for (let run = 1; run <= RUNS; run++) {
     // Alternate the order so drift on a shared machine hits both engines alike.
-    const order: Engine[] = run % 2 === 1 ? ["memory", "jetstream"] : ["jetstream", "memory"];
+    const order = run % 2 === 1 ? ENGINES : [...ENGINES].reverse();
     for (const engine of order) {
       const r = await measure(engine, run, nats.urls[0]!);
       results.push(r);
@@ -209,11 +243,12 @@ async function main(): Promise<void> {
   }
   const m = (e: Engine, k: keyof Result) =>
     median(results.filter((r) => r.engine === e).map((r) => r[k] as number));
-  console.log("\nmedians and JetStream/memory ratios:");
+  const [first, ...others] = ENGINES;
+  console.log(`\nmedians and ratios (${others.map((o) => `${o}/${first}`).join(", ")}):`);
   for (const k of ["publishPerSec", "ackP50", "ackP99", "replayPerSec"] as const) {
-    console.log(
-      `  ${k.padEnd(14)} memory ${m("memory", k).toFixed(2)}  jetstream ${m("jetstream", k).toFixed(2)}  ratio ${(m("jetstream", k) / m("memory", k)).toFixed(2)}x`,
-    );
+    const cells = ENGINES.map((e) => `${e} ${m(e, k).toFixed(2)}`).join("  ");
+    const ratios = others.map((o) => `${(m(o, k) / m(first!, k)).toFixed(2)}x`).join(" ");
+    console.log(`  ${k.padEnd(14)} ${cells}  ratio ${ratios}`);
   }
 }
 

@@ -10,7 +10,8 @@
  * - `soketi`: Soketi 1.6.1 from `SOKETI_DIR`.
  *
  * `BENCH_CPU_PROF=<dir>` runs the Tidings variants under `node --cpu-prof`,
- * writing a .cpuprofile per server process into <dir> when it stops.
+ * writing .cpuprofile files into <dir> when it stops (one per thread; the
+ * server's own is the main thread's, the largest).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -82,9 +83,8 @@ async function startTidings(
 ): Promise<RunningServer> {
   const { NATS_URL: _nats, TIDINGS_APPS: _apps, ...env } = process.env;
   const prof = process.env.BENCH_CPU_PROF;
-  const profArgs = prof
-    ? ["--cpu-prof", `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
-    : [];
+  // One file per thread (node's default name): the server's is the main thread's, the largest.
+  const profArgs = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
   // `node --import tsx` rather than the tsx CLI so the pid we watch is the server.
   const child = spawn(process.execPath, [...profArgs, "--import", "tsx", "services/main.ts"], {
     cwd: root,
