@@ -133,7 +133,9 @@ async function publish(
   const body = { text: "x".repeat(80) };
   await new Promise<void>((resolve, reject) => {
     const sendOne = () => {
-      const ref = `p${sent++}`;
+      // Refs are idempotency keys per user (Herald): unique per run, or a later run's
+      // publishes on the same nats-server would be deduplicated into an earlier run's.
+      const ref = `${stream}-${sent++}`;
       started.set(ref, performance.now());
       ws.send(
         JSON.stringify({

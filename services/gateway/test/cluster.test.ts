@@ -159,6 +159,17 @@ describe("two gateways on one NATS", () => {
     later.close();
   });
 
+  // Presence and storage answer over the network, so auth takes round trips: a
+  // client that starts sending the moment it sees auth_ok must be served in full.
+  it("serves every frame a client sends right after auth_ok", async () => {
+    const c = await heraldConnect(heraldUrl(g1.url, "eager", ["xe"]));
+    for (let i = 0; i < 150; i++) c.send({ type: "ping", ref: `e${i}` });
+    await c.next<Frame>((f) => f.ref === "e149");
+    expect(c.all<Frame>(isType("pong"))).toHaveLength(150);
+    expect(c.all<Frame>(isType("error"))).toEqual([]);
+    c.close();
+  });
+
   it("tracks members at user level across gateways", async () => {
     const stream = "presence-room";
     const a = await heraldConnect(heraldUrl(g1.url, "gina", [stream]));

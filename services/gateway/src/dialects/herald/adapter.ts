@@ -66,15 +66,6 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
       conn.userId = grant.userId;
       s.grant = grant;
       s.triggers = new TokenBucket(app.limits.clientEventRate, app.limits.clientEventRate * 2);
-      conn.send(
-        encode.authOk({
-          connection_id: conn.id,
-          user_id: grant.userId,
-          streams: grant.streams,
-          expires_at: grant.expiresAt,
-        }),
-      );
-      scheduleExpiry(conn, grant.expiresAt);
       await ctx.users.add(conn, grant.userId, (signal) => {
         if (signal.kind === "terminate") return conn.close(HeraldClose.authFailed, "terminated");
         if (signal.kind === "blocked")
@@ -85,6 +76,18 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
       // After listening to the user's signals, so a block cannot slip in between.
       for (const ch of await ctx.blocks.channelsBlockedFor(app.id, grant.userId)) s.blocked.add(ch);
       await ctx.presence.connectionOpened(app.id, conn.id, grant.userId, grant.watchlist);
+      if (conn.closed) return;
+      // auth_ok only once the session can serve, so a client that waits for it
+      // never runs into the bound on frames held before it.
+      conn.send(
+        encode.authOk({
+          connection_id: conn.id,
+          user_id: grant.userId,
+          streams: grant.streams,
+          expires_at: grant.expiresAt,
+        }),
+      );
+      scheduleExpiry(conn, grant.expiresAt);
       // Watchers learn about changes from now on; tell them who is online already.
       const statuses = await Promise.all(
         grant.watchlist.map((u) => ctx.presence.status(app.id, u)),
