@@ -66,7 +66,9 @@ export class Connection {
   private drainWaiters: (() => void)[] = [];
   /** Cleanup callbacks run once at close (timers, user subscriptions). */
   private readonly disposers: (() => void)[] = [];
-  log: Logger;
+  /** The parent logger; the per-connection child is made on first use (see `log`). */
+  private readonly baseLog: Logger;
+  private childLog: Logger | undefined;
 
   constructor(
     readonly ws: WebSocket<SocketData>,
@@ -76,7 +78,22 @@ export class Connection {
     private readonly quota: AppQuota,
     private readonly onAppChange: (app: AppConfig, delta: 1 | -1) => void,
   ) {
-    this.log = log.child({ conn: this.id, dialect, remote: upgrade.remoteAddress });
+    this.baseLog = log;
+  }
+
+  /**
+   * A child logger carrying the connection's id, dialect, address and app.
+   * Made lazily: most connections never log, and a pino child per socket is a
+   * measurable share of a connection's memory.
+   */
+  get log(): Logger {
+    this.childLog ??= this.baseLog.child({
+      conn: this.id,
+      dialect: this.dialect,
+      remote: this.upgrade.remoteAddress,
+      app: this.app?.id,
+    });
+    return this.childLog;
   }
 
   /**
@@ -88,7 +105,7 @@ export class Connection {
     if (!this.quota.tryAdd(app)) return false;
     this.app = app;
     this.bucket = new TokenBucket(app.limits.maxMessageRate, app.limits.maxMessageRate * 2);
-    this.log = this.log.child({ app: app.id });
+    this.childLog = undefined;
     this.onAppChange(app, 1);
     this.onClose(() => {
       this.quota.remove(app);
