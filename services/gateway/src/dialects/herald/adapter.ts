@@ -73,12 +73,11 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         const frame = encodeUserSignal(signal);
         if (frame) conn.send(frame);
       });
-      // After listening to the user's signals, so a block cannot slip in between.
-      for (const ch of await ctx.blocks.channelsBlockedFor(app.id, grant.userId)) s.blocked.add(ch);
-      await ctx.presence.connectionOpened(app.id, conn.id, grant.userId, grant.watchlist);
       if (conn.closed) return;
-      // auth_ok only once the session can serve, so a client that waits for it
-      // never runs into the bound on frames held before it.
+      // auth_ok once the session can serve, so a client that waits for it never
+      // runs into the bound on frames held before it. Presence is not awaited:
+      // its reports are queued in order (this one before any subscribe), and a
+      // presence failover must not hold up new connections.
       conn.send(
         encode.authOk({
           connection_id: conn.id,
@@ -88,14 +87,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         }),
       );
       scheduleExpiry(conn, grant.expiresAt);
-      // Watchers learn about changes from now on; tell them who is online already.
-      const statuses = await Promise.all(
-        grant.watchlist.map((u) => ctx.presence.status(app.id, u)),
-      );
-      grant.watchlist.forEach((u, i) => {
-        if (statuses[i] !== "offline")
-          conn.send(encodeUserSignal({ kind: "watch", userId: u, online: true })!);
-      });
+      void announceOnline(conn, app.id, grant.userId, grant.watchlist);
       const early = s.early ?? [];
       s.early = null;
       for (const text of early) run(conn, s, text);
@@ -103,6 +95,25 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
       if (err instanceof TokenError) return authFail(conn, err.message);
       conn.log.error({ err }, "herald auth failed unexpectedly");
       return authFail(conn, "internal error");
+    }
+  };
+
+  /** Marks the user online and tells it which watched users are online already. */
+  const announceOnline = async (
+    conn: Connection,
+    appId: string,
+    userId: string,
+    watchlist: readonly string[],
+  ) => {
+    try {
+      await ctx.presence.connectionOpened(appId, conn.id, userId, watchlist);
+      const statuses = await Promise.all(watchlist.map((u) => ctx.presence.status(appId, u)));
+      watchlist.forEach((u, i) => {
+        if (statuses[i] !== "offline")
+          conn.send(encodeUserSignal({ kind: "watch", userId: u, online: true })!);
+      });
+    } catch (err) {
+      conn.log.warn({ err }, "presence did not take the connection's online report");
     }
   };
 
@@ -142,7 +153,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         typing: new Map(),
         atLeastOnce: new Set(),
         streamOps: new Map(),
-        blocked: new Set(),
+        blocked: new Map(),
         triggers: new TokenBucket(100, 100),
       };
       sessions.set(conn, s);

@@ -15,8 +15,12 @@ export interface HeraldSession {
   typing: Map<string, NodeJS.Timeout>;
   atLeastOnce: Set<string>;
   triggers: TokenBucket;
-  /** Streams this user is blocked in (HTTP API), kept current by user signals. */
-  blocked: Set<string>;
+  /**
+   * Whether the user is blocked in a stream (HTTP API): looked up on the
+   * stream's first use (a promise while the lookup runs), then kept current
+   * by `blocked` user signals.
+   */
+  blocked: Map<string, boolean | Promise<boolean>>;
   /** The tail of each stream's subscribe/unsubscribe chain. */
   streamOps: Map<string, Promise<void>>;
 }
@@ -49,12 +53,12 @@ export class HeraldCommands {
         await this.ctx.presence.setStatus(app.id, userId, c.status);
         return;
       case "subscribe":
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         return inOrder(s, c.stream_id, () => this.subscribe(conn, s, ref, c));
       case "unsubscribe":
         return inOrder(s, c.stream_id, () => this.unsubscribe(conn, s, c.stream_id));
       case "event.publish": {
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         const started = performance.now();
         const r = await this.ctx.engine.publish(
           app.id,
@@ -70,7 +74,7 @@ export class HeraldCommands {
         return;
       }
       case "event.trigger":
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         if (!s.triggers.take())
           throw new HeraldRequestError("rate_limited", "too many ephemeral events");
         this.ctx.engine.signal(app.id, c.stream_id, {
@@ -82,7 +86,7 @@ export class HeraldCommands {
         });
         return;
       case "events.fetch": {
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         const page = await this.ctx.engine.history(app.id, c.stream_id, {
           afterSeq: c.after_seq,
           beforeSeq: c.before_seq,
@@ -92,7 +96,7 @@ export class HeraldCommands {
         return;
       }
       case "cursor.update":
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         await this.ctx.engine.kv(app.id, "cursors").put(pairKey(userId, c.stream_id), c.seq);
         this.ctx.engine.signal(app.id, c.stream_id, {
           kind: "cursor",
@@ -103,11 +107,11 @@ export class HeraldCommands {
         return;
       case "typing.start":
       case "typing.stop":
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         return this.typing(conn, s, c.stream_id, c.type === "typing.start");
       case "reaction.add":
       case "reaction.remove":
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         return this.react(
           conn,
           c.stream_id,
@@ -116,7 +120,7 @@ export class HeraldCommands {
           c.type === "reaction.add" ? "add" : "remove",
         );
       case "event.ack":
-        this.permit(s, c.stream_id);
+        await this.permit(conn, s, c.stream_id);
         return this.ack(conn, c.stream_id, c.event_id);
     }
   }
@@ -134,26 +138,47 @@ export class HeraldCommands {
     }
   }
 
-  /** The token grants the stream and the user is not blocked in it. */
-  private permit(s: HeraldSession, streamId: string): void {
+  /**
+   * The token grants the stream and the user is not blocked in it. Answers
+   * synchronously once the stream's block state is known; commands waiting
+   * on one lookup resume in the order they arrived.
+   */
+  private permit(conn: Connection, s: HeraldSession, streamId: string): void | Promise<void> {
     const streams = s.grant?.streams ?? [];
     const ok = s.grant?.prefixMatch
       ? channelAllowed(streamId, streams)
       : streams.includes(streamId);
     if (!ok) throw new HeraldRequestError("forbidden", `stream ${streamId} is not in your token`);
-    if (s.blocked.has(streamId)) {
-      throw new HeraldRequestError("blocked", `you are blocked in stream ${streamId}`);
-    }
+    const known = s.blocked.get(streamId) ?? this.lookupBlock(conn, s, streamId);
+    if (known === false) return;
+    if (known === true) throw blockedError(streamId);
+    return known.then((blocked) => {
+      if (blocked) throw blockedError(streamId);
+    });
+  }
+
+  private lookupBlock(conn: Connection, s: HeraldSession, streamId: string): Promise<boolean> {
+    const lookup: Promise<boolean> = this.ctx.blocks
+      .isBlocked(conn.app!.id, streamId, conn.userId!)
+      .then((blocked) => {
+        // A `blocked` signal that came in meanwhile is newer than what KV said.
+        const now = s.blocked.get(streamId);
+        if (now !== lookup) return now === true;
+        s.blocked.set(streamId, blocked);
+        return blocked;
+      })
+      .catch((err: unknown) => {
+        if (s.blocked.get(streamId) === lookup) s.blocked.delete(streamId);
+        throw err;
+      });
+    s.blocked.set(streamId, lookup);
+    return lookup;
   }
 
   /** A block arrived for a stream: end the subscription and say why. */
   blocked(conn: Connection, s: HeraldSession, streamId: string, blocked: boolean): void {
-    if (!blocked) {
-      s.blocked.delete(streamId);
-      return;
-    }
-    s.blocked.add(streamId);
-    if (!conn.channels.has(streamId)) return;
+    s.blocked.set(streamId, blocked);
+    if (!blocked || !conn.channels.has(streamId)) return;
     void inOrder(s, streamId, () => this.unsubscribe(conn, s, streamId));
     conn.send(encode.error(undefined, "blocked", `you were blocked in stream ${streamId}`));
   }
@@ -335,6 +360,10 @@ export class HeraldCommands {
  * without this an unsubscribe (or a second subscribe) sent right after it
  * could finish first and leave the wrong state behind.
  */
+function blockedError(streamId: string): HeraldRequestError {
+  return new HeraldRequestError("blocked", `you are blocked in stream ${streamId}`);
+}
+
 function inOrder(
   s: HeraldSession,
   streamId: string,
