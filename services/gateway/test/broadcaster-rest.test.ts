@@ -6,8 +6,8 @@ import {
   isMessage,
   type Notification,
 } from "./broadcaster-client.js";
-import { BrokenEngine, slowCloses } from "./broken-engine.js";
-import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import { BrokenEngine } from "./broken-engine.js";
+import { slowCloses, startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
 import { TestClient } from "./ws-client.js";
 
 const OTHER_APP = {

@@ -13,10 +13,3 @@ export class BrokenEngine extends MemoryEngine {
     return super.publish(appId, channel, event, options);
   }
 }
-
-export async function slowCloses(g: {
-  gateway: { metrics: { slowConsumerCloses: { get(): Promise<{ values: { value: number }[] }> } } };
-}): Promise<number> {
-  const m = await g.gateway.metrics.slowConsumerCloses.get();
-  return m.values.reduce((n, v) => n + v.value, 0);
-}

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { slowCloses } from "./broken-engine.js";
 import { appKeyAuth, type FoonyFrame, foonyConnect, foonyJwt, isT, req } from "./foony-client.js";
-import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import { slowCloses, startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
 import { TestClient } from "./ws-client.js";
 
 const LOCKED_APP = {

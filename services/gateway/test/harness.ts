@@ -55,3 +55,9 @@ export async function startTestGateway(
     [Symbol.asyncDispose]: stop,
   };
 }
+
+/** Slow-consumer closes the gateway has counted (its metric, summed over dialects). */
+export async function slowCloses(g: TestGateway): Promise<number> {
+  const m = await g.gateway.metrics.slowConsumerCloses.get();
+  return m.values.reduce((n, v) => n + v.value, 0);
+}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../../shared/test/wait.js";
-import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import { slowCloses, startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
 import {
   type Frame,
   heraldConnect,
@@ -522,8 +522,3 @@ describe("herald http", () => {
     expect(metrics).toMatch(/tidings_publish_seconds_bucket/);
   });
 });
-
-async function slowCloses(g: TestGateway): Promise<number> {
-  const m = await g.gateway.metrics.slowConsumerCloses.get();
-  return m.values.reduce((n, v) => n + v.value, 0);
-}
