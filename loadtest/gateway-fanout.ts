@@ -13,8 +13,9 @@
  *
  * Every option also reads BENCH_<NAME> from the environment (BENCH_CONNS=...).
  */
-import { parseArgs } from "node:util";
+
 import type WebSocket from "ws";
+import { benchOptions, fmt, median } from "./bench-kit.js";
 import { CHANNEL, type DialectName, dialects } from "./gateway-clients.js";
 import { type ServerName, serverNames, startServer } from "./gateway-servers.js";
 
@@ -28,15 +29,7 @@ const defaults = {
   dialect: "pusher",
   servers: process.env.SOKETI_DIR ? "tidings,soketi" : "tidings",
 };
-type Option = keyof typeof defaults;
-const { values: args } = parseArgs({
-  options: Object.fromEntries(
-    Object.entries(defaults).map(([k, v]) => [
-      k,
-      { type: "string", default: process.env[`BENCH_${k.toUpperCase()}`] ?? v },
-    ]),
-  ) as Record<Option, { type: "string"; default: string }>,
-});
+const args = benchOptions(defaults);
 const opt = {
   conns: Number(args.conns),
   channels: Number(args.channels),
@@ -186,12 +179,6 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     await server.stop();
   }
 }
-
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
-};
 
 function printRow(r: Result) {
   console.log(

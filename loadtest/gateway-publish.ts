@@ -19,21 +19,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { signCompact } from "../services/gateway/src/dialects/herald/token.js";
 import { startNats } from "../shared/test/nats-harness.js";
+import { benchOptions, median } from "./bench-kit.js";
 import { APP, freePort } from "./gateway-servers.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const { values: opts } = parseArgs({
-  options: {
-    events: { type: "string", default: process.env.BENCH_EVENTS ?? "20000" },
-    publishers: { type: "string", default: process.env.BENCH_PUBLISHERS ?? "4" },
-    window: { type: "string", default: process.env.BENCH_WINDOW ?? "64" },
-    runs: { type: "string", default: process.env.BENCH_RUNS ?? "2" },
-    engines: { type: "string", default: process.env.BENCH_ENGINES ?? "memory,jetstream" },
-  },
+const opts = benchOptions({
+  events: "20000",
+  publishers: "4",
+  window: "64",
+  runs: "2",
+  engines: "memory,jetstream",
 });
 const EVENTS = Number(opts.events);
 const PUBLISHERS = Number(opts.publishers);
@@ -219,11 +217,6 @@ async function measure(engine: Engine, run: number, natsUrl: string): Promise<Re
     await gw.stop();
   }
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
 
 async function main(): Promise<void> {
   await using nats = await startNats();

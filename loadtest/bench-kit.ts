@@ -1,0 +1,29 @@
+/** What every load script shares: options from flags or BENCH_* env, and the statistics it prints. */
+import { parseArgs } from "node:util";
+
+/**
+ * `--name value` flags, each defaulting to `BENCH_<NAME>` from the
+ * environment and then to `defaults`. Values stay strings; callers convert.
+ */
+export function benchOptions<K extends string>(defaults: Record<K, string>): Record<K, string> {
+  const names = Object.keys(defaults) as K[];
+  const options: Record<string, { type: "string"; default: string }> = {};
+  for (const k of names) {
+    options[k] = {
+      type: "string",
+      default: process.env[`BENCH_${k.toUpperCase()}`] ?? defaults[k],
+    };
+  }
+  const { values } = parseArgs({ options });
+  const out = {} as Record<K, string>;
+  for (const k of names) out[k] = String(values[k]);
+  return out;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+};
+
+export const fmt = (n: number, digits = 1): string =>
+  Number.isFinite(n) ? n.toFixed(digits) : "-";
