@@ -7,7 +7,14 @@ import {
   type Notification,
 } from "./broadcaster-client.js";
 import { BrokenEngine } from "./broken-engine.js";
-import { slowCloses, startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import {
+  BIG,
+  publishUntilSlowClose,
+  SLOW_CONSUMER_ENV,
+  startTestGateway,
+  TEST_APP,
+  type TestGateway,
+} from "./harness.js";
 import { TestClient } from "./ws-client.js";
 
 const OTHER_APP = {
@@ -146,25 +153,15 @@ describe("broadcaster close codes", () => {
   });
 
   it("closes a subscriber that stops reading with 4008", async () => {
-    await using small = await startTestGateway({
-      env: {
-        TIDINGS_SLOW_CONSUMER_BYTES: "65536",
-        TIDINGS_MAX_MESSAGE_RATE: "100000",
-        TIDINGS_MAX_FRAME_BYTES: "200000",
-      },
-    });
+    await using small = await startTestGateway({ env: SLOW_CONSUMER_ENV });
     const slow = await broadcasterConnect(small.url, broadcasterJwt());
     await call(slow, "subscribe", { channel: "big" });
     // Stop reading: the kernel buffers fill, then the gateway's queue grows.
-    const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
-    socket.pause();
+    slow.pauseReading();
     const pub = await broadcasterConnect(small.url, broadcasterJwt());
-    const payload = "y".repeat(100_000);
-    for (let i = 0; i < 2000 && (await slowCloses(small)) === 0; i++) {
-      await call(pub, "publish", { channel: "big", event: "n", payload });
-    }
-    expect(await slowCloses(small)).toBeGreaterThan(0);
-    socket.resume();
+    const publish = () => call(pub, "publish", { channel: "big", event: "n", payload: BIG });
+    expect(await publishUntilSlowClose(small, publish)).toBe(true);
+    slow.resumeReading();
     expect((await slow.waitClosed()).code).toBe(4008);
     pub.close();
   });

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appKeyAuth, type FoonyFrame, foonyConnect, foonyJwt, isT, req } from "./foony-client.js";
-import { slowCloses, startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import {
+  BIG,
+  publishUntilSlowClose,
+  SLOW_CONSUMER_ENV,
+  startTestGateway,
+  TEST_APP,
+  type TestGateway,
+} from "./harness.js";
 import { TestClient } from "./ws-client.js";
 
 const LOCKED_APP = {
@@ -183,24 +190,14 @@ describe("foony close codes", () => {
   });
 
   it("closes a subscriber that stops reading with 4008", async () => {
-    await using small = await startTestGateway({
-      env: {
-        TIDINGS_SLOW_CONSUMER_BYTES: "65536",
-        TIDINGS_MAX_MESSAGE_RATE: "100000",
-        TIDINGS_MAX_FRAME_BYTES: "200000",
-      },
-    });
+    await using small = await startTestGateway({ env: SLOW_CONSUMER_ENV });
     const slow = await foonyConnect(small.url, appKeyAuth());
     await req(slow, { t: "sub", channel: "big" });
-    const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
-    socket.pause();
+    slow.pauseReading();
     const pub = await foonyConnect(small.url, appKeyAuth());
-    const data = "y".repeat(100_000);
-    for (let i = 0; i < 2000 && (await slowCloses(small)) === 0; i++) {
-      await req(pub, { t: "pub", channel: "big", name: "n", data });
-    }
-    expect(await slowCloses(small)).toBeGreaterThan(0);
-    socket.resume();
+    const publish = () => req(pub, { t: "pub", channel: "big", name: "n", data: BIG });
+    expect(await publishUntilSlowClose(small, publish)).toBe(true);
+    slow.resumeReading();
     expect((await slow.waitClosed()).code).toBe(4008);
     pub.close();
   });

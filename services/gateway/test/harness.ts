@@ -61,3 +61,26 @@ export async function slowCloses(g: TestGateway): Promise<number> {
   const m = await g.gateway.metrics.slowConsumerCloses.get();
   return m.values.reduce((n, v) => n + v.value, 0);
 }
+
+/** A gateway that closes slow consumers after 64 KiB queued and takes 100 KB events fast. */
+export const SLOW_CONSUMER_ENV = {
+  TIDINGS_SLOW_CONSUMER_BYTES: "65536",
+  TIDINGS_MAX_MESSAGE_RATE: "100000",
+  TIDINGS_MAX_FRAME_BYTES: "200000",
+};
+
+/** A 100 KB payload: a few of them fill a paused client's kernel buffers. */
+export const BIG = "y".repeat(100_000);
+
+/**
+ * Publishes with `publishOne` until the gateway has closed a slow consumer
+ * (at most `max` publishes); resolves with whether it did.
+ */
+export async function publishUntilSlowClose(
+  g: TestGateway,
+  publishOne: () => Promise<unknown>,
+  max = 2000,
+): Promise<boolean> {
+  for (let i = 0; i < max && (await slowCloses(g)) === 0; i++) await publishOne();
+  return (await slowCloses(g)) > 0;
+}

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../../shared/test/wait.js";
-import { slowCloses, startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import {
+  BIG,
+  publishUntilSlowClose,
+  SLOW_CONSUMER_ENV,
+  startTestGateway,
+  TEST_APP,
+  type TestGateway,
+} from "./harness.js";
 import {
   type Frame,
   heraldConnect,
@@ -485,26 +492,15 @@ describe("herald errors and limits", () => {
   });
 
   it("closes a consumer that stops reading with 4008 instead of dropping its events", async () => {
-    await using small = await startTestGateway({
-      env: {
-        TIDINGS_SLOW_CONSUMER_BYTES: "65536",
-        TIDINGS_MAX_MESSAGE_RATE: "100000",
-        TIDINGS_MAX_FRAME_BYTES: "200000",
-      },
-    });
+    await using small = await startTestGateway({ env: SLOW_CONSUMER_ENV });
     const slow = await heraldConnect(heraldUrl(small.url, "slow", ["big"]));
     await request(slow, "subscribe", { stream_id: "big" });
     // Stop reading: the kernel buffers fill, then the gateway's queue grows.
-    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    slow.pauseReading();
     const pub = await heraldConnect(heraldUrl(small.url, "pub", ["big"]));
-    const body = "y".repeat(100_000);
-    let closed = false;
-    for (let i = 0; i < 2000 && !closed; i++) {
-      await request(pub, "event.publish", { stream_id: "big", type: "n", body });
-      closed = (await slowCloses(small)) > 0;
-    }
-    expect(await slowCloses(small)).toBeGreaterThan(0);
-    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    const publish = () => request(pub, "event.publish", { stream_id: "big", type: "n", body: BIG });
+    expect(await publishUntilSlowClose(small, publish)).toBe(true);
+    slow.resumeReading();
     expect((await slow.waitClosed()).code).toBe(4008);
     pub.close();
   });

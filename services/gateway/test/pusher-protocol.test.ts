@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "../src/dialects/pusher/http-sign.js";
-import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import {
+  BIG,
+  publishUntilSlowClose,
+  SLOW_CONSUMER_ENV,
+  startTestGateway,
+  TEST_APP,
+  type TestGateway,
+} from "./harness.js";
 import { dataOf, isEvent, type PusherFrame, pusherServer, rawPusher } from "./pusher-client.js";
 import { TestClient } from "./ws-client.js";
 
@@ -225,23 +232,18 @@ describe("pusher frames", () => {
 
 describe("pusher capacity and drain", () => {
   it("closes a consumer that stops reading with 4100", async () => {
-    await using small = await startTestGateway({
-      env: { TIDINGS_SLOW_CONSUMER_BYTES: "65536", TIDINGS_MAX_FRAME_BYTES: "200000" },
-    });
+    await using small = await startTestGateway({ env: SLOW_CONSUMER_ENV });
     const slow = await rawPusher(small);
     slow.c.send({ event: "pusher:subscribe", data: { channel: "firehose" } });
     await slow.c.next<PusherFrame>(isEvent("pusher_internal:subscription_succeeded"));
-    (slow.c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    slow.c.pauseReading();
     const server = pusherServer(small);
-    const body = "y".repeat(100_000);
-    let closed = false;
-    for (let i = 0; i < 2000 && !closed; i++) {
-      await server.trigger("firehose", "n", body);
-      const m = await small.gateway.metrics.slowConsumerCloses.get();
-      closed = m.values.some((v) => v.labels.dialect === "pusher" && v.value > 0);
-    }
-    expect(closed).toBe(true);
-    (slow.c.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await publishUntilSlowClose(small, () => server.trigger("firehose", "n", BIG))).toBe(
+      true,
+    );
+    const m = await small.gateway.metrics.slowConsumerCloses.get();
+    expect(m.values.some((v) => v.labels.dialect === "pusher" && v.value > 0)).toBe(true);
+    slow.c.resumeReading();
     expect((await slow.c.waitClosed()).code).toBe(4100);
   });
 

@@ -103,8 +103,21 @@ export class TestClient {
     return this.closed;
   }
 
+  /** Stops reading from the socket, so the server's send queue for it grows (slow consumer). */
+  pauseReading(): void {
+    this.rawSocket().pause();
+  }
+
+  resumeReading(): void {
+    this.rawSocket().resume();
+  }
+
   close(): void {
     this.ws.close();
+  }
+
+  private rawSocket(): { pause(): void; resume(): void } {
+    return (this.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
   }
 
   private wake(): void {
