@@ -4,6 +4,7 @@ import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { EngineUnavailableError, type Signal } from "../../../../../shared/src/engine/engine.js";
 import type { Connection } from "../../core/connection.js";
 import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
+import { HeldFrames } from "../../core/held-frames.js";
 import type { ChannelEncoder } from "../../core/hub.js";
 import { TokenBucket } from "../../core/rate.js";
 import { type ClientFrame, decode, EPHEMERAL_ID, encode, encodeStored } from "./codec.js";
@@ -11,12 +12,9 @@ import { ChatClose, type ChatCode, ChatRequestError } from "./codes.js";
 import { AckLog, inboxOf } from "./inbox.js";
 import { ChatRequests } from "./requests.js";
 
-/** Frames a client may send before its token is checked; they run right after. */
-const MAX_EARLY_FRAMES = 64;
-
 interface ChatSession {
-  /** Frames received before auth finished; null once authenticated. */
-  early: string[] | null;
+  /** Frames sent before the token is checked and the inbox replayed; they run right after. */
+  early: HeldFrames;
   acks: AckLog | undefined;
   typing: TokenBucket | undefined;
   /** Highest inbox seq sent on this connection: acks beyond it name nothing we sent. */
@@ -124,9 +122,7 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     await joinInbox(conn, s, userId);
     if (conn.closed) return;
     await ctx.presence.connectionOpened(app.id, conn.id, userId, contacts);
-    const early = s.early ?? [];
-    s.early = null;
-    for (const text of early) run(conn, s, text);
+    s.early.release((text) => run(conn, s, text));
   };
 
   /**
@@ -164,7 +160,12 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     route: "/chat/:key",
     appKeyOf: (param) => param,
     open(conn) {
-      const s: ChatSession = { early: [], acks: undefined, typing: undefined, maxDelivered: 0 };
+      const s: ChatSession = {
+        early: new HeldFrames(),
+        acks: undefined,
+        typing: undefined,
+        maxDelivered: 0,
+      };
       sessions.set(conn, s);
       authenticate(conn, s).catch((err: unknown) => {
         if (conn.closed) return;
@@ -176,13 +177,10 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     message(conn, text) {
       const s = sessions.get(conn);
       if (!s) return;
-      if (s.early) {
-        if (s.early.length >= MAX_EARLY_FRAMES)
-          return fail(conn, null, "rate_limited", "too many frames before the inbox is ready");
-        s.early.push(text);
-        return;
-      }
-      run(conn, s, text);
+      const held = s.early.offer(text);
+      if (held === "full")
+        fail(conn, null, "rate_limited", "too many frames before the inbox is ready");
+      else if (held === "run") run(conn, s, text);
     },
     reject(conn, problem: FrameProblem) {
       if (problem === "rate_limited") return fail(conn, null, "rate_limited", "too many frames");

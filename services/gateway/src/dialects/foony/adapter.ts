@@ -2,6 +2,7 @@ import { TokenError } from "../../../../../shared/src/auth/jwt.js";
 import { EngineUnavailableError } from "../../../../../shared/src/engine/engine.js";
 import type { Connection } from "../../core/connection.js";
 import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
+import { HeldFrames } from "../../core/held-frames.js";
 import { type FoonyGrant, verifyKey, verifyToken } from "./auth.js";
 import { type ClientFrame, decode, encode } from "./codec.js";
 import { FoonyClose, type FoonyCode, FoonyError, FoonyRequestError } from "./codes.js";
@@ -9,8 +10,6 @@ import { FoonyCommands, type FoonySession } from "./commands.js";
 
 /** The spec's window for the first frame. */
 const AUTH_TIMEOUT_MS = 10_000;
-/** Frames a client may send while its `auth` is being verified. */
-const MAX_EARLY_FRAMES = 64;
 /** setTimeout overflows past this (about 24.8 days) and fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -94,7 +93,7 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
     conn.send(encode.connected(conn.id, keepAliveMs, s.clientId));
     watchSilence(conn);
     if (grant.expiresAtMs !== undefined) scheduleExpiry(conn, grant.expiresAtMs);
-    for (const text of s.early.splice(0)) run(conn, s, text);
+    s.early.release((text) => run(conn, s, text));
   };
 
   const watchSilence = (conn: Connection) => {
@@ -127,7 +126,7 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
     open(conn) {
       const s: FoonySession = {
         state: "awaiting",
-        early: [],
+        early: new HeldFrames(),
         clientId: conn.id,
         capability: new Map(),
         entered: new Map(),
@@ -146,9 +145,8 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
       if (!s) return;
       if (s.state === "ready") return run(conn, s, text);
       if (s.state === "authing") {
-        if (s.early.length >= MAX_EARLY_FRAMES)
-          return fail(conn, undefined, FoonyError.badFrame, "too many frames before connected");
-        s.early.push(text);
+        if (s.early.offer(text) === "full")
+          fail(conn, undefined, FoonyError.badFrame, "too many frames before connected");
         return;
       }
       const decoded = decode(text);

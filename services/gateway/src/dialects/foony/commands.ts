@@ -2,6 +2,7 @@ import type { Json } from "../../../../../shared/src/engine/engine.js";
 import type { PresenceEntry } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
+import type { HeldFrames } from "../../core/held-frames.js";
 import { allows, type Capability, type Operation } from "./auth.js";
 import { type ClientFrame, encode } from "./codec.js";
 import { FoonyError, FoonyRequestError } from "./codes.js";
@@ -10,7 +11,7 @@ import { foonyEncoder, PresenceSyncEncoder } from "./encoder.js";
 export interface FoonySession {
   state: "awaiting" | "authing" | "ready";
   /** Frames that arrived while `auth` was being verified; they run right after `connected`. */
-  early: string[];
+  early: HeldFrames;
   clientId: string;
   capability: Capability;
   /** Channels this connection entered presence on, with its latest data. */

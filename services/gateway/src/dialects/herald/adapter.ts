@@ -2,6 +2,7 @@ import { TokenError } from "../../../../../shared/src/auth/jwt.js";
 import { EngineUnavailableError } from "../../../../../shared/src/engine/engine.js";
 import type { Connection } from "../../core/connection.js";
 import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
+import { HeldFrames } from "../../core/held-frames.js";
 import { TokenBucket } from "../../core/rate.js";
 import { type Command, decode, encode, encodeUserSignal, type Ref } from "./codec.js";
 import { HeraldClose, type HeraldCode, HeraldRequestError } from "./codes.js";
@@ -9,7 +10,6 @@ import { HeraldCommands, type HeraldSession } from "./commands.js";
 import { verifyHeraldToken } from "./token.js";
 
 /** Frames a client may send before its token is checked; they run right after auth_ok. */
-const MAX_EARLY_FRAMES = 64;
 /** setTimeout overflows past this (about 24.8 days) and fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -88,9 +88,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
       );
       scheduleExpiry(conn, grant.expiresAt);
       void announceOnline(conn, app.id, grant.userId, grant.watchlist);
-      const early = s.early ?? [];
-      s.early = null;
-      for (const text of early) run(conn, s, text);
+      s.early.release((text) => run(conn, s, text));
     } catch (err) {
       if (err instanceof TokenError) return authFail(conn, err.message);
       conn.log.error({ err }, "herald auth failed unexpectedly");
@@ -149,7 +147,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
     open(conn) {
       const s: HeraldSession = {
         grant: undefined,
-        early: [],
+        early: new HeldFrames(),
         typing: new Map(),
         atLeastOnce: new Set(),
         streamOps: new Map(),
@@ -162,13 +160,9 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
     message(conn, text) {
       const s = sessions.get(conn);
       if (!s) return;
-      if (s.early) {
-        if (s.early.length >= MAX_EARLY_FRAMES)
-          return fail(conn, undefined, "rate_limited", "too many frames before auth_ok");
-        s.early.push(text);
-        return;
-      }
-      run(conn, s, text);
+      const held = s.early.offer(text);
+      if (held === "full") fail(conn, undefined, "rate_limited", "too many frames before auth_ok");
+      else if (held === "run") run(conn, s, text);
     },
     reject(conn, problem: FrameProblem) {
       if (problem === "rate_limited")

@@ -2,6 +2,7 @@ import { channelAllowed, channelKind } from "../../../../../shared/src/channels.
 import { type KvStore, seqOfEventId } from "../../../../../shared/src/engine/engine.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
+import type { HeldFrames } from "../../core/held-frames.js";
 import type { ChannelEncoder } from "../../core/hub.js";
 import type { TokenBucket } from "../../core/rate.js";
 import { type Command, encode, encodeDelivery, type Ref } from "./codec.js";
@@ -10,8 +11,8 @@ import type { HeraldGrant } from "./token.js";
 
 export interface HeraldSession {
   grant: HeraldGrant | undefined;
-  /** Frames received before auth finished; null once authenticated. */
-  early: string[] | null;
+  /** Frames received before auth finished. */
+  early: HeldFrames;
   typing: Map<string, NodeJS.Timeout>;
   atLeastOnce: Set<string>;
   triggers: TokenBucket;
