@@ -3,6 +3,7 @@ import { channelAllowed } from "../../../../../shared/src/channels.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import type { ChannelEncoder } from "../../core/hub.js";
+import { runAt } from "../../core/timers.js";
 import { encode, type Request, type RequestId, rfc3339 } from "./codec.js";
 import { BroadcasterRequestError } from "./codes.js";
 import { type BroadcasterGrant, type Scope, verifyBroadcasterToken } from "./token.js";
@@ -22,12 +23,9 @@ export interface BroadcasterSession {
   waiting: string[];
   subscriptions: Map<string, Subscription>;
   subscriptionCounter: number;
-  expiryTimer: NodeJS.Timeout | undefined;
+  cancelExpiry: (() => void) | undefined;
   presenceOpened: boolean;
 }
-
-/** setTimeout overflows past this (about 24.8 days) and fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function newSession(): BroadcasterSession {
   return {
@@ -37,7 +35,7 @@ export function newSession(): BroadcasterSession {
     waiting: [],
     subscriptions: new Map(),
     subscriptionCounter: 0,
-    expiryTimer: undefined,
+    cancelExpiry: undefined,
     presenceOpened: false,
   };
 }
@@ -84,7 +82,7 @@ export class BroadcasterCommands {
   }
 
   closed(conn: Connection, s: BroadcasterSession): void {
-    clearTimeout(s.expiryTimer);
+    s.cancelExpiry?.();
     s.subscriptions.clear();
     if (s.presenceOpened) {
       // One call drops every subscription the presence service holds for the connection.
@@ -124,22 +122,14 @@ export class BroadcasterCommands {
   }
 
   private scheduleExpiry(conn: Connection, s: BroadcasterSession, atMs: number): void {
-    clearTimeout(s.expiryTimer);
-    const delay = atMs - Date.now();
-    s.expiryTimer = setTimeout(
-      () => {
-        if (Date.now() >= atMs) this.expire(conn, s);
-        else this.scheduleExpiry(conn, s, atMs);
-      },
-      Math.max(0, Math.min(delay, MAX_TIMER_MS)),
-    );
-    s.expiryTimer.unref();
+    s.cancelExpiry?.();
+    s.cancelExpiry = runAt(atMs, () => this.expire(conn, s));
   }
 
   /** The token ran out: nothing more is delivered until the client authenticates again. */
   private expire(conn: Connection, s: BroadcasterSession): void {
-    clearTimeout(s.expiryTimer);
-    s.expiryTimer = undefined;
+    s.cancelExpiry?.();
+    s.cancelExpiry = undefined;
     s.grant = undefined;
     s.expired = true;
     for (const channel of [...s.subscriptions.keys()]) this.drop(conn, s, channel);

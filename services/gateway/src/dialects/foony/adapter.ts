@@ -3,6 +3,7 @@ import { EngineUnavailableError } from "../../../../../shared/src/engine/engine.
 import type { Connection } from "../../core/connection.js";
 import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
 import { HeldFrames } from "../../core/held-frames.js";
+import { runAt } from "../../core/timers.js";
 import { type FoonyGrant, verifyKey, verifyToken } from "./auth.js";
 import { type ClientFrame, decode, encode } from "./codec.js";
 import { FoonyClose, type FoonyCode, FoonyError, FoonyRequestError } from "./codes.js";
@@ -10,8 +11,6 @@ import { FoonyCommands, type FoonySession } from "./commands.js";
 
 /** The spec's window for the first frame. */
 const AUTH_TIMEOUT_MS = 10_000;
-/** setTimeout overflows past this (about 24.8 days) and fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The Foony dialect at `/realtime`: the app is named by the first (`auth`) frame. */
 export function createFoonyDialect(ctx: GatewayContext): Dialect {
@@ -109,15 +108,10 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
   };
 
   const scheduleExpiry = (conn: Connection, atMs: number) => {
-    let timer: NodeJS.Timeout | undefined;
-    const check = () => {
-      const left = atMs - Date.now();
-      if (left <= 0)
-        return refuse(conn, FoonyError.authExpired, "token expired", FoonyClose.authExpired);
-      timer = setTimeout(check, Math.min(left, MAX_TIMER_MS));
-    };
-    check();
-    conn.onClose(() => clearTimeout(timer));
+    const cancel = runAt(atMs, () =>
+      refuse(conn, FoonyError.authExpired, "token expired", FoonyClose.authExpired),
+    );
+    conn.onClose(cancel);
   };
 
   return {

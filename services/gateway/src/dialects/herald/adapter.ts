@@ -4,14 +4,13 @@ import type { Connection } from "../../core/connection.js";
 import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
 import { HeldFrames } from "../../core/held-frames.js";
 import { TokenBucket } from "../../core/rate.js";
+import { runAt } from "../../core/timers.js";
 import { type Command, decode, encode, encodeUserSignal, type Ref } from "./codec.js";
 import { HeraldClose, type HeraldCode, HeraldRequestError } from "./codes.js";
 import { HeraldCommands, type HeraldSession } from "./commands.js";
 import { verifyHeraldToken } from "./token.js";
 
 /** Frames a client may send before its token is checked; they run right after auth_ok. */
-/** setTimeout overflows past this (about 24.8 days) and fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The Herald dialect at `/ws?key=&token=&user_id=&streams=`. */
 export function createHeraldDialect(ctx: GatewayContext): Dialect {
@@ -116,27 +115,16 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
   };
 
   const scheduleExpiry = (conn: Connection, expiresAt: number) => {
-    const timers = new Set<NodeJS.Timeout>();
-    // setTimeout fires at once past MAX_TIMER_MS, so long waits are taken in steps.
-    const at = (ms: number, fn: () => void) => {
-      const left = ms - Date.now();
-      const t = setTimeout(
-        () => {
-          timers.delete(t);
-          if (left > MAX_TIMER_MS) at(ms, fn);
-          else fn();
-        },
-        Math.max(0, Math.min(left, MAX_TIMER_MS)),
-      );
-      timers.add(t);
-    };
-    at(expiresAt * 1000 - 60_000, () => conn.send(encode.tokenExpiring(expiresAt)));
-    at(expiresAt * 1000, () => {
+    const cancelWarning = runAt(expiresAt * 1000 - 60_000, () =>
+      conn.send(encode.tokenExpiring(expiresAt)),
+    );
+    const cancelExpiry = runAt(expiresAt * 1000, () => {
       conn.send(encode.error(undefined, "auth_failed", "token expired"));
       conn.close(HeraldClose.authFailed, "token expired");
     });
     conn.onClose(() => {
-      for (const t of timers) clearTimeout(t);
+      cancelWarning();
+      cancelExpiry();
     });
   };
 
