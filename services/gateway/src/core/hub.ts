@@ -234,14 +234,6 @@ export class Hub {
   private deliver(local: LocalChannel, d: Delivery): void {
     const { appId, name: channel, subscribers } = local;
     const excluded = excludedConnection(d);
-    for (const s of subscribers.values()) {
-      if (s.conn.id === excluded) continue;
-      if (s.buffer) {
-        // Live events outpacing a replay: the client reconnects and resumes from its last seq.
-        if (s.buffer.length >= MAX_REPLAY_BUFFER) this.onSlowConsumer(s.conn);
-        else s.buffer.push(d);
-      } else if (!s.encoder.topic) this.sendDirect(s, channel, d);
-    }
     for (const [topicKey, { encoder, count }] of local.topics) {
       const bytes = safeEncode(encoder, channel, d, this.log);
       if (bytes === null) continue;
@@ -256,12 +248,21 @@ export class Hub {
         this.metrics.messagesOut.inc({ dialect: topicKey }, count);
       }
     }
-    // uWS queues what a socket cannot take yet; check right away so a slow
-    // consumer is closed in its dialect's terms before uWS's hard stop.
+    // One pass for what the topics did not cover: replays in flight, per-subscriber
+    // encoders, and the send-queue check (uWS queues what a socket cannot take yet;
+    // checking right away closes a slow consumer in its dialect's terms before
+    // uWS's hard stop).
     for (const s of subscribers.values()) {
-      if (!s.buffer && s.conn.bufferedAmount() > s.conn.app!.limits.slowConsumerBytes) {
-        this.onSlowConsumer(s.conn);
+      if (s.buffer) {
+        if (s.conn.id === excluded) continue;
+        // Live events outpacing a replay: the client reconnects and resumes from its last seq.
+        if (s.buffer.length >= MAX_REPLAY_BUFFER) this.onSlowConsumer(s.conn);
+        else s.buffer.push(d);
+        continue;
       }
+      if (!s.encoder.topic && s.conn.id !== excluded) this.sendDirect(s, channel, d);
+      if (s.conn.bufferedAmount() > s.conn.app!.limits.slowConsumerBytes)
+        this.onSlowConsumer(s.conn);
     }
   }
 
