@@ -124,6 +124,31 @@ export function describeEngineContract(
       expect(elsewhere.duplicate).toBe(false);
     });
 
+    // A duplicate answer names the first event; one on another channel would be
+    // acked with a seq that channel never had, and the publish would be lost.
+    it("keeps the same idempotency key on two channels apart", async () => {
+      const app = await freshApp();
+      const liveA = collect(app, "a");
+      const liveB = collect(app, "b");
+      await Promise.all([liveA.sub.ready, liveB.sub.ready]);
+      const a = await engine.publish(app, "a", { name: "x", data: "a" }, { idempotencyKey: "k" });
+      const b = await engine.publish(app, "b", { name: "x", data: "b" }, { idempotencyKey: "k" });
+      expect(b.duplicate).toBe(false);
+      expect(b.seq).not.toBe(a.seq);
+      const again = await engine.publish(
+        app,
+        "b",
+        { name: "x", data: "b" },
+        { idempotencyKey: "k" },
+      );
+      expect(again).toMatchObject({ seq: b.seq, duplicate: true });
+      expect((await engine.history(app, "b", { afterSeq: 0, limit: 10 })).events).toHaveLength(1);
+      await waitFor(() => liveA.events().length === 1 && liveB.events().length === 1);
+      expect(liveB.events().map((e) => e.data)).toEqual(["b"]);
+      liveA.sub.close();
+      liveB.sub.close();
+    });
+
     // Live delivery is the fan-out path: every event, in order, once, with all its fields.
     it("delivers stored events live, in seq order, each once, with every field", async () => {
       const app = await freshApp();

@@ -122,20 +122,17 @@ describe("herald streams and events", () => {
     b.close();
   });
 
-  it("treats the ref as an idempotency key: a retry gets the first ack and nothing is delivered twice", async () => {
+  it("treats a resend under the same ref as a retry: the first ack, nothing delivered twice", async () => {
     const a = await connect("alice", ["idem"]);
     await request(a, "subscribe", { stream_id: "idem" });
-    a.send({
+    const frame = {
       type: "event.publish",
       ref: "same",
       payload: { stream_id: "idem", type: "t", body: 1 },
-    });
+    };
+    a.send(frame);
     const first = await a.next<Frame>((f) => f.ref === "same");
-    a.send({
-      type: "event.publish",
-      ref: "same",
-      payload: { stream_id: "idem", type: "t", body: 2 },
-    });
+    a.send(frame);
     const second = await a.next<Frame>((f) => f.ref === "same");
     expect(second.payload).toEqual(first.payload);
     await request(a, "event.publish", { stream_id: "idem", type: "t", body: 3 });

@@ -99,9 +99,11 @@ export type Delivery = { type: "event"; event: StoredEvent } | { type: "signal";
 
 export interface PublishOptions {
   /**
-   * Idempotency key, scoped to the app. A second publish with the same key
-   * within the app's dedupe window stores nothing and returns the first
-   * event's `seq`/`id` with `duplicate: true`.
+   * Idempotency key, scoped to the app and the channel. A second publish
+   * with the same key to the same channel within the app's dedupe window
+   * stores nothing and returns the first event's `seq`/`id` with
+   * `duplicate: true`; the same key on another channel is another event
+   * (a duplicate answer must name an event of the channel it was sent to).
    */
   idempotencyKey?: string | undefined;
 }

@@ -12,7 +12,7 @@
  *   `tdg.<app>.user.<user>`;
  * - KV: js-kv.ts.
  *
- * Every publish carries a Nats-Msg-Id (the idempotency key, or a generated
+ * Every publish carries a Nats-Msg-Id (channel and idempotency key, or a generated
  * one) so the publisher's retries never store an event twice. The cost is
  * one dedupe entry per event for `duplicate_window` on the server.
  */
@@ -221,7 +221,9 @@ export class JetStreamEngine implements Engine {
   ): Promise<PublishResult> {
     this.assertReady();
     const key = options?.idempotencyKey;
-    const msgId = key !== undefined ? msgIdForKey(key) : generatedMsgId(nuid.next());
+    // One stream holds every channel of the app, so the channel goes into the id.
+    const msgId =
+      key !== undefined ? msgIdForKey(JSON.stringify([channel, key])) : generatedMsgId(nuid.next());
     const time = Date.now();
     let ack: Awaited<ReturnType<PipelinedPublisher["publish"]>>;
     try {
@@ -234,7 +236,7 @@ export class JetStreamEngine implements Engine {
       throw wrapError("publish", err);
     }
     if (!ack.duplicate) return { seq: ack.seq, id: eventIdOf(ack.seq), time, duplicate: false };
-    // The first publish's time lives in its stored body; the duplicate may sit on another channel.
+    // The first publish's time lives in its stored body.
     const original = await this.reader.getMsg(ack.stream, { seq: ack.seq });
     let originalTime = time;
     if (original) {

@@ -65,7 +65,10 @@ export class MemoryEngine implements Engine {
   ): Promise<PublishResult> {
     const app = this.app(appId);
     const now = this.now();
-    const key = options.idempotencyKey;
+    const key =
+      options.idempotencyKey === undefined
+        ? undefined
+        : JSON.stringify([channel, options.idempotencyKey]);
     if (key !== undefined) {
       const hit = app.dedupe.get(key);
       if (hit && hit.expires > now) return { ...hit.result, duplicate: true };

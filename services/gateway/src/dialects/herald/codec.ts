@@ -45,7 +45,7 @@ export type Decoded =
 const STATUSES = new Set(["online", "away", "dnd", "offline"]);
 export const FETCH_DEFAULT = 50;
 export const FETCH_MAX = 1000;
-/** A ref is the idempotency key of a publish, remembered for the dedupe window. */
+/** A ref is part of a publish's idempotency key (dedupe.ts), remembered for the dedupe window. */
 export const REF_MAX = 200;
 
 class Invalid extends Error {}

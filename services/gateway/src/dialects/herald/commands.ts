@@ -7,6 +7,7 @@ import type { ChannelEncoder } from "../../core/hub.js";
 import type { TokenBucket } from "../../core/rate.js";
 import { type Command, encode, encodeDelivery, type Ref } from "./codec.js";
 import { HeraldRequestError } from "./codes.js";
+import { publishKey } from "./dedupe.js";
 import type { HeraldGrant } from "./token.js";
 
 export interface HeraldSession {
@@ -65,7 +66,10 @@ export class HeraldCommands {
           app.id,
           c.stream_id,
           { name: c.event_type, data: c.body, meta: c.meta, userId },
-          { idempotencyKey: ref === undefined ? undefined : `herald\u0000${userId}\u0000${ref}` },
+          {
+            idempotencyKey:
+              ref === undefined ? undefined : publishKey(userId, ref, c.event_type, c.body, c.meta),
+          },
         );
         this.ctx.metrics.publishLatency.observe(
           { dialect: "herald" },
