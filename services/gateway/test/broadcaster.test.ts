@@ -32,6 +32,10 @@ afterAll(async () => {
 const connect = (claims: Record<string, unknown> = {}) =>
   broadcasterConnect(gw.url, broadcasterJwt(claims));
 const codeOf = (r: Reply) => r.error?.code;
+interface Unsubscribed {
+  method: "unsubscribed";
+  params: { channel: string; subscriptionId: string; error: { code: string; message: string } };
+}
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
 async function rest(
@@ -104,6 +108,44 @@ describe("broadcaster auth", () => {
     c.close();
   });
 
+  it.each([
+    ["no longer lists the channel", { authorizedChannels: ["revoke-a-*"] }, "is not authorized"],
+    ["lacks the subscribe scope", { scope: ["publish"] }, "lacks the subscribe scope"],
+  ])(
+    "a refresh whose token %s ends those subscriptions with unsubscribed",
+    async (_what, claims, why) => {
+      const tag = `${Math.random().toString(36).slice(2, 8)}`;
+      const [a, b] = [`revoke-a-${tag}`, `revoke-b-${tag}`];
+      const c = await connect({ sub: `rev-${tag}` });
+      const subA = (await call(c, "subscribe", { channel: a })).result?.subscriptionId;
+      const subB = (await call(c, "subscribe", { channel: b })).result?.subscriptionId;
+      const refreshed = await broadcasterJwt({ sub: `rev-${tag}`, ...claims });
+      expect((await call(c, "auth", { token: refreshed })).result).toEqual({ success: true });
+
+      const dropped = c.all<Unsubscribed>((f) => f.method === "unsubscribed");
+      const keepsA = !("scope" in claims);
+      expect(dropped.map((f) => f.params.channel).sort()).toEqual(keepsA ? [b] : [a, b].sort());
+      const forB = dropped.find((f) => f.params.channel === b)!;
+      expect(forB.params.subscriptionId).toBe(subB);
+      expect(forB.params.error.code).toBe("PermissionDenied");
+      expect(forB.params.error.message).toContain(why);
+      if (!keepsA)
+        expect(dropped.find((f) => f.params.channel === a)?.params.subscriptionId).toBe(subA);
+
+      for (let i = 0; i < 3; i++) {
+        expect((await rest({ channel: b, event: "after", payload: i })).status).toBe(200);
+        expect((await rest({ channel: a, event: "after", payload: i })).status).toBe(200);
+      }
+      // A pong is queued behind anything the publishes above delivered.
+      await call(c, "ping");
+      const got = (ch: string) => c.all<Notification>(isMessage((p) => p.channel === ch)).length;
+      expect(got(b)).toBe(0);
+      expect(got(a)).toBe(keepsA ? 3 : 0);
+      expect(codeOf(await call(c, "unsubscribe", { channel: b }))).toBe("NotFound");
+      c.close();
+    },
+  );
+
   it("drops subscriptions when the token expires; requests get Unauthenticated until a refresh", async () => {
     // exp 58 s ago is still inside the leeway: the grant runs out about 2 s from now.
     const c = await broadcasterConnect(gw.url, broadcasterJwt({ sub: "eve" }, { ttlSec: -58 }));
@@ -116,6 +158,22 @@ describe("broadcaster auth", () => {
     // The pong is queued behind any message the publish would have delivered.
     await call(c, "ping");
     expect(c.all<Notification>(isMessage())).toEqual([]);
+    // (The probe loop may have subscribed "probe" before expiry too; it is dropped alike.)
+    expect(
+      c.all<Unsubscribed>((f) => f.method === "unsubscribed" && f.params.channel === "expiring"),
+    ).toEqual([
+      {
+        method: "unsubscribed",
+        params: {
+          channel: "expiring",
+          subscriptionId: "sub-1",
+          error: {
+            code: "Unauthenticated",
+            message: "token expired; send auth with a fresh token",
+          },
+        },
+      },
+    ]);
     expect((await call(c, "auth", { token: await broadcasterJwt({ sub: "eve" }) })).result).toEqual(
       {
         success: true,

@@ -55,6 +55,7 @@ describe("broadcaster encode", () => {
     error: string;
     restError: string;
     published: unknown;
+    unsubscribed: string;
   };
 
   it("message notification carries the subscription's seq, not the event's", () => {
@@ -66,6 +67,12 @@ describe("broadcaster encode", () => {
     expect(encode.error(null, "NotFound", "not subscribed to news")).toBe(f.error);
     expect(encode.restError("Unauthenticated", "unknown API key")).toBe(f.restError);
     expect(encode.published("evt_42", f.event.time)).toEqual(f.published);
+  });
+
+  it("unsubscribed names the channel, the subscription and why it ended", () => {
+    expect(
+      encode.unsubscribed("news", "sub-2", "PermissionDenied", "channel news is not authorized"),
+    ).toBe(f.unsubscribed);
   });
 });
 

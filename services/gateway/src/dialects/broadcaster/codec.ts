@@ -137,6 +137,17 @@ export const encode = {
         payload: e.data,
       },
     }),
+  /**
+   * The server ended a subscription the client did not cancel (a refreshed
+   * token no longer allows it, or the token expired). The seed has no such
+   * notification; this one mirrors `message` and carries the error object
+   * the matching request would have been refused with.
+   */
+  unsubscribed: (channel: string, subscriptionId: string, code: BroadcasterCode, message: string) =>
+    JSON.stringify({
+      method: "unsubscribed",
+      params: { channel, subscriptionId, error: { code, message } },
+    }),
   restError: (code: BroadcasterCode, message: string) =>
     JSON.stringify({ error: { code, message } }),
   published: (id: string, time: number) => ({ id, createTime: rfc3339(time) }),

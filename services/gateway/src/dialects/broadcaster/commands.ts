@@ -114,6 +114,11 @@ export class BroadcasterCommands {
     s.grant = grant;
     s.expired = false;
     this.scheduleExpiry(conn, s, grant.expiresAtMs);
+    // A refresh is also how a backend revokes: what the new token does not allow ends now.
+    for (const channel of [...s.subscriptions.keys()]) {
+      const refusal = this.refusal(grant, channel, "subscribe");
+      if (refusal) this.revoke(conn, s, channel, refusal);
+    }
     if (!s.presenceOpened) {
       s.presenceOpened = true;
       await this.ctx.presence.connectionOpened(app.id, conn.id, grant.userId, []);
@@ -132,7 +137,11 @@ export class BroadcasterCommands {
     s.cancelExpiry = undefined;
     s.grant = undefined;
     s.expired = true;
-    for (const channel of [...s.subscriptions.keys()]) this.drop(conn, s, channel);
+    const expired = new BroadcasterRequestError(
+      "Unauthenticated",
+      "token expired; send auth with a fresh token",
+    );
+    for (const channel of [...s.subscriptions.keys()]) this.revoke(conn, s, channel, expired);
   }
 
   private grant(s: BroadcasterSession): BroadcasterGrant {
@@ -147,11 +156,38 @@ export class BroadcasterCommands {
 
   private authorize(s: BroadcasterSession, channel: string, scope: Scope): BroadcasterGrant {
     const g = this.grant(s);
-    if (!g.scopes.has(scope))
-      throw new BroadcasterRequestError("PermissionDenied", `token lacks the ${scope} scope`);
-    if (!channelAllowed(channel, g.channels))
-      throw new BroadcasterRequestError("PermissionDenied", `channel ${channel} is not authorized`);
+    const refusal = this.refusal(g, channel, scope);
+    if (refusal) throw refusal;
     return g;
+  }
+
+  /** Why `grant` does not allow `scope` on `channel`, or undefined when it does. */
+  private refusal(
+    grant: BroadcasterGrant,
+    channel: string,
+    scope: Scope,
+  ): BroadcasterRequestError | undefined {
+    if (!grant.scopes.has(scope))
+      return new BroadcasterRequestError("PermissionDenied", `token lacks the ${scope} scope`);
+    if (!channelAllowed(channel, grant.channels))
+      return new BroadcasterRequestError(
+        "PermissionDenied",
+        `channel ${channel} is not authorized`,
+      );
+    return undefined;
+  }
+
+  /** Ends a subscription the client did not cancel, and tells it why. */
+  private revoke(
+    conn: Connection,
+    s: BroadcasterSession,
+    channel: string,
+    why: BroadcasterRequestError,
+  ): void {
+    const sub = s.subscriptions.get(channel);
+    if (!sub) return;
+    this.drop(conn, s, channel);
+    conn.send(encode.unsubscribed(channel, sub.id, why.code, why.message));
   }
 
   private async subscribe(conn: Connection, s: BroadcasterSession, id: RequestId, channel: string) {
