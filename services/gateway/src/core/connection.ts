@@ -1,4 +1,5 @@
 import type { WebSocket } from "uWebSockets.js";
+import { randomInt } from "node:crypto";
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
 import type { Logger } from "../../../../shared/src/log.js";
 import { TokenBucket } from "./rate.js";
@@ -21,13 +22,21 @@ export interface UpgradeInfo {
   app: AppConfig | undefined;
 }
 
-let counter = 0;
-/** Numeric per process so ids look like Pusher socket ids (`\d+\.\d+`). */
-export const gatewayNumber = 1 + Math.floor(Math.random() * 999_999_999);
+/** Each half of a connection id is below this: 12 digits, what Pusher's HTTP API accepts. */
+const ID_PART_BOUND = 1e12;
 
+/**
+ * A connection id in Pusher's socket id form (`\d+\.\d+`, which pusher-js
+ * and the server SDKs check): two crypto-random integers, about 80 bits, so
+ * ids are unique across a cluster with overwhelming probability and cannot
+ * be guessed from one's own. Apps derive things from socket ids, and a
+ * guessable one makes `socket_id` exclusion and channel or user signatures
+ * for another connection easier to come by. Each half stays a safe integer
+ * for tools that parse it as a number. Nothing may read meaning into an id:
+ * presence tracks the gateway of a connection separately.
+ */
 export function nextConnectionId(): string {
-  counter += 1;
-  return `${gatewayNumber}.${counter}`;
+  return `${randomInt(1, ID_PART_BOUND)}.${randomInt(1, ID_PART_BOUND)}`;
 }
 
 /** Open connections per app on this gateway, for the app's connection limit. */

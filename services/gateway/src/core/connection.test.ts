@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { nextConnectionId } from "./connection.js";
+
+describe("connection ids", () => {
+  const ids = Array.from({ length: 20_000 }, nextConnectionId);
+  const parts = ids.map((id) => id.split(".").map(Number) as [number, number]);
+
+  // pusher-js and the `pusher` server SDKs refuse a socket_id not of this form;
+  // our HTTP API takes at most 12 digits a side.
+  it("have Pusher's socket id form", () => {
+    const form = /^[1-9][0-9]{0,11}\.[1-9][0-9]{0,11}$/;
+    expect(ids.filter((id) => !form.test(id))).toEqual([]);
+    expect(parts.flat().every(Number.isSafeInteger)).toBe(true);
+  });
+
+  it("are distinct and share no prefix or counter one could guess from", () => {
+    expect(new Set(ids).size).toBe(ids.length);
+    // A per-process prefix would repeat; random halves almost never do.
+    expect(new Set(parts.map(([a]) => a)).size).toBeGreaterThan(ids.length - 5);
+    expect(new Set(parts.map(([, b]) => b)).size).toBeGreaterThan(ids.length - 5);
+    // Neither half steps by one from the previous id.
+    let steps = 0;
+    for (let i = 1; i < parts.length; i++) {
+      const [a0, b0] = parts[i - 1]!;
+      const [a1, b1] = parts[i]!;
+      if (a1 - a0 === 1 || b1 - b0 === 1) steps++;
+    }
+    expect(steps).toBe(0);
+  });
+
+  // Both halves spread over their range: about 80 bits, not a small space.
+  it("use the whole range of each half", () => {
+    for (const half of [0, 1] as const) {
+      const values = parts.map((p) => p[half]);
+      expect(Math.max(...values)).toBeGreaterThan(9e11);
+      expect(Math.min(...values)).toBeLessThan(1e11);
+    }
+  });
+});
