@@ -31,11 +31,6 @@ export async function run(role?: Config["role"]): Promise<void> {
     await startClustered(config, log);
     return;
   }
-  if (config.role !== "all") {
-    throw new ConfigError([
-      `TIDINGS_ROLE=${config.role} needs NATS_URL (separate processes share state through NATS)`,
-    ]);
-  }
   const engine: Engine = new MemoryEngine();
   const webhooks = localWebhooks(config, log.child({ component: "webhooks" }));
   const presence = new LocalPresence({ engine, config, log, webhooks: webhooks.sink });

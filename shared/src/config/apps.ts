@@ -5,20 +5,7 @@ import {
   WEBHOOK_EVENT_TYPES,
   type WebhookEventType,
 } from "../webhooks/events.js";
-
-export interface AppLimits {
-  maxFrameBytes: number;
-  maxMessageRate: number;
-  maxSubscriptions: number;
-  maxConnections: number;
-  slowConsumerBytes: number;
-  historyPerChannel: number;
-  historyMaxAgeSec: number;
-  dedupeWindowSec: number;
-  maxPresenceMembers: number;
-  clientEventRate: number;
-  webhookQueueLimit: number;
-}
+import type { AppLimits } from "./schema.js";
 
 /** A Pusher webhook receiver; without `eventTypes` it gets every event type. */
 export interface WebhookConfig {

@@ -37,6 +37,23 @@ describe("config", () => {
     expect(problems).toMatch(/TIDINGS_MAX_SUBSCRIPTIONS: must be at least 1/);
   });
 
+  it("reports a role that needs NATS together with the other problems", () => {
+    let err: unknown;
+    try {
+      loadConfig({ TIDINGS_ROLE: "gateway", PORT: "abc" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems).toEqual([
+      'PORT: must be an integer (got "abc")',
+      "TIDINGS_ROLE=gateway needs NATS_URL (separate processes share state through NATS)",
+    ]);
+    expect(loadConfig({ TIDINGS_ROLE: "presence", NATS_URL: "nats://a:4222" }).role).toBe(
+      "presence",
+    );
+  });
+
   it("parses apps with per-app limits over the defaults, and NATS server lists", () => {
     const c = loadConfig({
       TIDINGS_APPS: JSON.stringify([

@@ -1,32 +1,17 @@
 import { readFileSync } from "node:fs";
-import { type AppConfig, type AppLimits, parseApps } from "./apps.js";
-import { type ConfigKey, type Field, schema } from "./schema.js";
+import { type AppConfig, parseApps } from "./apps.js";
+import { type AppLimits, type ConfigKey, type Field, type Settings, schema } from "./schema.js";
 
-export interface Config {
-  port: number;
-  host: string;
-  apps: readonly AppConfig[];
+/** Everything a process is configured with; its settings' types come from the schema. */
+export type Config = Settings & {
+  readonly apps: readonly AppConfig[];
   /** True when no apps were configured and the development app is in use. */
-  devApp: boolean;
-  natsUrl: readonly string[] | undefined;
-  natsUser: string | undefined;
-  natsPass: string | undefined;
-  natsToken: string | undefined;
-  natsCredsFile: string | undefined;
-  natsTlsCa: string | undefined;
-  natsReplicas: number;
-  role: "all" | "gateway" | "presence";
-  logLevel: string;
-  drainSeconds: number;
-  activityTimeoutSec: number;
-  pongTimeoutSec: number;
-  heartbeatMs: number;
-  gatewayTimeoutMs: number;
+  readonly devApp: boolean;
   /** Defaults for every app, overridable per app under `limits`. */
-  defaultLimits: AppLimits;
+  readonly defaultLimits: AppLimits;
   /** Non-fatal findings (unknown variables, dev app in use). */
-  warnings: readonly string[];
-}
+  readonly warnings: readonly string[];
+};
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -52,19 +37,29 @@ export function loadConfig(env: Raw = process.env): Config {
       warnings.push(`unknown variable ${name} ignored`);
   }
 
-  const values = {} as Record<ConfigKey, unknown>;
+  // Parsed values are sorted as they are read: per-app limits into the
+  // defaults, `apps` into its own parser, the rest into the settings.
+  const settings: Record<string, unknown> = {};
+  const defaultLimits: Record<string, number> = {};
+  let appsValue: unknown;
   for (const [key, field] of Object.entries(schema) as [ConfigKey, Field][]) {
-    values[key] = parseField(field, raw[field.env], problems);
+    const value = parseField(field, raw[field.env], problems);
+    if (field.appLimit) defaultLimits[field.appLimit] = value as number;
+    else if (key === "apps") appsValue = value;
+    else if (key !== "configFile") settings[key] = value;
   }
+  // The schema checked each field's type; this is where the record takes it.
+  const typed = settings as Settings;
+  const limits = defaultLimits as AppLimits;
 
-  const defaultLimits = {} as Record<string, number>;
-  for (const field of Object.values(schema) as Field[]) {
-    if (field.appLimit) defaultLimits[field.appLimit] = values[keyOf(field)] as number;
+  if (typed.role !== "all" && typed.natsUrl === undefined) {
+    problems.push(
+      `TIDINGS_ROLE=${typed.role} needs NATS_URL (separate processes share state through NATS)`,
+    );
   }
-  const limits = defaultLimits as unknown as AppLimits;
 
   let apps: AppConfig[] = [];
-  const devApp = values.apps === undefined;
+  const devApp = appsValue === undefined;
   if (devApp) {
     apps = [
       {
@@ -81,36 +76,11 @@ export function loadConfig(env: Raw = process.env): Config {
       "TIDINGS_APPS is not set: using the development app app-id/app-key/app-secret (never in production)",
     );
   } else {
-    apps = parseApps(values.apps, limits, problems);
+    apps = parseApps(appsValue, limits, problems);
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return deepFreeze({
-    port: values.port as number,
-    host: values.host as string,
-    apps,
-    devApp,
-    natsUrl: values.natsUrl as string[] | undefined,
-    natsUser: values.natsUser as string | undefined,
-    natsPass: values.natsPass as string | undefined,
-    natsToken: values.natsToken as string | undefined,
-    natsCredsFile: values.natsCredsFile as string | undefined,
-    natsTlsCa: values.natsTlsCa as string | undefined,
-    natsReplicas: values.natsReplicas as number,
-    role: values.role as Config["role"],
-    logLevel: values.logLevel as string,
-    drainSeconds: values.drainSeconds as number,
-    activityTimeoutSec: values.activityTimeoutSec as number,
-    pongTimeoutSec: values.pongTimeoutSec as number,
-    heartbeatMs: values.heartbeatMs as number,
-    gatewayTimeoutMs: values.gatewayTimeoutMs as number,
-    defaultLimits: limits,
-    warnings,
-  });
-}
-
-function keyOf(field: Field): ConfigKey {
-  return (Object.keys(schema) as ConfigKey[]).find((k) => schema[k].env === field.env)!;
+  return deepFreeze({ ...typed, apps, devApp, defaultLimits: limits, warnings });
 }
 
 function parseField(field: Field, text: string | undefined, problems: string[]): unknown {

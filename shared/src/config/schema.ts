@@ -233,3 +233,41 @@ export const schema = {
 
 export type Schema = typeof schema;
 export type ConfigKey = keyof Schema;
+
+/** The value a field parses to: its type, or undefined when it has no default. */
+type ValueOf<F> = (
+  F extends { type: "int" }
+    ? number
+    : F extends { type: "bool" }
+      ? boolean
+      : F extends { type: "enum"; values: readonly (infer V)[] }
+        ? V
+        : F extends { type: "list" }
+          ? readonly string[]
+          : F extends { type: "json" }
+            ? unknown
+            : string
+) extends infer T
+  ? F extends { default: undefined }
+    ? T | undefined
+    : T
+  : never;
+
+/** Keys of the fields that are per-app limits (they live in `AppLimits`, not at the top). */
+type LimitKey = {
+  [K in ConfigKey]: Schema[K] extends { appLimit: string } ? K : never;
+}[ConfigKey];
+
+/** Every limit an app may override, derived from the fields that name an `appLimit`. */
+export type AppLimits = {
+  [K in LimitKey as Schema[K] extends { appLimit: infer A extends string } ? A : never]: number;
+};
+
+/**
+ * The process-wide settings, one per field that is neither a per-app limit
+ * nor consumed while loading (`apps` becomes `Config.apps`, `configFile`
+ * names where the rest comes from).
+ */
+export type Settings = {
+  readonly [K in Exclude<ConfigKey, LimitKey | "apps" | "configFile">]: ValueOf<Schema[K]>;
+};
