@@ -35,9 +35,13 @@ export class ChatClient {
   static async connect(
     url: (path: string) => string,
     userId: string,
-    { contacts, key = TEST_APP.key }: { contacts?: string[]; key?: string } = {},
+    {
+      contacts,
+      key = TEST_APP.key,
+      token,
+    }: { contacts?: string[]; key?: string; token?: string } = {},
   ): Promise<ChatClient> {
-    const token = await chatToken(userId, contacts ? { contacts } : {});
+    token ??= await chatToken(userId, contacts ? { contacts } : {});
     const c = new ChatClient(await TestClient.connect(url(`/chat/${key}?token=${token}`)));
     const probe = await c.request("read", { chatId: "nobody", messageId: "ready-probe" });
     if (probe.error?.code !== "not_found") throw new Error(`unexpected ${JSON.stringify(probe)}`);

@@ -1,3 +1,4 @@
+import { decodeJwt } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   EngineUnavailableError,
@@ -6,8 +7,10 @@ import {
   type PublishResult,
 } from "../../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
+import { waitFor } from "../../../shared/test/wait.js";
+import { inboxOf } from "../src/dialects/chat/inbox.js";
 import { ChatClient, type ChatFrame, chatToken } from "./chat-client.js";
-import { startTestGateway, type TestGateway } from "./harness.js";
+import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
 
 /** Memory engine whose storage can be switched off, for the `internal` error. */
 class FlakyEngine extends MemoryEngine {
@@ -75,6 +78,36 @@ describe("chat auth", () => {
   ])("closes 4001 on %s", async (_name, path) => {
     const c = await raw(await path());
     expect((await c.waitClosed()).code).toBe(4001);
+  });
+
+  it("closes 4001 'token expired' at the token's exp; a request sent after it is not run", async () => {
+    // exp is in whole seconds: this token runs out 2-3 s from now.
+    const token = await chatToken(u("a"), {}, { ttlSec: 3 });
+    const expMs = (decodeJwt(token).exp as number) * 1000;
+    const a = await ChatClient.connect(gw.url, u("a"), { token });
+    open.push(a);
+    const b = await connect(u("b"));
+    await a.ok("new", { chatId: u("b"), message: "before" });
+    expect((await b.event("new")).payload?.message).toBe("before");
+
+    // Past exp, a frame that reaches the server before its close must be refused too.
+    await waitFor(() => Date.now() >= expMs || a.ws.closed !== undefined, {
+      what: "the token's exp",
+    });
+    if (!a.ws.closed)
+      a.send({
+        type: "request",
+        id: "late",
+        payloadType: "new",
+        payload: { chatId: u("b"), message: "after" },
+      });
+    expect(await a.ws.waitClosed(10_000)).toEqual({ code: 4001, reason: "token expired" });
+    expect(a.ws.all<ChatFrame>((f) => f.id === "late")).toEqual([]);
+
+    const inbox = await gw.engine.history(TEST_APP.id, inboxOf(u("b")), { limit: 100 });
+    const messages = inbox.events.map((e) => (e.data as { message?: unknown }).message);
+    expect(messages).toContain("before");
+    expect(messages).not.toContain("after");
   });
 });
 

@@ -7,6 +7,7 @@ import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.j
 import { HeldFrames } from "../../core/held-frames.js";
 import type { ChannelEncoder } from "../../core/hub.js";
 import { TokenBucket } from "../../core/rate.js";
+import { runAt } from "../../core/timers.js";
 import { type ClientFrame, decode, EPHEMERAL_ID, encode, encodeStored } from "./codec.js";
 import { ChatClose, type ChatCode, ChatRequestError } from "./codes.js";
 import { AckLog, inboxOf } from "./inbox.js";
@@ -19,6 +20,8 @@ interface ChatSession {
   typing: TokenBucket | undefined;
   /** Highest inbox seq sent on this connection: acks beyond it name nothing we sent. */
   maxDelivered: number;
+  /** The token's `exp` in ms; the connection ends there. */
+  expiresAtMs: number;
 }
 
 /** The Chat dialect at `/chat/:key?token=JWT` (protocols/chat.md). */
@@ -36,7 +39,14 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     conn.close(ChatClose.authFailed, message);
   };
 
+  const expire = (conn: Connection) => {
+    ctx.metrics.errors.inc({ dialect: "chat", code: "auth_failed" });
+    conn.close(ChatClose.authFailed, "token expired");
+  };
+
   const run = (conn: Connection, s: ChatSession, text: string) => {
+    // A frame can beat the expiry timer (a busy loop runs timers late); it must not run.
+    if (Date.now() >= s.expiresAtMs) return expire(conn);
     const decoded = decode(text);
     if (!decoded.ok) return fail(conn, decoded.id, decoded.code, decoded.message);
     handle(conn, s, decoded.frame);
@@ -104,8 +114,9 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     if (!token) return authFail(conn, "token is required");
     let userId: string;
     let contacts: string[];
+    let expiresAtMs: number;
     try {
-      ({ userId, contacts } = await verifyChatToken(token, app));
+      ({ userId, contacts, expiresAtMs } = await verifyChatToken(token, app));
     } catch (err) {
       if (err instanceof TokenError) return authFail(conn, err.message);
       throw err;
@@ -116,6 +127,8 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
       return conn.close(ChatClose.tryAgainLater, "over connection quota");
     }
     conn.userId = userId;
+    s.expiresAtMs = expiresAtMs;
+    conn.onClose(runAt(expiresAtMs, () => expire(conn)));
     s.typing = new TokenBucket(app.limits.clientEventRate, app.limits.clientEventRate * 2);
     s.acks = new AckLog(ctx.engine.kv(app.id, "chat"), userId, conn.log);
     await ctx.users.add(conn, userId, (signal) => onUserSignal(conn, signal));
@@ -165,6 +178,7 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
         acks: undefined,
         typing: undefined,
         maxDelivered: 0,
+        expiresAtMs: 0,
       };
       sessions.set(conn, s);
       authenticate(conn, s).catch((err: unknown) => {
@@ -207,7 +221,7 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
 async function verifyChatToken(
   token: string,
   app: AppConfig,
-): Promise<{ userId: string; contacts: string[] }> {
+): Promise<{ userId: string; contacts: string[]; expiresAtMs: number }> {
   const claims = await verifyJwt(token, app);
   const sub = claims.sub;
   if (typeof sub !== "string" || sub === "") throw new TokenError("token has no sub");
@@ -215,5 +229,5 @@ async function verifyChatToken(
   const contacts = claims.contacts ?? [];
   if (!Array.isArray(contacts) || !contacts.every(isValidUserId))
     throw new TokenError(`token claim contacts must be an array of user ids (${USER_ID_RULE})`);
-  return { userId: sub, contacts };
+  return { userId: sub, contacts, expiresAtMs: claims.exp! * 1000 };
 }
