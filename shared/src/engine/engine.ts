@@ -182,6 +182,7 @@ export interface Engine {
   /**
    * Prepares storage for an app (creates or updates the stream and limits).
    * Idempotent; concurrent calls from several processes must not conflict.
+   * Resolves once the app's storage serves reads (a subscribe can be served).
    */
   ensureApp(appId: string, limits: AppStreamLimits): Promise<void>;
 

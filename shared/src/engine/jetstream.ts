@@ -90,6 +90,21 @@ export interface JetStreamEngineOptions {
 }
 
 const STREAM_NAME_IN_USE = 10058;
+/** How long `ensureApp` waits for new storage to answer before it fails. */
+const SERVING_WAIT_MS = 30_000;
+
+async function untilServing(attempt: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + SERVING_WAIT_MS;
+  for (;;) {
+    try {
+      await attempt();
+      return;
+    } catch (err) {
+      if (!(err instanceof EngineUnavailableError) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
 
 export class JetStreamEngine implements Engine {
   private readonly js: JetStreamClient;
@@ -211,6 +226,11 @@ export class JetStreamEngine implements Engine {
         throw wrapError(`ensureApp ${appId} (update)`, updateErr);
       }
     }
+    // A stream or bucket created a moment ago (here, or by another process at
+    // once) may not answer reads yet: wait until both do, so that a process
+    // reporting ready can serve a first subscribe.
+    await untilServing(() => this.reader.lastSeq(config.name, eventSubject(appId, "_probe")));
+    await untilServing(() => this.kvBuckets.probe());
   }
 
   async publish(

@@ -14,6 +14,20 @@ import type { Json, KvBucket, KvStore } from "./engine.js";
 import { decodeJson, encodeJson, wrapError } from "./js-codec.js";
 
 const WRONG_LAST_SEQUENCE = 10071;
+/**
+ * Buckets a gateway reads on a client's first requests (subscribe looks up
+ * blocks and cursors, for one), so startup opens and reads them before the
+ * process reports ready. A new bucket must be placed here, on or off.
+ */
+const READ_AT_START: Record<KvBucket, boolean> = {
+  cursors: true,
+  acks: true,
+  reactions: true,
+  chat: true,
+  blocks: true,
+  presence: false,
+};
+const PROBE_KEY = "_probe";
 const WRONG_LAST_SEQUENCE_UNKNOWN = 10164;
 
 /** Opens (creating on first use) the shared NATS KV buckets, once per engine. */
@@ -38,6 +52,25 @@ export class KvBuckets {
       this.opened.set(name, kv);
     }
     return kv;
+  }
+
+  /**
+   * Opens the buckets a gateway needs and reads one key from each. Creating
+   * an R3 bucket while another process creates it can time out the first
+   * lookups (seen on fresh clusters): better at startup than on a client's
+   * first subscribe.
+   */
+  async probe(): Promise<void> {
+    const names = (Object.keys(READ_AT_START) as KvBucket[]).filter((n) => READ_AT_START[n]);
+    await Promise.all(
+      names.map(async (name) => {
+        try {
+          await (await this.bucket(name)).get(PROBE_KEY);
+        } catch (err) {
+          throw wrapError(`kv probe ${name}`, err);
+        }
+      }),
+    );
   }
 
   store(appId: string, name: KvBucket): KvStore {
