@@ -19,25 +19,49 @@ function userSignals(effects: PresenceEffect[]): { to: string; signal: Signal }[
 describe("PresenceCore membership", () => {
   // User level: the second connection of a user must not announce a second join.
   it("joins a user once and leaves only with its last connection", () => {
-    const core = new PresenceCore();
+    const core = new PresenceCore(true, 7);
     const a = core.join("g1", join({ connectionId: "c1", userId: "u1", info: { n: 1 } }));
     expect(channelSignals(a.effects, "member")).toEqual([
-      { kind: "member", action: "joined", userId: "u1", info: { n: 1 }, connectionId: "c1" },
+      {
+        kind: "member",
+        action: "joined",
+        userId: "u1",
+        info: { n: 1 },
+        connectionId: "c1",
+        version: [7, 1],
+      },
     ]);
     expect(a.outcome).toEqual({
       ok: true,
       members: [{ userId: "u1", info: { n: 1 }, status: "offline" }],
       subscriberCount: 1,
+      version: [7, 1],
     });
     const b = core.join("g2", join({ connectionId: "c2", userId: "u1" }));
     expect(channelSignals(b.effects, "member")).toEqual([]);
     expect(core.subscriberCount(APP, "presence-room")).toBe(2);
     expect(channelSignals(core.leave(APP, "presence-room", "c1"), "member")).toEqual([]);
     expect(channelSignals(core.close(APP, "c2"), "member")).toEqual([
-      { kind: "member", action: "left", userId: "u1", info: { n: 1 } },
+      { kind: "member", action: "left", userId: "u1", info: { n: 1 }, version: [7, 2] },
     ]);
     expect(core.members(APP, "presence-room")).toEqual([]);
     expect(core.channels(APP)).toEqual([]);
+  });
+
+  // A member list taken at version v has exactly the changes stamped up to v, so a new
+  // subscriber can drop the signals its list already has and keep the later ones.
+  it("stamps membership signals with growing versions and the join outcome with its own", () => {
+    const core = new PresenceCore(true, 3);
+    const a = core.join("g", join({ connectionId: "c1", userId: "u1" }));
+    const b = core.join("g", join({ connectionId: "c2", userId: "u2" }));
+    const c = core.join("g", join({ connectionId: "c3", userId: "u1" }));
+    expect(a.outcome.ok && a.outcome.version).toEqual([3, 1]);
+    expect(b.outcome.ok && b.outcome.version).toEqual([3, 2]);
+    // Nothing announced by the second connection of u1: the version does not move.
+    expect(c.outcome.ok && c.outcome.version).toEqual([3, 2]);
+    const left = channelSignals(core.close(APP, "c2"), "member");
+    expect(left.map((x) => x.kind === "member" && x.version)).toEqual([[3, 3]]);
+    expect(core.version()).toEqual([3, 3]);
   });
 
   // The limit counts distinct users, and a user already in never counts as "new".
@@ -199,7 +223,7 @@ describe("PresenceCore sync, gateway loss and reload", () => {
     core.join("g1", join({ connectionId: "c3", userId: "u3" }));
     const effects = core.dropGateway("g1");
     expect(channelSignals(effects, "member")).toEqual([
-      { kind: "member", action: "left", userId: "u3" },
+      { kind: "member", action: "left", userId: "u3", version: [0, 3] },
     ]);
     expect(core.gateways()).toEqual(new Set(["g2"]));
   });

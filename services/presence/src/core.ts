@@ -13,7 +13,7 @@
  * Presence entries (`entries.ts`) are the connection-level exception: each
  * is announced itself, and only when it actually changes, for the same reason.
  */
-import type { Signal, UserStatus } from "../../../shared/src/engine/engine.js";
+import type { PresenceVersion, Signal, UserStatus } from "../../../shared/src/engine/engine.js";
 import type {
   ChannelInfo,
   Member,
@@ -41,10 +41,24 @@ export class PresenceCore {
   private readonly apps = new Map<string, AppState>();
   private readonly dirty: DirtyKeys;
   private out: PresenceEffect[] = [];
+  /** Membership and entry signals stamped so far in this epoch. */
+  private stamped = 0;
 
-  /** `trackDirty`: record changed connections/statuses for `takeDirty` (off when nothing persists). */
-  constructor(trackDirty = true) {
+  /**
+   * `trackDirty`: record changed connections/statuses for `takeDirty` (off when nothing persists).
+   * `epoch`: must exceed the epoch of every earlier owner of the same state (the service
+   * uses the lease revision it took over with), so versions only ever grow.
+   */
+  constructor(
+    trackDirty = true,
+    private readonly epoch = 0,
+  ) {
     this.dirty = new DirtyKeys(trackDirty);
+  }
+
+  /** The version of the current state: every membership signal so far is at or below it. */
+  version(): PresenceVersion {
+    return [this.epoch, this.stamped];
   }
 
   join(
@@ -60,12 +74,14 @@ export class PresenceCore {
     const conn = this.conn(app, req.appId, req.connectionId, gatewayId);
     const sub = { channel: req.channel, userId: req.userId, info: req.info, member: req.member };
     this.putSub(app, req.appId, conn, sub);
+    const effects = this.flush();
     const outcome: SubscribeOutcome = {
       ok: true,
       members: this.members(req.appId, req.channel),
       subscriberCount: this.subscriberCount(req.appId, req.channel),
+      version: this.version(),
     };
-    return { outcome, effects: this.flush() };
+    return { outcome, effects };
   }
 
   leave(appId: string, channel: string, connectionId: string): PresenceEffect[] {
@@ -371,9 +387,18 @@ export class PresenceCore {
     this.dirty.conn(appId, conn.connectionId);
   }
 
+  /**
+   * Hands out the effects, stamping each membership and entry signal with the
+   * next version, so a receiver can tell which of them a member list has.
+   */
   private flush(): PresenceEffect[] {
     const effects = this.out;
     this.out = [];
+    for (const e of effects) {
+      if (e.to !== "channel") continue;
+      if (e.signal.kind === "member" || e.signal.kind === "presence")
+        e.signal.version = [this.epoch, ++this.stamped];
+    }
     return effects;
   }
 

@@ -19,7 +19,8 @@ export interface LeaseOptions {
   partitions: number;
   ttlMs: number;
   log: Logger;
-  onAcquire(partition: number): void;
+  /** `revision`: the lease's KV revision when taken, larger than any earlier owner's. */
+  onAcquire(partition: number, revision: number): void;
   onLose(partition: number): void;
   now?: () => number;
 }
@@ -133,7 +134,7 @@ export class LeaseManager {
     if (this.stopped) return;
     this.seen.delete(p);
     this.held.set(p, { revision, renewedAt: this.now() });
-    this.o.onAcquire(p);
+    this.o.onAcquire(p, revision);
   }
 
   private lose(p: number): void {

@@ -26,10 +26,11 @@ describe("LocalPresence", () => {
       ok: true,
       members: [{ userId: "u1", status: "online" }],
       subscriberCount: 1,
+      version: [0, 1],
     });
     await presence.setStatus("app", "u1", "away");
     expect(onChannel.map((d) => d.type === "signal" && d.signal)).toEqual([
-      { kind: "member", action: "joined", userId: "u1", connectionId: "c1" },
+      { kind: "member", action: "joined", userId: "u1", connectionId: "c1", version: [0, 1] },
       { kind: "subscriber_count", count: 1 },
       { kind: "status", userId: "u1", status: "away" },
     ]);

@@ -43,6 +43,8 @@ export class PersistError extends Error {
 
 export interface PartitionOptions {
   partition: number;
+  /** Versions the signals of this ownership: the lease revision it was taken with. */
+  epoch: number;
   nc: NatsConnection;
   kv: KV;
   emitter: EffectEmitter;
@@ -50,7 +52,7 @@ export interface PartitionOptions {
 }
 
 export class OwnedPartition {
-  private readonly core = new PresenceCore();
+  private readonly core: PresenceCore;
   private chain: Promise<void>;
   private sub: Subscription | undefined;
   private stopped = false;
@@ -63,6 +65,7 @@ export class OwnedPartition {
   private readonly unsaved = new Set<string>();
 
   constructor(private readonly o: PartitionOptions) {
+    this.core = new PresenceCore(true, o.epoch);
     this.chain = this.loadUntilDone();
     this.sub = o.nc.subscribe(presenceRequestSubject(o.partition), {
       callback: (err, msg) => {

@@ -80,9 +80,10 @@ export async function startPresenceService(o: PresenceServiceOptions): Promise<P
     partitions: PRESENCE_PARTITIONS,
     ttlMs: o.leaseTtlMs ?? 5000,
     log,
-    onAcquire: (p) => {
+    onAcquire: (p, revision) => {
       const part = new OwnedPartition({
         partition: p,
+        epoch: revision,
         nc: o.nc,
         kv,
         emitter,

@@ -50,6 +50,15 @@ export interface StoredEvent extends EventInput {
  * A transient signal: fanned out to live subscribers of a channel (or a
  * user), never stored, no sequence number, at-most-once.
  */
+/**
+ * Where a membership change stands among the changes the presence service
+ * announces: the owner's epoch (larger after every takeover), then a count
+ * within it, compared in that order. A member list taken at version `v`
+ * already reflects every change up to `v`, so a subscriber that got that
+ * list skips such changes when they arrive after it.
+ */
+export type PresenceVersion = readonly [epoch: number, n: number];
+
 export type Signal =
   /** Ephemeral event (Herald event.trigger, Pusher client-*). */
   | { kind: "trigger"; name: string; data: Json; userId?: string | undefined; connectionId: string }
@@ -71,6 +80,8 @@ export type Signal =
       info?: Json | undefined;
       /** The connection whose join caused it: it learns the members from its own reply instead. */
       connectionId?: string | undefined;
+      /** Set by the presence service: a member list at this version or later already has it. */
+      version?: PresenceVersion | undefined;
     }
   /** Connection-level presence (Foony `pres`): enter/leave/update with data. */
   | {
@@ -79,6 +90,8 @@ export type Signal =
       clientId: string;
       connectionId: string;
       data?: Json | undefined;
+      /** As for `member`: an entry list at this version or later already has it. */
+      version?: PresenceVersion | undefined;
     }
   | { kind: "subscriber_count"; count: number }
   /** A user's visible status changed (manual status or online/offline). */

@@ -1,4 +1,4 @@
-import type { Json, UserStatus } from "../engine/engine.js";
+import type { Json, PresenceVersion, UserStatus } from "../engine/engine.js";
 
 /** A member of a presence-tracked channel (user level). */
 export interface Member {
@@ -21,8 +21,22 @@ export interface ChannelSubscription {
 }
 
 export type SubscribeOutcome =
-  | { ok: true; members: Member[]; subscriberCount: number }
+  | {
+      ok: true;
+      members: Member[];
+      subscriberCount: number;
+      /**
+       * The version `members` was taken at (absent from replicas older than
+       * versions): membership signals up to it are already in `members`.
+       */
+      version?: PresenceVersion | undefined;
+    }
   | { ok: false; reason: "full" };
+
+/** Negative, zero or positive as `a` is older than, the same as or newer than `b`. */
+export function compareVersions(a: PresenceVersion, b: PresenceVersion): number {
+  return a[0] - b[0] || a[1] - b[1];
+}
 
 /**
  * One connection's presence on a channel (Foony `pres`): connection level,

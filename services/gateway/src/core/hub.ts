@@ -2,10 +2,12 @@ import type {
   Delivery,
   Engine,
   LiveSubscription,
+  PresenceVersion,
   Signal,
   StoredEvent,
 } from "../../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../../shared/src/log.js";
+import { compareVersions } from "../../../../shared/src/presence/api.js";
 import type { Metrics } from "../metrics.js";
 import type { Connection } from "./connection.js";
 
@@ -31,6 +33,16 @@ export interface JoinOptions {
   beforeEvents?: (info: { lastSeq: number; truncated: boolean }) => void;
   /** Stored events to skip during replay (at-least-once: already acked). */
   skip?: (event: StoredEvent) => boolean;
+  /**
+   * Takes the channel's member list (joining presence, typically) once the
+   * live subscription is active and before `beforeEvents`. Taken any earlier,
+   * a change made between the list and the first live signal would never
+   * reach this subscriber. Resolves with the list's version: membership
+   * signals at or below it are in the list, so they are not delivered to
+   * this subscriber, whether they arrive before or after it goes live.
+   * Throwing cancels the join; it is not called if the join was cancelled first.
+   */
+  snapshot?: () => Promise<PresenceVersion | undefined>;
 }
 
 interface Subscriber {
@@ -38,6 +50,8 @@ interface Subscriber {
   encoder: ChannelEncoder;
   /** Deliveries held while a replay is in flight; null once live. */
   buffer: Delivery[] | null;
+  /** Version of the member list this subscriber got (`JoinOptions.snapshot`). */
+  covers?: PresenceVersion | undefined;
 }
 
 interface LocalChannel {
@@ -92,6 +106,10 @@ export class Hub {
     conn.channels.add(channel);
     try {
       await local.sub.ready;
+      if (options.snapshot) {
+        if (!this.stillSubscribed(local, subscriber)) return { lastSeq: 0, truncated: false };
+        subscriber.covers = await options.snapshot();
+      }
       const lastSeq = await this.engine.lastSeq(app.id, channel);
       let sentUpTo = lastSeq;
       let truncated = false;
@@ -128,6 +146,7 @@ export class Hub {
       if (!this.stillSubscribed(local, subscriber)) return { lastSeq, truncated };
       // Synchronous from here: no delivery can slip between the drain and going live.
       for (const d of subscriber.buffer ?? []) {
+        if (covered(subscriber, d)) continue;
         if (d.type === "event") {
           if (d.event.seq <= sentUpTo) continue;
           sentUpTo = d.event.seq;
@@ -234,7 +253,10 @@ export class Hub {
   private deliver(local: LocalChannel, d: Delivery): void {
     const { appId, name: channel, subscribers } = local;
     const excluded = excludedConnection(d);
-    for (const [topicKey, { encoder, count }] of local.topics) {
+    // A membership change some live subscriber's list already has cannot go
+    // through a topic (it would reach that subscriber too): each gets its own.
+    const oneByOne = versionOf(d) !== undefined && someCovered(subscribers, d);
+    for (const [topicKey, { encoder, count }] of oneByOne ? [] : local.topics) {
       const bytes = safeEncode(encoder, channel, d, this.log);
       if (bytes === null) continue;
       const topic = topicOf(appId, channel, topicKey);
@@ -260,7 +282,8 @@ export class Hub {
         else s.buffer.push(d);
         continue;
       }
-      if (!s.encoder.topic && s.conn.id !== excluded) this.sendDirect(s, channel, d);
+      if ((oneByOne || !s.encoder.topic) && s.conn.id !== excluded && !covered(s, d))
+        this.sendDirect(s, channel, d);
       if (s.conn.bufferedAmount() > s.conn.app!.limits.slowConsumerBytes)
         this.onSlowConsumer(s.conn);
     }
@@ -286,6 +309,23 @@ function excludedConnection(d: Delivery): string | undefined {
     default:
       return undefined;
   }
+}
+
+function versionOf(d: Delivery): PresenceVersion | undefined {
+  if (d.type !== "signal") return undefined;
+  const s = d.signal;
+  return s.kind === "member" || s.kind === "presence" ? s.version : undefined;
+}
+
+/** The subscriber's member list already has this change. */
+function covered(s: Subscriber, d: Delivery): boolean {
+  const v = versionOf(d);
+  return v !== undefined && s.covers !== undefined && compareVersions(v, s.covers) <= 0;
+}
+
+function someCovered(subscribers: Map<string, Subscriber>, d: Delivery): boolean {
+  for (const s of subscribers.values()) if (!s.buffer && covered(s, d)) return true;
+  return false;
 }
 
 function safeEncode(

@@ -1,5 +1,6 @@
 import { channelAllowed, channelKind } from "../../../../../shared/src/channels.js";
 import { type KvStore, seqOfEventId } from "../../../../../shared/src/engine/engine.js";
+import type { SubscribeOutcome } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import type { HeldFrames } from "../../core/held-frames.js";
@@ -204,18 +205,6 @@ export class HeraldCommands {
         `at most ${app.limits.maxSubscriptions} subscriptions`,
       );
     }
-    const presence = await this.ctx.presence.subscribe({
-      appId: app.id,
-      channel: streamId,
-      connectionId: conn.id,
-      userId,
-      info: s.grant?.userInfo,
-      member: channelKind(streamId).presence,
-      maxMembers: app.limits.maxPresenceMembers,
-    });
-    if (!presence.ok) throw new HeraldRequestError("stream_full", `stream ${streamId} is full`);
-    if (conn.closed) return this.ctx.presence.unsubscribe(app.id, streamId, conn.id);
-
     const cursorEntry = await this.ctx.engine.kv(app.id, "cursors").get(pairKey(userId, streamId));
     let afterSeq = c.last_seq;
     let skip: ((e: { seq: number }) => boolean) | undefined;
@@ -233,9 +222,28 @@ export class HeraldCommands {
       s.atLeastOnce.add(streamId);
     } else s.atLeastOnce.delete(streamId);
 
+    let presence: SubscribeOutcome & { ok: true };
     await this.ctx.hub.join(conn, streamId, heraldEncoder, {
       afterSeq,
       skip,
+      // Joined once the stream's signals flow, so no member change falls between.
+      snapshot: async () => {
+        const outcome = await this.ctx.presence.subscribe({
+          appId: app.id,
+          channel: streamId,
+          connectionId: conn.id,
+          userId,
+          info: s.grant?.userInfo,
+          member: channelKind(streamId).presence,
+          maxMembers: app.limits.maxPresenceMembers,
+        });
+        if (!outcome.ok) {
+          s.atLeastOnce.delete(streamId);
+          throw new HeraldRequestError("stream_full", `stream ${streamId} is full`);
+        }
+        presence = outcome;
+        return outcome.version;
+      },
       beforeEvents: ({ lastSeq, truncated }) => {
         conn.send(
           encode.subscribed(ref, {

@@ -1,6 +1,6 @@
 import { channelKind, isValidUserId } from "../../../../../shared/src/channels.js";
 import type { Json, Signal } from "../../../../../shared/src/engine/engine.js";
-import type { Member } from "../../../../../shared/src/presence/api.js";
+import type { Member, SubscribeOutcome } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import { verifyChannelAuth } from "./auth.js";
@@ -54,52 +54,59 @@ export class PusherChannels {
     }
     s.pending.add(channel);
     try {
-      const outcome = await this.ctx.presence.subscribe({
-        appId: app.id,
-        channel,
-        connectionId: conn.id,
-        userId: member?.userId ?? conn.userId,
-        info: member?.info,
-        member: kind.presence,
-        maxMembers: app.limits.maxPresenceMembers,
-      });
-      if (!outcome.ok) {
-        return this.refuse(
-          conn,
-          channel,
-          "LimitReached",
-          "The maximum members in this presence channel has been reached",
-          4100,
-        );
-      }
-      if (conn.closed || !s.pending.has(channel)) {
-        await this.ctx.presence.unsubscribe(app.id, channel, conn.id);
-        return;
-      }
-      if (member) s.presenceIds.set(channel, member.userId);
       // A cache channel starts with its newest stored event; replaying from just
       // before it hands it over through the hub, with no gap to the live stream.
       const last = kind.cache
         ? (await this.ctx.engine.history(app.id, channel, { limit: 1 })).events[0]
         : undefined;
+      if (conn.closed || !s.pending.has(channel)) return;
+      if (member) s.presenceIds.set(channel, member.userId);
       if (c.filter?.ok) s.filters.set(channel, c.filter.value);
+      let outcome: SubscribeOutcome & { ok: true };
       // Chosen now, not before the awaits: delta compression may have been enabled meanwhile.
-      await this.ctx.hub.join(conn, channel, encoderFor(s, channel), {
-        afterSeq: kind.cache ? (last ? last.seq - 1 : 0) : undefined,
-        beforeEvents: ({ lastSeq }) => {
-          s.pending.delete(channel);
-          conn.send(
-            encode.subscriptionSucceeded(
+      await this.ctx.hub
+        .join(conn, channel, encoderFor(s, channel), {
+          afterSeq: kind.cache ? (last ? last.seq - 1 : 0) : undefined,
+          // Joined once the channel's signals flow, so no member change falls between.
+          snapshot: async () => {
+            const o = await this.ctx.presence.subscribe({
+              appId: app.id,
               channel,
-              kind.presence ? presenceHash(outcome.members) : undefined,
-            ),
+              connectionId: conn.id,
+              userId: member?.userId ?? conn.userId,
+              info: member?.info,
+              member: kind.presence,
+              maxMembers: app.limits.maxPresenceMembers,
+            });
+            if (!o.ok) throw new ChannelFullError(channel);
+            outcome = o;
+            return o.version;
+          },
+          beforeEvents: ({ lastSeq }) => {
+            s.pending.delete(channel);
+            conn.send(
+              encode.subscriptionSucceeded(
+                channel,
+                kind.presence ? presenceHash(outcome.members) : undefined,
+              ),
+            );
+            if (kind.cache && !last && lastSeq === 0) {
+              conn.send(encode.cacheMiss(channel));
+              this.ctx.webhooks.enqueue(app.id, { name: "cache_miss", channel });
+            }
+          },
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof ChannelFullError)) throw err;
+          s.presenceIds.delete(channel);
+          this.refuse(
+            conn,
+            channel,
+            "LimitReached",
+            "The maximum members in this presence channel has been reached",
+            4100,
           );
-          if (kind.cache && !last && lastSeq === 0) {
-            conn.send(encode.cacheMiss(channel));
-            this.ctx.webhooks.enqueue(app.id, { name: "cache_miss", channel });
-          }
-        },
-      });
+        });
     } finally {
       s.pending.delete(channel);
       if (!conn.channels.has(channel)) forgetChannel(s, channel);
@@ -181,6 +188,14 @@ export class PusherChannels {
   ): void {
     this.ctx.metrics.errors.inc({ dialect: "pusher", code: type });
     conn.send(encode.subscriptionError(channel, type, message, status));
+  }
+}
+
+/** The member limit refused the join; answered as a subscription error, not a failure. */
+class ChannelFullError extends Error {
+  override name = "ChannelFullError";
+  constructor(channel: string) {
+    super(`presence channel ${channel} is full`);
   }
 }
 
