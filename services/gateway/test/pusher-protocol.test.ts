@@ -87,7 +87,7 @@ describe("pusher frames", () => {
       "[]",
       '{"event":42}',
       '{"event":"pusher:subscribe","data":"nope"}',
-      '{"event":"pusher:subscribe","data":{"channel":"bad name!"}}',
+      '{"event":"pusher:subscribe","data":{"channel":7}}',
       '{"event":"pusher:subscribe","data":{"channel":"x","auth":5}}',
       '{"event":"pusher:signin","data":{"auth":"a"}}',
       '{"event":"unknown-event"}',
@@ -98,6 +98,10 @@ describe("pusher frames", () => {
       const err = await c.next<PusherFrame>(isEvent("pusher:error"));
       expect((err.data as { code: unknown }).code).toBeNull();
     }
+    // A subscribe naming a bad channel is refused on that channel, where pusher-js waits.
+    c.sendRaw('{"event":"pusher:subscribe","data":{"channel":"bad name!"}}');
+    const refused = await c.next<PusherFrame>(isEvent("pusher:subscription_error", "bad name!"));
+    expect(refused.data).toMatchObject({ type: "InvalidChannelName", status: 4009 });
     c.sendRaw(Buffer.from([0xff, 0xfe]), true);
     expect(
       ((await c.next<PusherFrame>(isEvent("pusher:error"))).data as { message: string }).message,

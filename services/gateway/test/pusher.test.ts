@@ -102,6 +102,32 @@ describe("pusher private and presence channels", () => {
     expect(forged).toMatchObject({ type: "AuthError", status: 401 });
   });
 
+  it("answers an invalid channel name with subscription_error on that channel; the connection carries on", async () => {
+    const p = client();
+    await connected(p);
+    const errors = connectionErrors(p);
+    for (const name of ["bad name!", "x".repeat(201), "héllo"]) {
+      const refused: unknown[] = [];
+      p.subscribe(name).bind("pusher:subscription_error", (d: unknown) => refused.push(d));
+      // Before the fix the refusal came as a connection-level pusher:error instead.
+      await waitFor(() => refused.length + errors.length > 0, { what: `an answer for ${name}` });
+      expect(errors).toEqual([]);
+      expect(refused).toEqual([
+        {
+          type: "InvalidChannelName",
+          error: expect.stringMatching(/^invalid channel name: it must be 1-200 characters/),
+          status: 4009,
+        },
+      ]);
+      p.unsubscribe(name);
+    }
+    const { channel } = await subscribe(p, "valid-after-invalid");
+    const got = nextEvent(channel, "e");
+    await pusherServer(gw).trigger("valid-after-invalid", "e", { ok: true });
+    expect((await got).data).toEqual({ ok: true });
+    expect(errors).toEqual([]);
+  });
+
   it("lists members with user_info and announces joins and leaves at user level", async () => {
     const alice = client({ member: { user_id: "alice", user_info: { name: "Alice" } } });
     const bob = client({ member: { user_id: "bob", user_info: { name: "Bob" } } });

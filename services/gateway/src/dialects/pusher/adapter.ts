@@ -3,7 +3,7 @@ import type { Connection } from "../../core/connection.js";
 import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
 import { TokenBucket } from "../../core/rate.js";
 import { decode, encode } from "./codec.js";
-import { PusherClose, PusherCodeText, PusherErrorCode } from "./codes.js";
+import { PusherClose, PusherCodeText, PusherErrorCode, PusherSubscriptionStatus } from "./codes.js";
 import { enableDelta } from "./extensions.js";
 import { registerPusherHttp } from "./http-api.js";
 import { startKeepalive } from "./keepalive.js";
@@ -71,7 +71,18 @@ export function createPusherDialect(ctx: GatewayContext): Dialect {
       const s = sessions.get(conn);
       if (!s) return;
       const decoded = decode(text);
-      if (!decoded.ok) return channels.error(conn, null, decoded.message);
+      if (!decoded.ok) {
+        // A connection-level error for a bad name would leave pusher-js waiting on the channel.
+        if (decoded.channel !== undefined)
+          return channels.refuse(
+            conn,
+            decoded.channel,
+            "InvalidChannelName",
+            decoded.message,
+            PusherSubscriptionStatus.invalidChannelName,
+          );
+        return channels.error(conn, null, decoded.message);
+      }
       const c = decoded.command;
       switch (c.type) {
         case "ping":

@@ -8,6 +8,8 @@ interface Fixture {
   frame: string;
   command?: Record<string, unknown>;
   error?: string;
+  /** The channel a refused subscribe named, which owns the refusal. */
+  channel?: string;
 }
 const fixtures = JSON.parse(
   readFileSync(new URL("./fixtures/decode.json", import.meta.url), "utf8"),
@@ -16,7 +18,12 @@ const fixtures = JSON.parse(
 describe("pusher codec decode", () => {
   it.each(fixtures.map((f) => [f.frame, f] as const))("%s", (_frame, f) => {
     const d = decode(f.frame);
-    if (f.error !== undefined) expect(d).toEqual({ ok: false, message: f.error });
+    if (f.error !== undefined)
+      expect(d).toStrictEqual(
+        f.channel === undefined
+          ? { ok: false, message: f.error }
+          : { ok: false, message: f.error, channel: f.channel },
+      );
     else {
       // Absent optional fields decode as undefined; toEqual treats both alike.
       expect(d).toEqual({ ok: true, command: f.command });

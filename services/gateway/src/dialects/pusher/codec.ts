@@ -28,13 +28,30 @@ export type Command =
   | { type: "signin"; auth: string; userData: string }
   | { type: "client_event"; channel: string; event: string; data: Json };
 
-export type Decoded = { ok: true; command: Command } | { ok: false; message: string };
+/**
+ * A refused frame. `channel` is set when the frame was a subscribe naming
+ * that (invalid) channel: the refusal belongs to it, so pusher-js can route
+ * it to the channel object the app is waiting on.
+ */
+export type Decoded =
+  | { ok: true; command: Command }
+  | { ok: false; message: string; channel?: string };
 
 export const EVENT_NAME_MAX = 200;
 /** pusher-js subscribes to this channel after `pusher:signin_success`. */
 export const SERVER_TO_USER_PREFIX = "#server-to-user-";
 
-class Invalid extends Error {}
+export const CHANNEL_RULE =
+  "invalid channel name: it must be 1-200 characters of A-Z a-z 0-9 _ - = @ , . ; #";
+
+class Invalid extends Error {
+  constructor(
+    message: string,
+    readonly channel?: string,
+  ) {
+    super(message);
+  }
+}
 
 export function decode(text: string): Decoded {
   let frame: unknown;
@@ -46,7 +63,10 @@ export function decode(text: string): Decoded {
   try {
     return { ok: true, command: toCommand(frame) };
   } catch (err) {
-    if (err instanceof Invalid) return { ok: false, message: err.message };
+    if (err instanceof Invalid)
+      return err.channel === undefined
+        ? { ok: false, message: err.message }
+        : { ok: false, message: err.message, channel: err.channel };
     throw err;
   }
 }
@@ -64,7 +84,7 @@ function toCommand(frame: unknown): Command {
       const data = objectData(frame.data);
       return {
         type: "subscribe",
-        channel: channelOf(data.channel),
+        channel: subscribeChannelOf(data.channel),
         auth: optionalString(data.auth, "auth"),
         channelData: optionalString(data.channel_data, "channel_data"),
         filter: filterOf(data.filter ?? data.tags_filter),
@@ -122,7 +142,14 @@ function filterOf(value: unknown): Parsed<TagFilter> | undefined {
 function channelOf(value: unknown): string {
   if (isValidChannel(value)) return value;
   if (typeof value === "string" && isServerToUser(value)) return value;
-  throw new Invalid("invalid channel name");
+  throw new Invalid(CHANNEL_RULE);
+}
+
+/** As `channelOf`, but a named channel owns its refusal (see `Decoded`). */
+function subscribeChannelOf(value: unknown): string {
+  if (typeof value === "string" && value !== "" && !isValidChannel(value) && !isServerToUser(value))
+    throw new Invalid(CHANNEL_RULE, value);
+  return channelOf(value);
 }
 
 export function isServerToUser(channel: string): boolean {

@@ -33,6 +33,15 @@ export const PusherErrorCode = {
   rejected: 4301,
 } as const;
 
+/**
+ * `status` of `pusher:subscription_error` for a bad channel name: Soketi's
+ * value for its channel-name refusals, so apps migrating from it keep it.
+ */
+export const PusherSubscriptionStatus = {
+  /** The channel name breaks the naming rules (too long, or characters outside the set). */
+  invalidChannelName: 4009,
+} as const;
+
 export type PusherCloseCode = (typeof PusherClose)[keyof typeof PusherClose];
 
 /** Text of each code, as sent in `pusher:error` and close frames. */

@@ -179,13 +179,8 @@ export class PusherChannels {
     this.refuse(conn, channel, "AuthError", "Sign in as this user first", 401);
   }
 
-  private refuse(
-    conn: Connection,
-    channel: string,
-    type: string,
-    message: string,
-    status: number,
-  ): void {
+  /** `pusher:subscription_error` on `channel`, which pusher-js emits on that channel object. */
+  refuse(conn: Connection, channel: string, type: string, message: string, status: number): void {
     this.ctx.metrics.errors.inc({ dialect: "pusher", code: type });
     conn.send(encode.subscriptionError(channel, type, message, status));
   }
