@@ -1,30 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine } from "../../../shared/src/engine/engine.js";
-import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
-import { MemoryEngine } from "../../../shared/src/engine/memory.js";
-import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
+import { ENGINES } from "./engines.js";
 import { startTestGateway, type TestGateway } from "./harness.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
 import type { TestClient } from "./ws-client.js";
 
 /** What a `ref` deduplicates, on each engine: the key is the engine's, not the gateway's. */
-describe.each([
-  ["memory", async () => ({ engine: new MemoryEngine() as Engine, stop: async () => {} })],
-  [
-    "jetstream",
-    async () => {
-      const nats: NatsHandle = await startNats({ jetstream: true });
-      const engine = await JetStreamEngine.connect({ servers: nats.urls, name: "herald-dedupe" });
-      return {
-        engine: engine as Engine,
-        stop: async () => {
-          await engine.close();
-          await nats.stop();
-        },
-      };
-    },
-  ],
-])("herald publish deduplication on the %s engine", (_name, makeEngine) => {
+describe.each(ENGINES)("herald publish deduplication on the %s engine", (_name, makeEngine) => {
   let gw: TestGateway;
   let engine: Engine;
   let stopEngine: () => Promise<void>;

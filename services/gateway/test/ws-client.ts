@@ -1,5 +1,8 @@
 import WebSocket from "ws";
 
+/** The client's TCP socket underneath `ws` (what `ws` keeps as `_socket`). */
+type RawSocket = { pause(): void; resume(): void; cork(): void; uncork(): void };
+
 /**
  * A real WebSocket client for tests that queues every frame it receives,
  * so a test can wait for "the next frame matching X" without racing.
@@ -45,6 +48,17 @@ export class TestClient {
 
   send(frame: unknown): void {
     this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /**
+   * Sends every frame in one socket write, so the server reads them in one
+   * go and starts each before any earlier one has finished (a burst).
+   */
+  sendBurst(frames: unknown[]): void {
+    const socket = this.rawSocket();
+    socket.cork();
+    for (const f of frames) this.send(f);
+    socket.uncork();
   }
 
   sendRaw(data: string | Buffer, binary = false): void {
@@ -116,8 +130,8 @@ export class TestClient {
     this.ws.close();
   }
 
-  private rawSocket(): { pause(): void; resume(): void } {
-    return (this.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  private rawSocket(): RawSocket {
+    return (this.ws as unknown as { _socket: RawSocket })._socket;
   }
 
   private wake(): void {

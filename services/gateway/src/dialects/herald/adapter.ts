@@ -139,6 +139,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         typing: new Map(),
         atLeastOnce: new Set(),
         streamOps: new Map(),
+        joining: new Set(),
         blocked: new Map(),
         triggers: new TokenBucket(100, 100),
       };

@@ -26,6 +26,12 @@ export interface HeraldSession {
   blocked: Map<string, boolean | Promise<boolean>>;
   /** The tail of each stream's subscribe/unsubscribe chain. */
   streamOps: Map<string, Promise<void>>;
+  /**
+   * Streams whose subscribe is in flight and not yet joined: they hold a slot
+   * of the subscription limit, so a burst of subscribes cannot pass it while
+   * the first ones wait on storage.
+   */
+  joining: Set<string>;
 }
 
 /** Every Herald subscriber shares these bytes, so uWS fans them out. */
@@ -199,28 +205,35 @@ export class HeraldCommands {
     const userId = conn.userId!;
     const streamId = c.stream_id;
     if (conn.channels.has(streamId)) this.unsubscribe(conn, s, streamId);
-    if (conn.channels.size >= app.limits.maxSubscriptions) {
+    if (conn.channels.size + s.joining.size >= app.limits.maxSubscriptions) {
       throw new HeraldRequestError(
         "rate_limited",
         `at most ${app.limits.maxSubscriptions} subscriptions`,
       );
     }
-    const cursorEntry = await this.ctx.engine.kv(app.id, "cursors").get(pairKey(userId, streamId));
+    s.joining.add(streamId);
+    let cursorEntry: Awaited<ReturnType<KvStore["get"]>>;
     let afterSeq = c.last_seq;
     let skip: ((e: { seq: number }) => boolean) | undefined;
-    if (c.delivery === "at_least_once") {
-      const acks = this.ctx.engine.kv(app.id, "acks");
-      const state = await loadAckState(acks, pairKey(userId, streamId), () =>
-        this.ctx.engine.lastSeq(app.id, streamId),
-      );
-      const acked = new Set(state.acked);
-      const lastSeq = c.last_seq;
-      // Unacked events since the first at-least-once subscribe come again; anything
-      // after last_seq is replayed whether acked or not, as a plain replay would.
-      afterSeq = lastSeq === undefined ? state.start : Math.min(state.start, lastSeq);
-      skip = (e) => acked.has(e.seq) && (lastSeq === undefined || e.seq <= lastSeq);
-      s.atLeastOnce.add(streamId);
-    } else s.atLeastOnce.delete(streamId);
+    try {
+      cursorEntry = await this.ctx.engine.kv(app.id, "cursors").get(pairKey(userId, streamId));
+      if (c.delivery === "at_least_once") {
+        const acks = this.ctx.engine.kv(app.id, "acks");
+        const state = await loadAckState(acks, pairKey(userId, streamId), () =>
+          this.ctx.engine.lastSeq(app.id, streamId),
+        );
+        const acked = new Set(state.acked);
+        const lastSeq = c.last_seq;
+        // Unacked events since the first at-least-once subscribe come again; anything
+        // after last_seq is replayed whether acked or not, as a plain replay would.
+        afterSeq = lastSeq === undefined ? state.start : Math.min(state.start, lastSeq);
+        skip = (e) => acked.has(e.seq) && (lastSeq === undefined || e.seq <= lastSeq);
+        s.atLeastOnce.add(streamId);
+      } else s.atLeastOnce.delete(streamId);
+    } finally {
+      // From the hub's join on (synchronously next) conn.channels counts the stream.
+      s.joining.delete(streamId);
+    }
 
     let presence: SubscribeOutcome & { ok: true };
     await this.ctx.hub.join(conn, streamId, heraldEncoder, {

@@ -30,7 +30,7 @@ export class PusherChannels {
       conn.send(encode.subscriptionSucceeded(channel, members && presenceHash(members)));
       return;
     }
-    if (conn.channels.size + s.pending.size >= app.limits.maxSubscriptions) {
+    if (subscriptionCount(conn, s) >= app.limits.maxSubscriptions) {
       return this.refuse(
         conn,
         channel,
@@ -192,6 +192,19 @@ class ChannelFullError extends Error {
   constructor(channel: string) {
     super(`presence channel ${channel} is full`);
   }
+}
+
+/**
+ * Channels that hold a slot of the subscription limit: subscribed ones, and
+ * those whose subscribe is in flight, so a burst of subscribes cannot pass
+ * the limit while the first ones wait on presence. A channel stays pending
+ * after the hub counts it as subscribed (until its reply), so it is counted
+ * once.
+ */
+function subscriptionCount(conn: Connection, s: PusherSession): number {
+  let n = conn.channels.size;
+  for (const channel of s.pending) if (!conn.channels.has(channel)) n++;
+  return n;
 }
 
 /** Presence `channel_data`: `{user_id, user_info?}`; numeric ids become strings, as Pusher does. */
