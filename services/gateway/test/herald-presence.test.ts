@@ -120,6 +120,36 @@ describe("herald presence", () => {
     for (const x of [a, b, c]) x.close();
   });
 
+  // herald.md: presence.changed goes to the subscribers of every stream the user is in,
+  // presence- or not, and to the users watching it; nobody else hears of it.
+  it("sends presence.changed to subscribers of every stream the user is in and to watchers", async () => {
+    const plain = "status-plain";
+    const other = "status-other";
+    const ben = await connect("sben", [plain]);
+    const ann = await connect("sann", [plain]);
+    const cat = await connect("scat", [other]);
+    const w = await jwtConnect({ sub: "swatch", streams: [], watchlist: ["sben"] });
+    await w.next<Frame>(isType("watchlist.online", (p) => p.user_id === "sben"));
+    await request(ben, "subscribe", { stream_id: plain });
+    await request(ann, "subscribe", { stream_id: plain });
+    await request(cat, "subscribe", { stream_id: other });
+    ben.send({ type: "presence.set", payload: { status: "away" } });
+    ben.send({ type: "presence.set", payload: { status: "dnd" } });
+    const isBen = isType("presence.changed", (p) => p.user_id === "sben");
+    await ann.next<Frame>(isType("presence.changed", (p) => p.status === "dnd"));
+    await w.next<Frame>(isType("presence.changed", (p) => p.status === "dnd"));
+    // Each client's frames about ben, one by one: every change once, in order.
+    const statuses = (c: TestClient) =>
+      c.frames.filter((f) => isBen(f as Frame)).map((f) => (f as Frame).payload.status);
+    expect(statuses(ann)).toEqual(["away", "dnd"]);
+    expect(statuses(w)).toEqual(["away", "dnd"]);
+    // A marker on cat's stream: by the time it arrives, ben's changes would have too.
+    await request(cat, "event.publish", { stream_id: other, type: "n", body: "marker" });
+    await cat.next<Frame>(isType("event.new", (p) => p.body === "marker"));
+    expect(statuses(cat)).toEqual([]);
+    for (const c of [ben, ann, cat, w]) c.close();
+  });
+
   it("tells watchers when a watched user comes online and goes offline", async () => {
     const w = await jwtConnect({ sub: "watcher", streams: [], watchlist: ["star"] });
     const star = await connect("star", []);

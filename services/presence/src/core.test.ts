@@ -175,6 +175,25 @@ describe("PresenceCore status and watchlists", () => {
     expect(core.status(APP, "u1")).toBe("dnd");
   });
 
+  // herald.md sends presence.changed to the subscribers of every stream the user is in,
+  // so the fan-out follows subscriptions, member or not, and stops when the last one goes.
+  it("fans status out to every channel the user is subscribed to, member or not", () => {
+    const core = new PresenceCore();
+    core.open("g", APP, "c1", "u1", []);
+    core.open("g", APP, "c2", "u1", []);
+    core.join("g", join({ connectionId: "c1", userId: "u1" }));
+    core.join("g", join({ connectionId: "c1", userId: "u1", channel: "plain", member: false }));
+    core.join("g", join({ connectionId: "c2", userId: "u1", channel: "plain", member: false }));
+    core.join("g", join({ connectionId: "anon", channel: "elsewhere", member: false }));
+    const channels = (effects: PresenceEffect[]) =>
+      effects.flatMap((e) => (e.to === "channel" && e.signal.kind === "status" ? [e.channel] : []));
+    expect(channels(core.setStatus(APP, "u1", "away")).sort()).toEqual(["plain", "presence-room"]);
+    core.leave(APP, "plain", "c1");
+    expect(channels(core.setStatus(APP, "u1", "dnd")).sort()).toEqual(["plain", "presence-room"]);
+    core.leave(APP, "plain", "c2");
+    expect(channels(core.setStatus(APP, "u1", "online"))).toEqual(["presence-room"]);
+  });
+
   // Watch counts are per watcher connection: one closing must not stop the other's watch.
   it("keeps watching while any watcher connection lists the user", () => {
     const core = new PresenceCore();

@@ -37,6 +37,16 @@ import { channelsOf, membersOf, setClosed, setOpened, visibility, visible } from
 
 export type { ConnectionRecord, JoinRequest, PresenceEffect } from "./types.js";
 
+/** Counts one more (`by` = 1) or one fewer (-1) of the user's connections in `channel`. */
+function linkUser(app: AppState, userId: string, channel: string, by: 1 | -1): void {
+  const chans = app.inChannels.get(userId) ?? new Map<string, number>();
+  const n = (chans.get(channel) ?? 0) + by;
+  if (n > 0) chans.set(channel, n);
+  else chans.delete(channel);
+  if (chans.size > 0) app.inChannels.set(userId, chans);
+  else app.inChannels.delete(userId);
+}
+
 export class PresenceCore {
   private readonly apps = new Map<string, AppState>();
   private readonly dirty: DirtyKeys;
@@ -259,22 +269,19 @@ export class PresenceCore {
     // Before the member effect, so a receiver sees occupied → member_added.
     if (ch.conns.size === 0)
       this.out.push({ to: "occupancy", appId, channel: sub.channel, occupied: true });
-    if (sub.member && sub.userId !== undefined)
-      this.addMember(app, appId, ch, sub, conn.connectionId);
-    if (old) this.unlinkSub(app, appId, conn, old);
+    if (sub.member && sub.userId !== undefined) this.addMember(appId, ch, sub, conn.connectionId);
+    if (sub.userId !== undefined) linkUser(app, sub.userId, sub.channel, 1);
+    if (old) {
+      this.unlinkSub(app, appId, conn, old);
+      if (old.userId !== undefined) linkUser(app, old.userId, old.channel, -1);
+    }
     conn.subs = [...conn.subs.filter((s) => s !== old), { ...sub }];
     const before = ch.conns.size;
     ch.conns.add(conn.connectionId);
     if (ch.conns.size !== before) this.count(appId, sub.channel, ch);
   }
 
-  private addMember(
-    app: AppState,
-    appId: string,
-    ch: ChannelState,
-    sub: SubscriptionSnapshot,
-    connId: string,
-  ) {
+  private addMember(appId: string, ch: ChannelState, sub: SubscriptionSnapshot, connId: string) {
     const userId = sub.userId as string;
     const m = ch.members.get(userId);
     if (m) {
@@ -282,8 +289,6 @@ export class PresenceCore {
       return;
     }
     ch.members.set(userId, { conns: new Set([connId]), info: sub.info });
-    const chans = app.memberOf.get(userId) ?? new Set();
-    app.memberOf.set(userId, chans.add(sub.channel));
     const signal: Signal = { kind: "member", action: "joined", userId, connectionId: connId };
     if (sub.info !== undefined) signal.info = sub.info;
     this.out.push({ to: "channel", appId, channel: sub.channel, signal });
@@ -295,6 +300,7 @@ export class PresenceCore {
     this.touch(appId, conn);
     conn.subs = conn.subs.filter((s) => s !== sub);
     this.unlinkSub(app, appId, conn, sub);
+    if (sub.userId !== undefined) linkUser(app, sub.userId, channel, -1);
     const ch = app.channels.get(channel);
     if (!ch) return;
     ch.conns.delete(conn.connectionId);
@@ -315,9 +321,6 @@ export class PresenceCore {
     const m = ch?.members.get(sub.userId);
     if (!ch || !m?.conns.delete(conn.connectionId) || m.conns.size > 0) return;
     ch.members.delete(sub.userId);
-    const chans = app.memberOf.get(sub.userId);
-    chans?.delete(sub.channel);
-    if (chans?.size === 0) app.memberOf.delete(sub.userId);
     const signal: Signal = { kind: "member", action: "left", userId: sub.userId };
     if (m.info !== undefined) signal.info = m.info;
     this.out.push({ to: "channel", appId, channel: sub.channel, signal });

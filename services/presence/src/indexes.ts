@@ -21,8 +21,11 @@ export interface AppState {
   channels: Map<string, ChannelState>;
   /** userId → its opened connections (online while non-empty). */
   online: Map<string, Set<string>>;
-  /** userId → channels it is a member of (status fan-out). */
-  memberOf: Map<string, Set<string>>;
+  /**
+   * userId → channel → how many of the user's connections subscribe to it,
+   * member or not: a status change goes to every channel the user is in.
+   */
+  inChannels: Map<string, Map<string, number>>;
   watchers: WatchIndex;
   /** Manual statuses other than the default `online`. */
   manual: Map<string, UserStatus>;
@@ -74,7 +77,7 @@ export function newAppState(): AppState {
     conns: new Map(),
     channels: new Map(),
     online: new Map(),
-    memberOf: new Map(),
+    inChannels: new Map(),
     watchers: new WatchIndex(),
     manual: new Map(),
     present: new Map(),

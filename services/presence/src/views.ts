@@ -27,7 +27,8 @@ export function visibility(
   const after = visible(app, userId);
   if (before === after) return;
   const status: Signal = { kind: "status", userId, status: after };
-  for (const channel of app.memberOf.get(userId) ?? []) {
+  // Every channel the user is in, presence-tracked or not (Herald shows it on any stream).
+  for (const channel of app.inChannels.get(userId)?.keys() ?? []) {
     out.push({ to: "channel", appId, channel, signal: status });
   }
   const wasOnline = before !== "offline";
