@@ -11,6 +11,22 @@ if (typeof (uWS as unknown as { getParts?: unknown }).getParts !== "function") {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/**
+ * Frames up to this many times the app's limit are answered in the
+ * dialect's own terms and the connection stays; larger ones close it with
+ * 1009 (the dialect's "oversized").
+ */
+const ANSWERED_FRAME_FACTOR = 4;
+/**
+ * uWS reads frames up to this many times the largest app limit, so the
+ * gateway sees them and closes with a close frame. Past it uWS drops the TCP
+ * connection without one (clients see 1006): it has no hook there. The
+ * bound is also what one connection may make uWS buffer for a frame in
+ * flight (1 MiB at the default limit, below the send-side backstop of
+ * `maxBackpressure`).
+ */
+const READ_FRAME_FACTOR = 16;
+
 export interface GatewayServer {
   app: TemplatedApp;
   port: number;
@@ -44,9 +60,8 @@ export async function startServer(
   for (const dialect of dialects) {
     app.ws<SocketData>(dialect.route, {
       compression: uWS.DISABLED,
-      // Frames up to 4x the largest app limit reach us so the dialect can answer
-      // "too large" in its own terms; beyond that uWS closes with 1009.
-      maxPayloadLength: maxFrame * 4,
+      // uWS takes it as a signed 32-bit number.
+      maxPayloadLength: Math.min(maxFrame * READ_FRAME_FACTOR, 2 ** 31 - 1),
       // The hub and the sweep below close slow consumers with the dialect's code
       // at the app's limit; this hard stop (a close, never a silent drop) is the backstop.
       maxBackpressure: maxBuffer * 2 + 1024 * 1024,
@@ -100,12 +115,15 @@ export async function startServer(
         const conn = ws.getUserData().conn;
         if (!conn || conn.closed) return;
         ctx.metrics.messagesIn.inc({ dialect: dialect.name });
-        if (!conn.allowMessage()) return dialect.reject(conn, "rate_limited");
         const limit = conn.app?.limits.maxFrameBytes ?? maxFrame;
+        if (message.byteLength > limit * ANSWERED_FRAME_FACTOR)
+          return dialect.reject(conn, "oversized");
+        if (!conn.allowMessage()) return dialect.reject(conn, "rate_limited");
         if (message.byteLength > limit) return dialect.reject(conn, "too_large");
         let text: string;
         try {
-          // Text frames are validated by uWS; binary ones may hold anything.
+          // Text frames are validated by uWS (a broken one fails the connection inside
+          // uWS, with no close frame, before this handler); binary ones may hold anything.
           text = isBinary ? utf8.decode(message) : Buffer.from(message).toString("utf8");
         } catch {
           return dialect.reject(conn, "invalid_utf8");

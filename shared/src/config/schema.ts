@@ -115,7 +115,8 @@ export const schema = {
     default: 65536,
     min: 256,
     appLimit: "maxFrameBytes",
-    description: "Largest client frame accepted; larger frames get the dialect's too-large error.",
+    description:
+      "Largest client frame accepted; larger frames get the dialect's too-large error, and frames over 4x it close the connection with 1009.",
   },
   maxMessageRate: {
     env: "TIDINGS_MAX_MESSAGE_RATE",

@@ -11,8 +11,12 @@ import type { Connection } from "./connection.js";
 import type { Hub } from "./hub.js";
 import type { Users } from "./users.js";
 
-/** Frames the server rejects before the dialect sees them. */
-export type FrameProblem = "too_large" | "rate_limited" | "invalid_utf8";
+/**
+ * Frames the server rejects before the dialect sees them. `oversized` is a
+ * frame so far over the limit (see server.ts) that the dialect closes with
+ * 1009 instead of answering; the others are answered and the connection stays.
+ */
+export type FrameProblem = "too_large" | "oversized" | "rate_limited" | "invalid_utf8";
 
 /**
  * A dialect adapter: the glue between sockets and its pure codec. The

@@ -69,6 +69,7 @@ export function createBroadcasterDialect(ctx: GatewayContext): Dialect {
       if (problem === "rate_limited")
         return fail(conn, null, "FailedPrecondition", "too many requests; slow down");
       if (problem === "too_large") return fail(conn, null, "InvalidArgument", "frame too large");
+      if (problem === "oversized") return conn.close(BroadcasterClose.tooLarge, "frame too large");
       return fail(conn, null, "InvalidArgument", "frame is not valid UTF-8");
     },
     slowConsumer(conn) {

@@ -39,6 +39,8 @@ export const BroadcasterClose = {
   goingAway: 1012,
   /** App at its connection quota: try again later. */
   tryAgainLater: 1013,
+  /** A frame more than 4x over maxFrameBytes (smaller ones are answered): RFC 6455's "message too big". */
+  tooLarge: 1009,
 } as const;
 
 /** A request the client got wrong; answered with the code, the connection stays. */

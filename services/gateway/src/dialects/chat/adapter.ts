@@ -199,6 +199,7 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     reject(conn, problem: FrameProblem) {
       if (problem === "rate_limited") return fail(conn, null, "rate_limited", "too many frames");
       if (problem === "too_large") return fail(conn, null, "invalid_payload", "frame too large");
+      if (problem === "oversized") return conn.close(ChatClose.tooLarge, "frame too large");
       return fail(conn, null, "invalid_payload", "frame is not valid UTF-8");
     },
     slowConsumer(conn) {

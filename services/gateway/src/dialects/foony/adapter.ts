@@ -155,6 +155,7 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
       });
     },
     reject(conn, problem: FrameProblem) {
+      if (problem === "oversized") return conn.close(FoonyClose.tooLarge, "frame too large");
       const message =
         problem === "rate_limited"
           ? "too many frames; slow down"

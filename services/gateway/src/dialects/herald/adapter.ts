@@ -158,6 +158,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         return fail(conn, undefined, "rate_limited", "too many messages");
       if (problem === "too_large")
         return fail(conn, undefined, "invalid_payload", "frame too large");
+      if (problem === "oversized") return conn.close(HeraldClose.tooLarge, "frame too large");
       return fail(conn, undefined, "invalid_payload", "frame is not valid UTF-8");
     },
     slowConsumer(conn) {

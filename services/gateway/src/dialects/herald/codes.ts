@@ -25,6 +25,8 @@ export const HeraldClose = {
   tryAgainLater: 1013,
   /** Gateway draining: reconnect (to another gateway). */
   goingAway: 1012,
+  /** A frame more than 4x over maxFrameBytes (smaller ones are answered): RFC 6455's "message too big". */
+  tooLarge: 1009,
 } as const;
 
 /** A request the client got wrong; answered with the code, the connection stays. */

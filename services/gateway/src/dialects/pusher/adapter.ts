@@ -111,6 +111,7 @@ export function createPusherDialect(ctx: GatewayContext): Dialect {
       }
     },
     reject(conn, problem: FrameProblem) {
+      if (problem === "oversized") return refuse(conn, PusherClose.tooLarge);
       if (problem === "too_large")
         return channels.error(conn, PusherErrorCode.rejected, "Client sent message too large");
       if (problem === "rate_limited")

@@ -25,6 +25,8 @@ export const PusherClose = {
   reconnect: 4200,
   /** A `pusher:ping` went unanswered for the pong timeout. */
   pongTimeout: 4201,
+  /** A frame more than 4x over maxFrameBytes (smaller ones are answered): RFC 6455's "message too big". */
+  tooLarge: 1009,
 } as const;
 
 /** Codes sent in `pusher:error` frames that leave the connection open. */
@@ -46,6 +48,7 @@ export type PusherCloseCode = (typeof PusherClose)[keyof typeof PusherClose];
 
 /** Text of each code, as sent in `pusher:error` and close frames. */
 export const PusherCodeText: Record<number, string> = {
+  1009: "Client sent message too large",
   4001: "Application does not exist",
   4004: "Application is over connection quota",
   4006: "Invalid version string format",
