@@ -6,6 +6,7 @@
 import { type Config, ConfigError, loadConfig } from "../shared/src/config/load.js";
 import type { Engine } from "../shared/src/engine/engine.js";
 import { MemoryEngine } from "../shared/src/engine/memory.js";
+import { ListenError } from "../shared/src/http/listen.js";
 import { createLogger, type Logger } from "../shared/src/log.js";
 import { webhookCounters } from "../shared/src/webhooks/metrics.js";
 import { localWebhooks } from "../shared/src/webhooks/setup.js";
@@ -46,9 +47,14 @@ export async function run(role?: Config["role"]): Promise<void> {
 }
 
 export function fatal(err: unknown): never {
-  process.stderr.write(
-    `tidings failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
+  // A busy port is an operator's problem, not a bug: the message says it all.
+  const text =
+    err instanceof ListenError
+      ? err.message
+      : err instanceof Error
+        ? (err.stack ?? err.message)
+        : String(err);
+  process.stderr.write(`tidings failed to start: ${text}\n`);
   process.exit(1);
 }
 

@@ -1,5 +1,6 @@
-import uWS, { type TemplatedApp, type us_listen_socket, type WebSocket } from "uWebSockets.js";
+import uWS, { type TemplatedApp, type WebSocket } from "uWebSockets.js";
 import { registerHealth } from "../../../shared/src/http/health.js";
+import { listenExclusive } from "../../../shared/src/http/listen.js";
 import { jsonTooDeep } from "../../../shared/src/json-depth.js";
 import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
 import type { Dialect, GatewayContext } from "./core/dialect.js";
@@ -162,11 +163,7 @@ export async function startServer(
     res.writeStatus("404 Not Found").end("not found");
   });
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(host, port, (s) =>
-      s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${port}`)),
-    );
-  });
+  const listenSocket = await listenExclusive(app, host, port);
   const boundPort = uWS.us_socket_local_port(listenSocket);
   let listening = true;
   // Closing a listen socket twice crashes uWS (SIGSEGV), so only ever once.

@@ -5,7 +5,9 @@ import {
   WEBHOOK_EVENT_TYPES,
   type WebhookEventType,
 } from "../webhooks/events.js";
-import type { AppLimits } from "./schema.js";
+import { type Jwk, parseJwks } from "./jwks.js";
+import { type AppLimits, type Field, schema } from "./schema.js";
+import { unknownField } from "./suggest.js";
 
 /** A Pusher webhook receiver; without `eventTypes` it gets every event type. */
 export interface WebhookConfig {
@@ -20,7 +22,7 @@ export interface AppConfig {
   /** Extra secrets accepted for server-side APIs (Broadcaster REST, Foony key auth). */
   apiKeys: readonly string[];
   /** JWKS (`{keys:[...]}`) for RS256/ES256 JWTs; HS256 with `secret` always works. */
-  jwks?: { keys: readonly Record<string, unknown>[] } | undefined;
+  jwks?: { keys: readonly Jwk[] } | undefined;
   /** If non-empty, WebSocket upgrades must carry one of these `Origin`s. */
   allowedOrigins: readonly string[];
   /** Pusher webhook receivers (`webhooks: [{url, event_types?}]` in TIDINGS_APPS). */
@@ -29,6 +31,24 @@ export interface AppConfig {
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Every field an app object may carry; anything else is a typo or a stale key. */
+const APP_FIELDS = [
+  "id",
+  "key",
+  "secret",
+  "apiKeys",
+  "jwks",
+  "allowedOrigins",
+  "webhooks",
+  "limits",
+] as const;
+const WEBHOOK_FIELDS = ["url", "event_types"] as const;
+
+/** The schema field behind each per-app limit, for its bounds. */
+const LIMIT_FIELDS = new Map(
+  (Object.values(schema) as Field[]).flatMap((f) => (f.appLimit ? [[f.appLimit, f] as const] : [])),
+);
 
 export function parseApps(input: unknown, defaults: AppLimits, problems: string[]): AppConfig[] {
   const where = "TIDINGS_APPS";
@@ -44,7 +64,15 @@ export function parseApps(input: unknown, defaults: AppLimits, problems: string[
       problems.push(`${at}: must be an object`);
       return;
     }
+    if (Array.isArray(item)) {
+      problems.push(`${at}: must be an object, not an array`);
+      return;
+    }
     const a = item as Record<string, unknown>;
+    for (const k of Object.keys(a)) {
+      if (!(APP_FIELDS as readonly string[]).includes(k))
+        problems.push(unknownField(at, k, APP_FIELDS));
+    }
     for (const f of ["id", "key", "secret"] as const) {
       if (typeof a[f] !== "string" || a[f] === "")
         problems.push(`${at}.${f}: must be a non-empty string`);
@@ -63,30 +91,29 @@ export function parseApps(input: unknown, defaults: AppLimits, problems: string[
     const strings = (f: string): string[] => {
       const v = a[f];
       if (v === undefined) return [];
-      if (Array.isArray(v) && v.every((s) => typeof s === "string")) return v as string[];
-      problems.push(`${at}.${f}: must be an array of strings`);
+      // An empty API key would match an empty secret; an empty origin matches nothing useful.
+      if (Array.isArray(v) && v.every((s) => typeof s === "string" && s !== ""))
+        return v as string[];
+      problems.push(`${at}.${f}: must be an array of non-empty strings`);
       return [];
     };
     const limits = { ...defaults };
     if (a.limits !== undefined) {
-      if (typeof a.limits !== "object" || a.limits === null)
+      if (typeof a.limits !== "object" || a.limits === null || Array.isArray(a.limits))
         problems.push(`${at}.limits: must be an object`);
       else {
         for (const [k, v] of Object.entries(a.limits)) {
-          if (!(k in defaults)) problems.push(`${at}.limits.${k}: unknown limit`);
-          else if (!Number.isInteger(v) || (v as number) < 0)
-            problems.push(`${at}.limits.${k}: must be a non-negative integer`);
-          else limits[k as keyof AppLimits] = v as number;
+          const field = LIMIT_FIELDS.get(k);
+          if (!field) problems.push(unknownField(`${at}.limits`, k, [...LIMIT_FIELDS.keys()]));
+          else {
+            const why = intProblem(v, field);
+            if (why) problems.push(`${at}.limits.${k}: ${why}`);
+            else limits[k as keyof AppLimits] = v as number;
+          }
         }
       }
     }
-    let jwks: AppConfig["jwks"];
-    if (a.jwks !== undefined) {
-      const j = a.jwks as { keys?: unknown };
-      if (typeof j !== "object" || j === null || !Array.isArray(j.keys))
-        problems.push(`${at}.jwks: must be {"keys":[...]}`);
-      else jwks = { keys: j.keys as Record<string, unknown>[] };
-    }
+    const jwks = a.jwks === undefined ? undefined : parseJwks(a.jwks, `${at}.jwks`, problems);
     apps.push({
       id: String(a.id),
       key: String(a.key),
@@ -110,9 +137,13 @@ function parseWebhooks(input: unknown, at: string, problems: string[]): WebhookC
   const hooks: WebhookConfig[] = [];
   input.forEach((item: unknown, i) => {
     const w = item as { url?: unknown; event_types?: unknown } | null;
-    if (typeof w !== "object" || w === null) {
+    if (typeof w !== "object" || w === null || Array.isArray(w)) {
       problems.push(`${at}[${i}]: must be an object`);
       return;
+    }
+    for (const k of Object.keys(w)) {
+      if (!(WEBHOOK_FIELDS as readonly string[]).includes(k))
+        problems.push(unknownField(`${at}[${i}]`, k, WEBHOOK_FIELDS));
     }
     let url: URL | undefined;
     try {
@@ -134,4 +165,12 @@ function parseWebhooks(input: unknown, at: string, problems: string[]): WebhookC
     if (url) hooks.push({ url: url.href, eventTypes });
   });
   return hooks;
+}
+
+/** Why `v` is not an acceptable value of an int field, or undefined when it is. */
+export function intProblem(v: unknown, field: Pick<Field, "min" | "max">): string | undefined {
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) return "must be an integer";
+  if (field.min !== undefined && v < field.min) return `must be at least ${field.min}`;
+  if (field.max !== undefined && v > field.max) return `must be at most ${field.max}`;
+  return undefined;
 }

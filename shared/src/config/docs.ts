@@ -11,9 +11,15 @@ export function configTable(): string {
     const def = f.default === undefined ? "—" : `\`${String(f.default)}\``;
     const values = f.values ? ` One of ${f.values.map((v) => `\`${v}\``).join(", ")}.` : "";
     const perApp = f.appLimit ? ` Per app: \`limits.${f.appLimit}\`.` : "";
-    return `| \`${f.env}\` | ${def} | ${f.description}${values}${perApp} |`;
+    const range = f.type === "int" ? ` ${bounds(f)}` : "";
+    return `| \`${f.env}\` | ${def} | ${f.description}${range}${values}${perApp} |`;
   });
   return [BEGIN, "| Variable | Default | Meaning |", "|---|---|---|", ...rows, END].join("\n");
+}
+
+function bounds(f: Field): string {
+  if (f.max !== undefined) return `Range ${f.min ?? 0}–${f.max}.`;
+  return f.min !== undefined ? `At least ${f.min}.` : "";
 }
 
 /** Replaces the generated block in a README text. */

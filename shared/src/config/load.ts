@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
-import { type AppConfig, parseApps } from "./apps.js";
+import { type AppConfig, intProblem, parseApps } from "./apps.js";
 import { type AppLimits, type ConfigKey, type Field, type Settings, schema } from "./schema.js";
+import { closest } from "./suggest.js";
 
 /** Everything a process is configured with; its settings' types come from the schema. */
 export type Config = Settings & {
@@ -34,7 +35,7 @@ export function loadConfig(env: Raw = process.env): Config {
   const known = new Set<string>(Object.values(schema).map((f) => f.env));
   for (const name of Object.keys(env)) {
     if (name.startsWith("TIDINGS_") && !known.has(name))
-      warnings.push(`unknown variable ${name} ignored`);
+      warnings.push(`unknown variable ${name} ignored${didYouMean(name, known)}`);
   }
 
   // Parsed values are sorted as they are read: per-app limits into the
@@ -52,6 +53,12 @@ export function loadConfig(env: Raw = process.env): Config {
   const typed = settings as Settings;
   const limits = defaultLimits as AppLimits;
 
+  // Presence declares a gateway dead after gatewayTimeoutMs without a heartbeat.
+  if (typed.heartbeatMs >= typed.gatewayTimeoutMs) {
+    problems.push(
+      `TIDINGS_HEARTBEAT_MS (${typed.heartbeatMs}) must be less than TIDINGS_GATEWAY_TIMEOUT_MS (${typed.gatewayTimeoutMs}), or live gateways are declared dead`,
+    );
+  }
   if (typed.role !== "all" && typed.natsUrl === undefined) {
     problems.push(
       `TIDINGS_ROLE=${typed.role} needs NATS_URL (separate processes share state through NATS)`,
@@ -93,8 +100,8 @@ function parseField(field: Field, text: string | undefined, problems: string[]):
     case "int": {
       if (!/^-?[0-9]+$/.test(text.trim())) return bad("must be an integer");
       const n = Number(text);
-      if (field.min !== undefined && n < field.min) return bad(`must be at least ${field.min}`);
-      return n;
+      const why = intProblem(n, field);
+      return why ? bad(why) : n;
     }
     case "bool":
       if (!["true", "false", "1", "0"].includes(text)) return bad("must be true or false");
@@ -111,7 +118,7 @@ function parseField(field: Field, text: string | undefined, problems: string[]):
       try {
         return JSON.parse(text);
       } catch (err) {
-        return bad(`is not valid JSON: ${(err as Error).message}`);
+        return bad(`is not valid JSON${jsonErrorAt(err)}`);
       }
     default:
       return text;
@@ -121,7 +128,14 @@ function parseField(field: Field, text: string | undefined, problems: string[]):
 function readFile(path: string | undefined, problems: string[]): Raw {
   if (!path) return {};
   try {
-    const parsed: unknown = JSON.parse(readFileSync(path, "utf8"));
+    const text = readFileSync(path, "utf8");
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      problems.push(`TIDINGS_CONFIG_FILE: ${path} is not valid JSON${jsonErrorAt(err)}`);
+      return {};
+    }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       problems.push(`TIDINGS_CONFIG_FILE: ${path} must hold a JSON object`);
       return {};
@@ -129,7 +143,8 @@ function readFile(path: string | undefined, problems: string[]): Raw {
     const out: Raw = {};
     const known = new Set<string>(Object.values(schema).map((f) => f.env));
     for (const [k, v] of Object.entries(parsed)) {
-      if (!known.has(k)) problems.push(`TIDINGS_CONFIG_FILE: unknown key ${k}`);
+      if (!known.has(k))
+        problems.push(`TIDINGS_CONFIG_FILE: unknown key ${k}${didYouMean(k, known)}`);
       else out[k] = typeof v === "string" ? v : JSON.stringify(v);
     }
     return out;
@@ -137,6 +152,21 @@ function readFile(path: string | undefined, problems: string[]): Raw {
     problems.push(`TIDINGS_CONFIG_FILE: cannot read ${path}: ${(err as Error).message}`);
     return {};
   }
+}
+
+/**
+ * Where JSON.parse gave up, without its message: Node 20's messages quote the
+ * input around the error (`Unexpected token 'x', "…" is not valid JSON`),
+ * and the input here holds app secrets.
+ */
+function jsonErrorAt(err: unknown): string {
+  const at = /at position ([0-9]+)/.exec((err as Error).message ?? "");
+  return at ? ` (parse error at character ${at[1]})` : "";
+}
+
+function didYouMean(name: string, known: Set<string>): string {
+  const hint = closest(name, [...known]);
+  return hint ? ` (did you mean ${hint}?)` : "";
 }
 
 function pickDefined(env: Raw): Raw {

@@ -13,10 +13,18 @@ export interface Field {
   description: string;
   values?: readonly string[];
   min?: number;
+  max?: number;
   /** Per-app override key inside an app's `limits` object. */
   appLimit?: string;
   secret?: boolean;
 }
+
+/**
+ * Node fires a timer given more than 2^31-1 ms at once (with a warning), so
+ * every duration a timer waits on stays under it.
+ */
+const TIMER_MAX_MS = 2_147_483_647;
+const TIMER_MAX_SEC = Math.floor(TIMER_MAX_MS / 1000);
 
 export const schema = {
   port: {
@@ -24,6 +32,7 @@ export const schema = {
     type: "int",
     default: 6001,
     min: 0,
+    max: 65535,
     description: "TCP port for WebSockets and HTTP (0 = any free port).",
   },
   host: { env: "HOST", type: "string", default: "0.0.0.0", description: "Interface to listen on." },
@@ -86,7 +95,9 @@ export const schema = {
     type: "int",
     default: 1,
     min: 1,
-    description: "Replicas of each app stream and KV bucket (use 3 in production).",
+    max: 5,
+    description:
+      "Replicas of each app stream and KV bucket (use 3 in production; JetStream allows at most 5).",
   },
   role: {
     env: "TIDINGS_ROLE",
@@ -107,6 +118,7 @@ export const schema = {
     type: "int",
     default: 10,
     min: 0,
+    max: TIMER_MAX_SEC,
     description: "On SIGTERM, spread client reconnects over this many seconds before exiting.",
   },
   maxFrameBytes: {
@@ -205,6 +217,7 @@ export const schema = {
     type: "int",
     default: 120,
     min: 5,
+    max: TIMER_MAX_SEC,
     description:
       "Seconds of client silence before a keep-alive check (Pusher activity_timeout, Foony keepAliveMs).",
   },
@@ -213,6 +226,7 @@ export const schema = {
     type: "int",
     default: 30,
     min: 1,
+    max: TIMER_MAX_SEC,
     description:
       "Seconds a client has to answer a keep-alive ping before it is closed (Pusher 4201).",
   },
@@ -221,6 +235,7 @@ export const schema = {
     type: "int",
     default: 2000,
     min: 100,
+    max: TIMER_MAX_MS,
     description: "Gateway → presence heartbeat interval.",
   },
   gatewayTimeoutMs: {
@@ -228,6 +243,7 @@ export const schema = {
     type: "int",
     default: 10000,
     min: 500,
+    max: TIMER_MAX_MS,
     description: "A gateway silent this long is considered dead and its members removed.",
   },
 } as const satisfies Record<string, Field>;

@@ -1,6 +1,7 @@
-import uWS, { type TemplatedApp, type us_listen_socket } from "uWebSockets.js";
+import uWS, { type TemplatedApp } from "uWebSockets.js";
 import type { Registry } from "prom-client";
 import type { Logger } from "../log.js";
+import { listenExclusive } from "./listen.js";
 
 export interface HealthSources {
   /** Named readiness checks; the process is ready when all are true. */
@@ -56,11 +57,7 @@ export async function startHealthServer(
   app.any("/*", (res) => {
     res.writeStatus("404 Not Found").end("not found");
   });
-  const socket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(host, port, (s) =>
-      s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${port}`)),
-    );
-  });
+  const socket = await listenExclusive(app, host, port);
   let open = true;
   return {
     port: uWS.us_socket_local_port(socket),
