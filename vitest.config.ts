@@ -8,7 +8,11 @@ export default defineConfig({
           name: "unit",
           // Unit tests run first, in parallel; integration files after them.
           sequence: { groupOrder: 0 },
-          include: ["services/**/src/**/*.test.ts", "shared/src/**/*.test.ts"],
+          include: [
+            "services/**/src/**/*.test.ts",
+            "shared/src/**/*.test.ts",
+            "shared/client/src/**/*.test.ts",
+          ],
           environment: "node",
         },
       },
@@ -16,7 +20,11 @@ export default defineConfig({
         test: {
           name: "integration",
           sequence: { groupOrder: 1 },
-          include: ["services/**/test/**/*.test.ts", "shared/test/**/*.test.ts"],
+          include: [
+            "services/**/test/**/*.test.ts",
+            "shared/test/**/*.test.ts",
+            "shared/client/test/**/*.test.ts",
+          ],
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 60_000,
