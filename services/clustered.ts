@@ -48,7 +48,13 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
       ...natsAuthOptions(config),
       replicas: config.natsReplicas >= 3 ? 3 : 1,
       name: "tidings-gateway",
+      live: { checkMs: config.liveCheckMs, gapMs: config.liveGapMs },
       onError: (err) => log.warn({ err }, "engine background error"),
+      onLink: (event, server) => {
+        if (event === "reconnect")
+          log.info({ server }, "NATS link back; live channels check for gaps");
+        else log.warn({ event, server }, "NATS link lost");
+      },
     });
     const nc = await connectNats(config, "tidings-gateway-presence");
     const presence = new NatsPresenceClient({ nc, heartbeatMs: config.heartbeatMs, log });

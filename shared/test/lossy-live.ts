@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
-import type { Delivery, StoredEvent } from "../src/engine/engine.js";
-import { LiveHub } from "../src/engine/js-live.js";
+import type { Delivery, DeliveryGap, StoredEvent } from "../src/engine/engine.js";
+import { LiveHub, type LiveOptions } from "../src/engine/js-live.js";
 import { StreamReader } from "../src/engine/js-reader.js";
 import { eventSubject, liveSubject, signalSubject, streamName } from "../src/subjects.js";
 
@@ -32,24 +32,39 @@ export function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean)
 
 /**
  * The engine's live fan-out for one channel, fed through a lossy connection,
- * so a test can prove the gap filling: returns what it delivered and the
- * background errors it reported.
+ * so a test can prove the gap filling: returns what it delivered, the gaps
+ * it gave up on and the background errors it reported. Gap reads go over
+ * `readerNc` (default: `raw`), so a test can take them away.
  */
 export async function lossyLiveChannel(
   raw: NatsConnection,
   app: string,
   channel: string,
   drop: (msg: Msg) => boolean,
-): Promise<{ hub: LiveHub; got: Delivery[]; errors: unknown[]; close(): void }> {
-  const reader = new StreamReader(raw, jetstream(raw), await jetstreamManager(raw), 5000);
+  { live, readerNc = raw }: { live?: LiveOptions; readerNc?: NatsConnection } = {},
+): Promise<{
+  hub: LiveHub;
+  got: Delivery[];
+  gaps: DeliveryGap[];
+  errors: unknown[];
+  close(): void;
+}> {
+  const reader = new StreamReader(
+    readerNc,
+    jetstream(readerNc, { timeout: 1000 }),
+    await jetstreamManager(readerNc, { timeout: 1000 }),
+    1000,
+  );
   const errors: unknown[] = [];
   const hub = new LiveHub(
     lossyConnection(raw, drop),
     reader,
     () => true,
     (e) => errors.push(e),
+    live,
   );
   const got: Delivery[] = [];
+  const gaps: DeliveryGap[] = [];
   const sub = hub.subscribe(
     channel,
     {
@@ -59,11 +74,13 @@ export async function lossyLiveChannel(
       signalSubject: signalSubject(app, channel),
     },
     (d) => got.push(d),
+    (gap) => gaps.push(gap),
   );
   await sub.ready;
   return {
     hub,
     got,
+    gaps,
     errors,
     close: () => {
       sub.close();

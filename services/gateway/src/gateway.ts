@@ -44,6 +44,7 @@ export async function startGateway(deps: {
     metrics,
     log,
     (conn) => server?.closeSlowConsumer(conn),
+    (conn) => server?.closeForReplay(conn),
   );
   const ctx: GatewayContext = {
     config,

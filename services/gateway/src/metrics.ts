@@ -46,6 +46,18 @@ export function createMetrics() {
       labelNames: ["dialect"] as const,
       registers: [registry],
     }),
+    liveGaps: new Counter({
+      name: "tidings_live_gaps_total",
+      help: "Times a channel's live events could not be delivered in time and its subscribers were closed to replay",
+      labelNames: ["app"] as const,
+      registers: [registry],
+    }),
+    liveGapCloses: new Counter({
+      name: "tidings_live_gap_closes_total",
+      help: "Connections closed to reconnect and replay because live events could not reach them in time",
+      labelNames: ["dialect"] as const,
+      registers: [registry],
+    }),
     channels: new Gauge({
       name: "tidings_local_channels",
       help: "Channels with at least one subscriber on this gateway",

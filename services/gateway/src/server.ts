@@ -36,6 +36,8 @@ export interface GatewayServer {
   drain(seconds: number): Promise<void>;
   /** Closes a connection over its send-buffer limit with its dialect's code; counted once. */
   closeSlowConsumer(conn: Connection): void;
+  /** Closes a connection that missed live events with its dialect's reconnect code; counted once. */
+  closeForReplay(conn: Connection): void;
   close(): void;
 }
 
@@ -191,12 +193,18 @@ export async function startServer(
   }, 250);
   sweep.unref();
   const dialectOf = (conn: Connection) => byName.get(conn.dialect)!;
+  const closeForReplay = (conn: Connection) => {
+    if (conn.closed || conn.ending) return;
+    ctx.metrics.liveGapCloses.inc({ dialect: conn.dialect });
+    dialectOf(conn).deliveryGap(conn);
+  };
 
   return {
     app,
     port: boundPort,
     connections,
     closeSlowConsumer,
+    closeForReplay,
     async drain(seconds: number) {
       draining = true;
       stopListening();

@@ -246,6 +246,24 @@ export const schema = {
     max: TIMER_MAX_MS,
     description: "A gateway silent this long is considered dead and its members removed.",
   },
+  liveCheckMs: {
+    env: "TIDINGS_LIVE_CHECK_MS",
+    type: "int",
+    default: 5000,
+    min: 100,
+    max: TIMER_MAX_MS,
+    description:
+      "NATS: how often each channel with subscribers on a gateway compares the last event it delivered with the stream's (one read per channel), so a lost live event is found without a later one.",
+  },
+  liveGapMs: {
+    env: "TIDINGS_LIVE_GAP_MS",
+    type: "int",
+    default: 10000,
+    min: 100,
+    max: TIMER_MAX_MS,
+    description:
+      "NATS: how long a live event may wait for a missing earlier one to be read from the stream; past it the channel's subscribers are closed with their dialect's reconnect code and replay.",
+  },
 } as const satisfies Record<string, Field>;
 
 export type Schema = typeof schema;

@@ -160,6 +160,28 @@ export interface LiveSubscription {
 /** Handler for live deliveries. Must not throw; must not block. */
 export type DeliveryHandler = (delivery: Delivery) => void;
 
+/**
+ * A live subscription ended because the engine could not deliver some stored
+ * events in time: it could not read a gap from the stream, or confirm the
+ * channel's position, within its bound. Events of the channel with
+ * `afterSeq < seq < beforeSeq` may be missing (`beforeSeq` null: unknown, any
+ * seq above `afterSeq`); they are still in history, so the subscriber
+ * subscribes again and replays from the last seq it has.
+ */
+export interface DeliveryGap {
+  afterSeq: number;
+  beforeSeq: number | null;
+  reason: string;
+}
+
+export interface SubscribeOptions {
+  /**
+   * Called at most once, after which the subscription delivers nothing more.
+   * Without it the engine reports the gap through its own error channel only.
+   */
+  onGap?: ((gap: DeliveryGap) => void) | undefined;
+}
+
 /** Per-app stream settings the engine applies (history size, ages, windows). */
 export interface AppStreamLimits {
   /** Events kept per channel. */
@@ -217,11 +239,14 @@ export interface Engine {
    * seq order with no event of the channel skipped (an implementation fills
    * its own gaps from history before delivering), plus signals. Deliveries
    * start with events stored after the subscription is active (see `ready`).
+   * An event that cannot be delivered within the engine's bound ends the
+   * subscription through `options.onGap` instead: never a silent skip.
    */
   subscribe(
     appId: string,
     channel: string,
     handler: DeliveryHandler,
+    options?: SubscribeOptions,
   ): LiveSubscription & {
     /** Resolves when events stored from now on are guaranteed to be delivered. */
     ready: Promise<void>;

@@ -62,10 +62,11 @@ import {
   type PublishResult,
   type Signal,
   type StoredEvent,
+  type SubscribeOptions,
 } from "./engine.js";
 import { encodeEventBody, encodeJson, wrapError } from "./js-codec.js";
 import { KvBuckets } from "./js-kv.js";
-import { LiveHub } from "./js-live.js";
+import { DEFAULT_LIVE_OPTIONS, LiveHub, type LiveOptions } from "./js-live.js";
 import { PipelinedPublisher, type PublisherOptions } from "./js-publisher.js";
 import { StreamReader } from "./js-reader.js";
 
@@ -85,11 +86,21 @@ export interface JetStreamEngineOptions {
   /** Timeout of JetStream API requests (reads, stream admin), ms. */
   requestTimeoutMs?: number | undefined;
   publisher?: Partial<PublisherOptions> | undefined;
+  /** Live delivery bounds: position check interval and gap deadline (js-live.ts). */
+  live?: Partial<LiveOptions> | undefined;
   /** Background failures (gap fill retries, handler exceptions). */
   onError?: ((err: unknown) => void) | undefined;
+  /** Changes of the NATS link (lost, back, stale), for the log. */
+  onLink?: ((event: string, server?: string) => void) | undefined;
 }
 
 const STREAM_NAME_IN_USE = 10058;
+/**
+ * Per-request timeout of live gap reads: well under the gap deadline, so a
+ * failing read is retried several times (1 s is also the least a fetch takes).
+ */
+const LIVE_READ_TIMEOUT_MS = 1000;
+
 /** How long `ensureApp` waits for new storage to answer before it fails. */
 const SERVING_WAIT_MS = 30_000;
 
@@ -115,6 +126,7 @@ export class JetStreamEngine implements Engine {
   private readonly replicas: number;
   private connected = true;
   private closing = false;
+  private readonly onLink: (event: string, server?: string) => void;
 
   /** Connects to NATS; reconnects forever afterwards (readiness reflects the link). */
   static async connect(options: JetStreamEngineOptions): Promise<JetStreamEngine> {
@@ -137,6 +149,10 @@ export class JetStreamEngine implements Engine {
         name: options.name ?? "tidings",
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        // A link that is open but dead (no FIN, e.g. a partition) is found by
+        // unanswered pings: in ~10 s instead of the client's default 4 minutes.
+        pingInterval: 5000,
+        maxPingOut: 2,
         // Async stack traces cost ~40% of request throughput in the client.
         noAsyncTraces: true,
       });
@@ -146,7 +162,11 @@ export class JetStreamEngine implements Engine {
     try {
       // Also checks that JetStream is enabled for this account.
       const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs ?? 5000 });
-      return new JetStreamEngine(nc, jsm, options);
+      const liveJsm = await jetstreamManager(nc, {
+        timeout: LIVE_READ_TIMEOUT_MS,
+        checkAPI: false,
+      });
+      return new JetStreamEngine(nc, jsm, liveJsm, options);
     } catch (err) {
       await nc.close();
       throw wrapError("JetStream", err);
@@ -156,21 +176,33 @@ export class JetStreamEngine implements Engine {
   private constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
+    liveJsm: JetStreamManager,
     options: JetStreamEngineOptions,
   ) {
     const timeout = options.requestTimeoutMs ?? 5000;
     const onError = options.onError ?? (() => {});
+    this.onLink = options.onLink ?? (() => {});
     this.js = jetstream(nc, { timeout });
     this.replicas = options.replicas ?? 1;
     this.reader = new StreamReader(nc, this.js, jsm, timeout);
     this.publisher = new PipelinedPublisher(nc, options.publisher);
-    this.live = new LiveHub(nc, this.reader, () => this.isReady(), onError);
+    // Live gap reads get short timeouts of their own: a live event waits on
+    // them, and a retry after a quick failure beats one slow attempt.
+    const liveJs = jetstream(nc, { timeout: LIVE_READ_TIMEOUT_MS });
+    const liveReader = new StreamReader(nc, liveJs, liveJsm, LIVE_READ_TIMEOUT_MS);
+    this.live = new LiveHub(nc, liveReader, () => this.isReady(), onError, {
+      ...DEFAULT_LIVE_OPTIONS,
+      ...options.live,
+    });
     this.kvBuckets = new KvBuckets(this.js, this.replicas);
     void this.watchStatus();
   }
 
   private async watchStatus(): Promise<void> {
     for await (const s of this.nc.status()) {
+      if (s.type === "disconnect" || s.type === "reconnect" || s.type === "staleConnection") {
+        this.onLink(s.type, "server" in s ? s.server : undefined);
+      }
       if (s.type === "disconnect") {
         this.connected = false;
         // Fail fast: nothing in flight can be acknowledged until we are back,
@@ -274,6 +306,7 @@ export class JetStreamEngine implements Engine {
     appId: string,
     channel: string,
     handler: DeliveryHandler,
+    options?: SubscribeOptions,
   ): LiveSubscription & { ready: Promise<void> } {
     return this.live.subscribe(
       channel,
@@ -284,6 +317,7 @@ export class JetStreamEngine implements Engine {
         signalSubject: signalSubject(appId, channel),
       },
       handler,
+      options?.onGap,
     );
   }
 

@@ -4,14 +4,22 @@
  *
  * The stream RePublishes every stored event to the channel's live subject
  * with `Nats-Sequence` and `Nats-Last-Sequence` (the previous seq on the same
- * channel). Core NATS may drop messages (disconnect, slow consumer), so each
- * channel tracks the last seq it delivered; when a message's previous seq is
- * not that, the missing events are read from the stream first. Invariant:
- * per channel, events reach handlers in strictly increasing seq order, each
- * at most once, with no stored event skipped.
+ * channel). Core NATS may drop messages (disconnect, slow consumer, a route
+ * or node lost in the cluster), so each channel tracks the last seq it
+ * delivered; when a message's previous seq is not that, the missing events
+ * are read from the stream first. A lost *last* event has no later message to
+ * reveal it, so every channel also compares its position with the stream's
+ * last seq on the subject every `checkMs` (Centrifugo's "positioning").
+ *
+ * Invariant: per channel, events reach handlers in strictly increasing seq
+ * order, each at most once, with no stored event skipped. When the engine
+ * cannot keep it within `gapMs` (a gap or a position check it cannot read:
+ * NATS link down, stream without a leader), the channel ends and every
+ * handler's `onGap` is called once: the subscriber replays from history.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import {
+  type DeliveryGap,
   type DeliveryHandler,
   EngineUnavailableError,
   type LiveSubscription,
@@ -23,17 +31,37 @@ import type { StreamReader } from "./js-reader.js";
 
 type Sub = LiveSubscription & { ready: Promise<void> };
 
+export interface LiveOptions {
+  /** How often each channel compares its position with the stream, ms. */
+  checkMs: number;
+  /** How long a gap or a position check may stay unresolved before the channel ends, ms. */
+  gapMs: number;
+}
+
+export const DEFAULT_LIVE_OPTIONS: LiveOptions = { checkMs: 5000, gapMs: 10_000 };
+
 interface Entry {
   handler: DeliveryHandler;
+  onGap: ((gap: DeliveryGap) => void) | undefined;
   /** Deliver events with seq above this; null while the entry's start seq is being fetched. */
   afterSeq: number | null;
   buffer: StoredEvent[];
 }
 
-/** A live message to process, or a request to compare with the stream (after reconnect). */
-type Work = { kind: "msg"; seq: number; prev: number; data: Uint8Array } | { kind: "check" };
+/**
+ * A live message to process, or a position check: read the stream's last
+ * seq (`upTo` unset), or fill everything up to `upTo` (a check found it and
+ * no live message brought it meanwhile). `at` is when the item started
+ * waiting: the bound runs from there.
+ */
+type Work = (
+  | { kind: "msg"; seq: number; prev: number; data: Uint8Array }
+  | { kind: "check"; upTo?: number }
+) & { at: number; reported?: boolean };
 
 const RETRY_MS = 250;
+/** A check that finds the stream ahead waits this long for the live message already on its way. */
+const IN_FLIGHT_GRACE_MS = 500;
 
 class ChannelLive {
   readonly entries = new Set<Entry>();
@@ -43,6 +71,10 @@ class ChannelLive {
   private readonly work: Work[] = [];
   private busy = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+  private checkQueued = false;
+  /** When the next periodic position check is due (LiveHub's sweep reads it). */
+  nextCheckAt = 0;
   private readonly subs: Subscription[];
   private closed = false;
 
@@ -56,6 +88,9 @@ class ChannelLive {
     signalSubject: string,
     private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
+    private readonly options: LiveOptions,
+    /** The channel gave up: LiveHub forgets it and tells every handler. */
+    private readonly onEnded: (gap: DeliveryGap) => void,
   ) {
     this.subs = [
       nc.subscribe(liveSubject, {
@@ -87,6 +122,7 @@ class ChannelLive {
         if (this.closed) return;
         this.lastDelivered = last;
         this.started = true;
+        this.scheduleNextCheck(Date.now());
         void this.pump();
       } catch (err) {
         // Connected but the read failed (e.g. a stream leader election): keep
@@ -103,16 +139,16 @@ class ChannelLive {
   }
 
   /** Adds a handler; its `ready` covers events stored from the moment it resolves. */
-  add(handler: DeliveryHandler): { entry: Entry; ready: Promise<void> } {
+  add(handler: DeliveryHandler, onGap: Entry["onGap"]): { entry: Entry; ready: Promise<void> } {
     if (!this.started) {
       // Everything the channel will deliver is stored after its own start seq.
-      const entry: Entry = { handler, afterSeq: 0, buffer: [] };
+      const entry: Entry = { handler, onGap, afterSeq: 0, buffer: [] };
       this.entries.add(entry);
       return { entry, ready: this.start() };
     }
     // The channel has delivered up to some seq D; this handler must get every
     // event after L = last seq now (L >= D), so it buffers deliveries until L is known.
-    const entry: Entry = { handler, afterSeq: null, buffer: [] };
+    const entry: Entry = { handler, onGap, afterSeq: null, buffer: [] };
     this.entries.add(entry);
     const last = this.isReady()
       ? this.reader.lastSeq(this.stream, this.eventSubject)
@@ -151,15 +187,35 @@ class ChannelLive {
       this.start().catch(this.onError);
       return;
     }
-    if (this.work.at(-1)?.kind !== "check") this.work.push({ kind: "check" });
-    void this.pump();
+    this.queueCheck(Date.now());
+  }
+
+  /** The periodic position check, when due; LiveHub's sweep calls it for every channel. */
+  tick(now: number): void {
+    if (this.closed || !this.started || now < this.nextCheckAt) return;
+    this.scheduleNextCheck(now);
+    this.queueCheck(now);
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
     for (const s of this.subs) s.unsubscribe();
     this.work.length = 0;
+  }
+
+  private scheduleNextCheck(now: number): void {
+    // Jittered below the interval, so checks spread out and none is ever late.
+    this.nextCheckAt = now + this.options.checkMs * (0.8 + 0.2 * Math.random());
+  }
+
+  private queueCheck(now: number): void {
+    if (this.checkQueued) return;
+    this.checkQueued = true;
+    this.work.push({ kind: "check", at: now });
+    void this.pump();
   }
 
   private onLive(msg: Msg): void {
@@ -169,7 +225,7 @@ class ChannelLive {
       this.onError(new Error(`live message without sequence headers on ${msg.subject}`));
       return;
     }
-    this.work.push({ kind: "msg", seq, prev, data: msg.data });
+    this.work.push({ kind: "msg", seq, prev, data: msg.data, at: Date.now() });
     if (this.started) void this.pump();
   }
 
@@ -181,51 +237,114 @@ class ChannelLive {
 
   /**
    * Drains the work queue in order. Runs synchronously while there is no gap
-   * (the hot path); awaits only to read a gap from the stream, during which
-   * new live messages queue up behind it.
+   * (the hot path); awaits only to read from the stream, during which new
+   * live messages queue up behind it. An item that keeps failing for `gapMs`
+   * ends the channel.
    */
   private async pump(): Promise<void> {
-    if (this.busy || this.closed) return;
+    if (this.busy || this.closed || !this.started) return;
     this.busy = true;
     try {
       while (this.work.length > 0 && !this.closed) {
         const item = this.work[0];
         if (!item) break;
-        if (item.kind === "check") {
-          const last = await this.reader.lastSeq(this.stream, this.eventSubject);
-          if (last > this.lastDelivered) await this.fill(last + 1);
-        } else if (item.seq > this.lastDelivered) {
-          if (item.prev > this.lastDelivered) await this.fill(item.seq);
-          // fill() may have delivered this very seq when it was stored before the read.
-          if (item.seq > this.lastDelivered) {
-            this.deliverRaw(item.seq, item.data);
+        try {
+          const reading = this.process(item);
+          if (reading) await reading;
+        } catch (err) {
+          if (this.closed) return;
+          if (Date.now() - item.at >= this.options.gapMs) return this.giveUp(item, err);
+          // Unavailability is expected here (an election, a reconnect) and retried;
+          // anything else is worth a line, but only once per item.
+          if (!(err instanceof EngineUnavailableError) && !item.reported) {
+            item.reported = true;
+            this.onError(err);
           }
+          this.scheduleRetry();
+          return;
         }
         this.work.shift();
       }
-    } catch (err) {
-      // Most likely NATS went away mid-fill: keep the queue and try again.
-      this.onError(err);
-      this.scheduleRetry();
     } finally {
       this.busy = false;
     }
   }
 
+  /** Returns a promise only when the item needs a read: the hot path stays synchronous. */
+  private process(item: Work): Promise<void> | undefined {
+    if (item.kind === "msg") {
+      if (item.seq <= this.lastDelivered) return;
+      if (item.prev <= this.lastDelivered) {
+        this.deliverRaw(item.seq, item.data);
+        return;
+      }
+      return this.fill(item.seq).then(() => {
+        // fill() may have delivered this very seq when it was stored before the read.
+        if (item.seq > this.lastDelivered) this.deliverRaw(item.seq, item.data);
+      });
+    }
+    if (item.upTo !== undefined) {
+      return item.upTo > this.lastDelivered ? this.fill(item.upTo + 1) : undefined;
+    }
+    return this.check(item.at);
+  }
+
+  private async check(at: number): Promise<void> {
+    this.checkQueued = false;
+    let last: number;
+    try {
+      last = await this.read(() => this.reader.lastSeq(this.stream, this.eventSubject));
+    } catch (err) {
+      // Retried as this same item; a newer periodic check must not queue behind it.
+      this.checkQueued = true;
+      throw err;
+    }
+    if (last <= this.lastDelivered || this.graceTimer) return;
+    // The stream is ahead: usually the live message is on its way. Fill only
+    // what has still not arrived after a moment, keeping the check's deadline.
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = null;
+      if (this.closed || last <= this.lastDelivered) return;
+      this.work.push({ kind: "check", upTo: last, at });
+      void this.pump();
+    }, IN_FLIGHT_GRACE_MS);
+    this.graceTimer.unref();
+  }
+
+  private read<T>(op: () => Promise<T>): Promise<T> {
+    // While disconnected a request would wait for the reconnect: fail fast and retry.
+    if (!this.isReady()) return Promise.reject(new EngineUnavailableError("NATS not connected"));
+    return op();
+  }
+
   /** Delivers stored events after lastDelivered and before `untilSeq`. */
   private async fill(untilSeq: number): Promise<void> {
     const from = this.lastDelivered + 1;
-    const { msgs } = await this.reader.readRange(
-      this.stream,
-      this.eventSubject,
-      from,
-      Number.MAX_SAFE_INTEGER,
-      untilSeq,
+    const { msgs } = await this.read(() =>
+      this.reader.readRange(
+        this.stream,
+        this.eventSubject,
+        from,
+        Number.MAX_SAFE_INTEGER,
+        untilSeq,
+      ),
     );
     for (const m of msgs) {
       if (this.closed) return;
       if (m.seq > this.lastDelivered && m.seq < untilSeq) this.deliverRaw(m.seq, m.data);
     }
+  }
+
+  private giveUp(item: Work, err: unknown): void {
+    const beforeSeq =
+      item.kind === "msg" ? item.seq : item.upTo === undefined ? null : item.upTo + 1;
+    const reason =
+      item.kind === "msg"
+        ? "a gap before a live event could not be read in time"
+        : "the channel's position could not be checked in time";
+    const cause = err instanceof Error ? err.message : String(err);
+    this.close();
+    this.onEnded({ afterSeq: this.lastDelivered, beforeSeq, reason: `${reason} (${cause})` });
   }
 
   private deliverRaw(seq: number, data: Uint8Array): void {
@@ -277,18 +396,34 @@ export class LiveHub {
     string,
     { sub: Subscription; handlers: Set<(s: Signal) => void> }
   >();
+  private readonly sweep: NodeJS.Timeout;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly reader: StreamReader,
     private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
-  ) {}
+    private readonly options: LiveOptions = DEFAULT_LIVE_OPTIONS,
+  ) {
+    // One timer for every channel; each keeps its own jittered due time, so
+    // the reads spread over the interval however many channels there are.
+    const every = Math.max(50, Math.min(1000, Math.floor(options.checkMs / 4)));
+    this.sweep = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.channels.values()) c.tick(now);
+    }, every);
+    this.sweep.unref();
+  }
 
-  subscribe(channel: string, names: ChannelNames, handler: DeliveryHandler): Sub {
+  subscribe(
+    channel: string,
+    names: ChannelNames,
+    handler: DeliveryHandler,
+    onGap?: (gap: DeliveryGap) => void,
+  ): Sub {
     let live = this.channels.get(names.liveSubject);
     if (!live) {
-      live = new ChannelLive(
+      const created: ChannelLive = new ChannelLive(
         this.nc,
         this.reader,
         names.stream,
@@ -298,11 +433,14 @@ export class LiveHub {
         names.signalSubject,
         this.isReady,
         this.onError,
+        this.options,
+        (gap) => this.ended(names.liveSubject, created, gap),
       );
+      live = created;
       this.channels.set(names.liveSubject, live);
     }
     const owner = live;
-    const { entry, ready } = owner.add(handler);
+    const { entry, ready } = owner.add(handler, onGap);
     // Callers that never await `ready` must not crash the process on a rejection.
     ready.catch(() => {});
     let open = true;
@@ -318,6 +456,20 @@ export class LiveHub {
         }
       },
     };
+  }
+
+  /** A channel gave up: later subscribes start afresh, current handlers are told. */
+  private ended(key: string, live: ChannelLive, gap: DeliveryGap): void {
+    if (this.channels.get(key) === live) this.channels.delete(key);
+    for (const e of live.entries) {
+      if (e.onGap) safeCall(e.onGap, gap, this.onError);
+      else
+        this.onError(
+          new EngineUnavailableError(
+            `live delivery on ${live.channel} ended after seq ${gap.afterSeq}: ${gap.reason}`,
+          ),
+        );
+    }
   }
 
   subscribeUser(subject: string, handler: (signal: Signal) => void): Sub {
@@ -363,6 +515,7 @@ export class LiveHub {
   }
 
   close(): void {
+    clearInterval(this.sweep);
     for (const c of this.channels.values()) c.close();
     for (const u of this.users.values()) u.sub.unsubscribe();
     this.channels.clear();

@@ -36,6 +36,12 @@ export interface Dialect {
   slowConsumer(conn: Connection): void;
   /** Asks the client to reconnect elsewhere (gateway draining). */
   drain(conn: Connection): void;
+  /**
+   * Closes a connection that missed live events the gateway could not fill
+   * in time, with the dialect's reconnect code: the client replays from its
+   * last position (the events are in history).
+   */
+  deliveryGap(conn: Connection): void;
   closed(conn: Connection, code: number): void;
   /** HTTP endpoints of the dialect, registered on the same app and port. */
   registerHttp?(app: TemplatedApp): void;

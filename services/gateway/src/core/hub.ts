@@ -1,5 +1,6 @@
 import type {
   Delivery,
+  DeliveryGap,
   Engine,
   LiveSubscription,
   PresenceVersion,
@@ -82,6 +83,8 @@ export class Hub {
     private readonly log: Logger,
     /** Closes a connection whose send buffer is over its app's limit, in its dialect's terms. */
     private readonly onSlowConsumer: (conn: Connection) => void,
+    /** Closes a connection that missed live events, asking it to reconnect and replay. */
+    private readonly onDeliveryGap: (conn: Connection) => void,
   ) {}
 
   /**
@@ -239,15 +242,50 @@ export class Hub {
       const subscribers = new Map<string, Subscriber>();
       const topics = new Map<string, { encoder: ChannelEncoder; count: number }>();
       const holder: { local?: LocalChannel } = {};
-      const sub = this.engine.subscribe(appId, channel, (d) => {
-        if (holder.local) this.deliver(holder.local, d);
-      });
+      const sub = this.engine.subscribe(
+        appId,
+        channel,
+        (d) => {
+          if (holder.local) this.deliver(holder.local, d);
+        },
+        { onGap: (gap) => holder.local && this.gap(holder.local, gap) },
+      );
       local = { appId, name: channel, sub, subscribers, topics };
       holder.local = local;
       this.channels.set(key, local);
       this.metrics.channels.set(this.channels.size);
     }
     return local;
+  }
+
+  /**
+   * The engine could not deliver some of the channel's events in time and
+   * ended the subscription: every subscriber here may have missed them, so
+   * each is closed with its dialect's reconnect code and replays from its
+   * last seq. The next join starts a fresh engine subscription.
+   */
+  private gap(local: LocalChannel, gap: DeliveryGap): void {
+    const key = keyOf(local.appId, local.name);
+    if (this.channels.get(key) === local) {
+      this.channels.delete(key);
+      this.metrics.channels.set(this.channels.size);
+    }
+    const told = [...local.subscribers.values()].map((s) => s.conn);
+    local.subscribers.clear();
+    local.topics.clear();
+    this.metrics.liveGaps.inc({ app: local.appId });
+    this.log.warn(
+      {
+        app: local.appId,
+        channel: local.name,
+        afterSeq: gap.afterSeq,
+        beforeSeq: gap.beforeSeq,
+        reason: gap.reason,
+        subscribers: told.length,
+      },
+      "live events could not be delivered in time; closing the channel's subscribers so they replay",
+    );
+    for (const conn of told) this.onDeliveryGap(conn);
   }
 
   private deliver(local: LocalChannel, d: Delivery): void {

@@ -78,6 +78,12 @@ export function createBroadcasterDialect(ctx: GatewayContext): Dialect {
     drain(conn) {
       conn.close(BroadcasterClose.goingAway, "server restarting: reconnect");
     },
+    deliveryGap(conn) {
+      conn.close(
+        BroadcasterClose.goingAway,
+        "live delivery interrupted: reconnect and subscribe again",
+      );
+    },
     closed(conn) {
       const s = sessions.get(conn);
       if (!s) return;

@@ -208,6 +208,12 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     drain(conn) {
       conn.close(ChatClose.goingAway, "server restarting: reconnect");
     },
+    deliveryGap(conn) {
+      conn.close(
+        ChatClose.goingAway,
+        "live delivery interrupted: reconnect; unacked events come again",
+      );
+    },
     closed(conn) {
       sessions.delete(conn);
       if (!conn.app || !conn.userId) return;

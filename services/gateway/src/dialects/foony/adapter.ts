@@ -172,6 +172,12 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
     drain(conn) {
       conn.close(FoonyClose.goingAway, "server restarting: reconnect and resume");
     },
+    deliveryGap(conn) {
+      conn.close(
+        FoonyClose.goingAway,
+        "live delivery interrupted: reconnect and resume with lastMessageId",
+      );
+    },
     closed(conn) {
       const s = sessions.get(conn);
       if (!s) return;

@@ -167,6 +167,12 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
     drain(conn) {
       conn.close(HeraldClose.goingAway, "server restarting: reconnect");
     },
+    deliveryGap(conn) {
+      conn.close(
+        HeraldClose.goingAway,
+        "live delivery interrupted: reconnect and replay with last_seq",
+      );
+    },
     closed(conn) {
       const s = sessions.get(conn);
       if (!s) return;

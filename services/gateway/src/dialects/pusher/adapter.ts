@@ -124,6 +124,9 @@ export function createPusherDialect(ctx: GatewayContext): Dialect {
     drain(conn) {
       refuse(conn, PusherClose.reconnect, "server restarting");
     },
+    deliveryGap(conn) {
+      refuse(conn, PusherClose.reconnect, "live delivery interrupted");
+    },
     closed(conn) {
       if (!sessions.delete(conn) || !conn.app) return;
       ctx.presence.connectionClosed(conn.app.id, conn.id).catch((err: unknown) => {
