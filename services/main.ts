@@ -1,4 +1,8 @@
-/** `npm start`: gateway and presence in one process (memory engine unless NATS_URL is set). */
-import { fatal, run } from "./runtime.js";
+/**
+ * `npm start` and the image's entry: the `tidings` command (no arguments =
+ * run the role TIDINGS_ROLE names, gateway and presence in one process by
+ * default; memory engine unless NATS_URL is set).
+ */
+import { main } from "./cli/main.js";
 
-run().catch(fatal);
+await main(process.argv.slice(2));

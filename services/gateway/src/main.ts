@@ -1,4 +1,4 @@
 /** `npm run start:gateway`: a gateway alone, on NATS (presence runs elsewhere). */
-import { fatal, run } from "../../runtime.js";
+import { main } from "../../cli/main.js";
 
-run("gateway").catch(fatal);
+await main(["start", "gateway", ...process.argv.slice(2)]);

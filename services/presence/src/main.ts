@@ -3,6 +3,6 @@
  * many as you like; they split the partitions between them and take over
  * each other's within a lease TTL (see services/presence/README.md).
  */
-import { fatal, run } from "../../runtime.js";
+import { main } from "../../cli/main.js";
 
-run("presence").catch(fatal);
+await main(["start", "presence", ...process.argv.slice(2)]);
