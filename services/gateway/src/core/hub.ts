@@ -53,6 +53,8 @@ interface Subscriber {
   buffer: Delivery[] | null;
   /** Version of the member list this subscriber got (`JoinOptions.snapshot`). */
   covers?: PresenceVersion | undefined;
+  /** The highest event seq it already has when it goes live (its replay, or its start). */
+  sentUpTo?: number | undefined;
 }
 
 interface LocalChannel {
@@ -62,6 +64,13 @@ interface LocalChannel {
   subscribers: Map<string, Subscriber>;
   /** Live topic subscribers per encoder topic, so a delivery costs one encode per topic. */
   topics: Map<string, { encoder: ChannelEncoder; count: number }>;
+  /**
+   * The highest `sentUpTo` of a subscriber that went live while the engine
+   * may still deliver older events (a replay reads the stream directly and
+   * can get ahead of a live channel that is filling a gap): until an event
+   * beyond it arrives, events go one by one so nobody gets one twice.
+   */
+  aheadUpTo: number;
 }
 
 /** Deliveries a subscriber may queue while its replay runs. */
@@ -157,6 +166,8 @@ export class Hub {
         this.sendDirect(subscriber, channel, d);
       }
       subscriber.buffer = null;
+      subscriber.sentUpTo = sentUpTo;
+      local.aheadUpTo = Math.max(local.aheadUpTo, sentUpTo);
       // The encoder may have been swapped (setEncoder) while the replay ran.
       this.joinTopic(local, subscriber);
       return { lastSeq, truncated };
@@ -250,7 +261,7 @@ export class Hub {
         },
         { onGap: (gap) => holder.local && this.gap(holder.local, gap) },
       );
-      local = { appId, name: channel, sub, subscribers, topics };
+      local = { appId, name: channel, sub, subscribers, topics, aheadUpTo: 0 };
       holder.local = local;
       this.channels.set(key, local);
       this.metrics.channels.set(this.channels.size);
@@ -291,9 +302,14 @@ export class Hub {
   private deliver(local: LocalChannel, d: Delivery): void {
     const { appId, name: channel, subscribers } = local;
     const excluded = excludedConnection(d);
-    // A membership change some live subscriber's list already has cannot go
-    // through a topic (it would reach that subscriber too): each gets its own.
-    const oneByOne = versionOf(d) !== undefined && someCovered(subscribers, d);
+    // A membership change some live subscriber's list already has, or an event
+    // some live subscriber already got from its replay, cannot go through a
+    // topic (it would reach that subscriber too): each gets its own.
+    const seq = d.type === "event" ? d.event.seq : undefined;
+    const behind = seq !== undefined && seq <= local.aheadUpTo;
+    // Events come in seq order: once one passes every subscriber's start, none is behind.
+    if (seq !== undefined && !behind) local.aheadUpTo = 0;
+    const oneByOne = behind || (versionOf(d) !== undefined && someCovered(subscribers, d));
     for (const [topicKey, { encoder, count }] of oneByOne ? [] : local.topics) {
       const bytes = safeEncode(encoder, channel, d, this.log);
       if (bytes === null) continue;
@@ -320,8 +336,10 @@ export class Hub {
         else s.buffer.push(d);
         continue;
       }
-      if ((oneByOne || !s.encoder.topic) && s.conn.id !== excluded && !covered(s, d))
-        this.sendDirect(s, channel, d);
+      if ((oneByOne || !s.encoder.topic) && s.conn.id !== excluded && !covered(s, d)) {
+        if (!(seq !== undefined && s.sentUpTo !== undefined && seq <= s.sentUpTo))
+          this.sendDirect(s, channel, d);
+      }
       if (s.conn.bufferedAmount() > s.conn.app!.limits.slowConsumerBytes)
         this.onSlowConsumer(s.conn);
     }

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import type { DeliveryHandler, SubscribeOptions } from "../../../shared/src/engine/engine.js";
+import { MemoryEngine } from "../../../shared/src/engine/memory.js";
+import { startTestGateway } from "./harness.js";
+import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
+
+/**
+ * Memory storage whose live deliveries can be held back: a JetStream channel
+ * that is still filling a gap delivers late, while history already has the
+ * events.
+ */
+class LaggingEngine extends MemoryEngine {
+  private held: (() => void)[] | null = null;
+
+  hold(): void {
+    this.held = [];
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    for (const deliver of held) deliver();
+  }
+
+  override subscribe(
+    appId: string,
+    channel: string,
+    handler: DeliveryHandler,
+    _options?: SubscribeOptions,
+  ) {
+    return super.subscribe(appId, channel, (d) => {
+      if (this.held) this.held.push(() => handler(d));
+      else handler(d);
+    });
+  }
+}
+
+const seqs = (frames: Frame[]) => frames.map((f) => f.payload.seq as number);
+
+describe("a replay that is ahead of live delivery", () => {
+  // A replay reads history directly, so it can already hold events the
+  // channel's live delivery has not reached yet; when those arrive live, the
+  // replayed subscriber must not get them a second time.
+  it("gets no event twice when the late live copies arrive", async () => {
+    const engine = new LaggingEngine();
+    await using gw = await startTestGateway({ engine });
+    const stream = "ahead";
+    const first = await heraldConnect(heraldUrl(gw.url, "first", [stream]));
+    await request(first, "subscribe", { stream_id: stream });
+    const pub = await heraldConnect(heraldUrl(gw.url, "pub", [stream]));
+
+    engine.hold();
+    const a = await request(pub, "event.publish", { stream_id: stream, type: "n", body: 1 });
+    const replayer = await heraldConnect(heraldUrl(gw.url, "replayer", [stream]));
+    await request(replayer, "subscribe", { stream_id: stream, last_seq: 0 });
+    await replayer.next<Frame>(isType("event.new", (p) => p.body === 1));
+    engine.release();
+    const b = await request(pub, "event.publish", { stream_id: stream, type: "n", body: 2 });
+    for (const c of [first, replayer])
+      await c.next<Frame>(isType("event.new", (p) => p.body === 2));
+
+    const expected = [a.payload.seq, b.payload.seq];
+    expect(seqs(replayer.all<Frame>(isType("event.new")))).toEqual(expected);
+    expect(seqs(first.all<Frame>(isType("event.new")))).toEqual(expected);
+    for (const c of [first, pub, replayer]) c.close();
+  });
+});
