@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { natsBus } from "../shared/src/cluster/bus.js";
+import { startStatsPublisher } from "../shared/src/cluster/stats.js";
 import type { Config } from "../shared/src/config/load.js";
 import { natsAuthOptions } from "../shared/src/config/nats.js";
 import { JetStreamEngine } from "../shared/src/engine/jetstream.js";
@@ -19,7 +21,14 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
   const stops: (() => Promise<void>)[] = [];
   if (config.role !== "gateway") {
     const presence = await runPresence(config, log.child({ service: "presence" }));
-    stops.push(presence.stop);
+    const stats = startStatsPublisher(natsBus(presence.nc), {
+      kind: "presence",
+      id: presence.service.replicaId,
+      draining: () => false,
+      natsConnected: presence.ready,
+      extra: async () => ({ partitions: presence.service.owned().length }),
+    });
+    stops.push(async () => stats.close(), presence.stop);
     if (config.role === "presence") {
       // Alone, a replica serves its own probes and metrics on PORT.
       const registry = new Registry();
@@ -61,7 +70,14 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
     const webhooks = await clusterWebhooks(nc, config, log.child({ component: "webhooks" }), {
       drain: false,
     });
-    const gateway = await startGateway({ config, engine, presence, log, webhooks: webhooks.sink });
+    const gateway = await startGateway({
+      config,
+      engine,
+      presence,
+      log,
+      webhooks: webhooks.sink,
+      cluster: { bus: natsBus(nc), gatewayId: presence.gatewayId },
+    });
     webhooks.queue?.useCounters(webhookCounters(gateway.metrics.registry));
     announce(log, config, gateway, "jetstream");
     // Gateway first: it drains clients while presence and NATS are still up.

@@ -70,6 +70,7 @@ export function announce(log: Logger, config: Config, gateway: Gateway, engine: 
     `  Foony        ws://${host}:${gateway.port}/realtime`,
     `  Health       http://${host}:${gateway.port}/healthz  /readyz  /metrics`,
   ];
+  if (config.consoleSecret) lines.push(`  Console      http://${host}:${gateway.port}/console`);
   if (config.devApp) {
     lines.push("  Development app (TIDINGS_APPS unset; never use in production):");
     lines.push("    id=app-id  key=app-key  secret=app-secret");

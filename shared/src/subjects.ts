@@ -189,3 +189,20 @@ export function webhookSubject(appId: string): string {
 export function webhookWildcard(): string {
   return "tdg-webhooks.>";
 }
+
+/**
+ * The operator console's cluster tree. Its own root, like the presence and
+ * webhook subjects, so no app id can collide with it:
+ *
+ *   tdg-console.stats    every gateway and presence replica's stats, each second
+ *   tdg-console.probe    a console's question to every gateway (scatter-gather)
+ */
+const CONSOLE_ROOT = "tdg-console";
+
+export function consoleStatsSubject(): string {
+  return `${CONSOLE_ROOT}.stats`;
+}
+
+export function consoleProbeSubject(): string {
+  return `${CONSOLE_ROOT}.probe`;
+}

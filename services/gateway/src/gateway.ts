@@ -1,8 +1,10 @@
+import type { ClusterBus } from "../../../shared/src/cluster/bus.js";
 import type { Config } from "../../../shared/src/config/load.js";
 import type { Engine } from "../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
 import { noWebhooks, type WebhookSink } from "../../../shared/src/webhooks/queue.js";
+import { consoleFor } from "./console/index.js";
 import { Blocks } from "./core/blocks.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
 import { Hub } from "./core/hub.js";
@@ -26,6 +28,8 @@ export async function startGateway(deps: {
   presence: PresenceApi;
   log: Logger;
   webhooks?: WebhookSink | undefined;
+  /** Where stats go and console questions come from; absent: this process alone. */
+  cluster?: { bus: ClusterBus; gatewayId: string } | undefined;
 }): Promise<Gateway> {
   const { config, engine, presence, log } = deps;
   const metrics = createMetrics();
@@ -59,14 +63,18 @@ export async function startGateway(deps: {
     webhooks: deps.webhooks ?? noWebhooks,
   };
   const dialects: Dialect[] = createDialects(ctx);
-  server = await startServer(ctx, dialects, config.port, config.host);
+  const operator = consoleFor(ctx, deps.cluster);
+  server = await startServer(ctx, dialects, config.port, config.host, operator.register);
   const running = server;
+  operator.start(running);
   return {
     port: running.port,
     server: running,
     metrics,
     async stop() {
+      operator.draining();
       await running.drain(config.drainSeconds);
+      operator.close();
       running.close();
     },
   };

@@ -51,6 +51,8 @@ export async function startServer(
   dialects: Dialect[],
   port: number,
   host: string,
+  /** More HTTP routes on the same port (the console), registered before the 404 catch-all. */
+  registerHttp?: (app: TemplatedApp) => void,
 ): Promise<GatewayServer> {
   const app = uWS.App();
   const connections = new Set<Connection>();
@@ -161,6 +163,7 @@ export async function startServer(
     log: ctx.log,
   });
   for (const d of dialects) d.registerHttp?.(app);
+  registerHttp?.(app);
   app.any("/*", (res) => {
     res.writeStatus("404 Not Found").end("not found");
   });

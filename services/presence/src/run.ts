@@ -34,6 +34,8 @@ export async function runPresence(
   log: Logger,
 ): Promise<{
   service: PresenceService;
+  /** The replica's connection (owned here, closed by `stop`), for what else it reports. */
+  nc: NatsConnection;
   ready(): boolean;
   /** The replica's webhook queue, for metrics (absent when no app has webhooks). */
   webhooks: WebhookQueue | undefined;
@@ -65,6 +67,7 @@ export async function runPresence(
   });
   return {
     service,
+    nc,
     ready: () => engine.isReady() && !nc.isClosed(),
     webhooks: webhooks.queue,
     stop: async () => {

@@ -59,6 +59,9 @@ export function loadConfig(env: Raw = process.env): Config {
       `TIDINGS_HEARTBEAT_MS (${typed.heartbeatMs}) must be less than TIDINGS_GATEWAY_TIMEOUT_MS (${typed.gatewayTimeoutMs}), or live gateways are declared dead`,
     );
   }
+  if (typed.consoleSecret !== undefined && typed.consoleSecret.length < 16) {
+    problems.push("TIDINGS_CONSOLE_SECRET must be at least 16 characters (it guards every app)");
+  }
   if (typed.role !== "all" && typed.natsUrl === undefined) {
     problems.push(
       `TIDINGS_ROLE=${typed.role} needs NATS_URL (separate processes share state through NATS)`,

@@ -264,6 +264,22 @@ export const schema = {
     description:
       "NATS: how long a live event may wait for a missing earlier one to be read from the stream; past it the channel's subscribers are closed with their dialect's reconnect code and replay.",
   },
+  consoleSecret: {
+    env: "TIDINGS_CONSOLE_SECRET",
+    type: "string",
+    default: undefined,
+    secret: true,
+    description:
+      "Enables the operator console at `/console`: the secret that logs in to the whole cluster (at least 16 characters). An app's own secret then logs in scoped to that app. Unset: no console.",
+  },
+  consoleSessionSec: {
+    env: "TIDINGS_CONSOLE_SESSION_SECONDS",
+    type: "int",
+    default: 3600,
+    min: 60,
+    max: 604800,
+    description: "Seconds a console login lasts before the operator must log in again.",
+  },
 } as const satisfies Record<string, Field>;
 
 export type Schema = typeof schema;

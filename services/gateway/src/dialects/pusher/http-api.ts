@@ -20,7 +20,7 @@ export const MAX_BATCH = 10;
 const SOCKET_ID = /^[0-9]{1,12}\.[0-9]{1,12}$/;
 type Attr = "user_count" | "subscription_count";
 
-interface ApiRequest {
+export interface ApiRequest {
   app: AppConfig;
   /** Route parameters after the app id, URL-decoded. */
   params: string[];
@@ -167,7 +167,7 @@ interface EventSpec {
 }
 
 /** Request handlers; each returns the JSON body of a 200 answer or throws PusherHttpError. */
-class PusherHttpApi {
+export class PusherHttpApi {
   constructor(private readonly ctx: GatewayContext) {}
 
   async events(r: ApiRequest): Promise<Json> {
