@@ -160,4 +160,24 @@ describe("members joining a presence channel at once", () => {
       }
     }
   });
+
+  // An unsubscribe sent right behind a subscribe must end it, even while the subscribe
+  // still waits on its first block lookup in KV (or on presence, during a takeover).
+  it("herald: an unsubscribe right behind a subscribe leaves no member behind", async () => {
+    for (let trial = 0; trial < 5; trial++) {
+      const s = `presence-quick-${trial}`;
+      const quick = await heraldConnect(heraldUrl(g1.url, `quick${trial}`, [s]));
+      quick.send({ type: "subscribe", ref: "q", payload: { stream_id: s } });
+      quick.send({ type: "unsubscribe", payload: { stream_id: s } });
+      expect((await quick.next<Frame>((f) => f.ref === "q")).type).toBe("subscribed");
+      await request(quick, "ping", {});
+      // Same gateway, so its reports reach the owner after the quick one's.
+      const later = await heraldConnect(heraldUrl(g1.url, `later${trial}`, [s]));
+      const sub = await request(later, "subscribe", { stream_id: s });
+      expect(sub.payload.members, `trial ${trial}`).toEqual([
+        { user_id: `later${trial}`, status: "online" },
+      ]);
+      for (const c of [quick, later]) c.close();
+    }
+  });
 });

@@ -86,7 +86,13 @@ export class NatsPresenceClient implements PresenceApi {
           const m = decodeMessage(msg.data);
           if (m.type !== "resync" || (m.gatewayId !== undefined && m.gatewayId !== this.gatewayId))
             return;
-          for (const p of m.partitions) if (p >= 0 && p < PRESENCE_PARTITIONS) this.queue(p).sync();
+          for (const p of m.partitions) {
+            if (p < 0 || p >= PRESENCE_PARTITIONS) continue;
+            const q = this.queue(p);
+            // Ahead of the sync: whatever waits on the old owner goes to the new one now.
+            q.nudge.fire();
+            q.sync();
+          }
         } catch (cause) {
           this.o.log?.warn({ err: cause }, "bad presence resync request ignored");
         }
@@ -241,7 +247,8 @@ export class NatsPresenceClient implements PresenceApi {
   }
 
   private query(q: PresenceQuery): Promise<PresenceReply> {
-    return requestWithRetry(this.nc, partitionOf(q.appId), q, this.policy);
+    const p = partitionOf(q.appId);
+    return requestWithRetry(this.nc, p, q, this.policy, this.queue(p).nudge);
   }
 
   private queue(p: number): ReportQueue {

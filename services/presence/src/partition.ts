@@ -23,6 +23,7 @@ import {
   type ReportResult,
 } from "../../../shared/src/presence/messages.js";
 import {
+  announcementKey,
   connectionKey,
   connectionKeyFilter,
   partitionOf,
@@ -89,7 +90,7 @@ export class OwnedPartition {
     return this.enqueue(async () => {
       const effects = this.core.dropGateway(gatewayId);
       this.syncs.delete(gatewayId);
-      await this.persist().catch((err: unknown) =>
+      await this.persist(effects).catch((err: unknown) =>
         this.o.log.warn({ err }, "persist after gateway loss failed"),
       );
       this.emit(effects);
@@ -133,7 +134,12 @@ export class OwnedPartition {
     const statuses = await this.readAll<{ appId: string; userId: string; status: UserStatus }>(
       statusKeyFilter(p),
     );
+    const announced = await this.read<{ effects: PresenceEffect[] }>(announcementKey(p));
     this.core.load(records, statuses);
+    // The previous owner may have died between writing its last batch and
+    // sending its signals: send them again, with their own versions, before
+    // anything of ours (receivers drop the ones they already had).
+    if (announced && !this.stopped) this.o.emitter.emit(announced.effects);
     const apps = new Set(records.map((r) => r.appId));
     for (const appId of apps) {
       for (const ch of this.core.channels(appId)) {
@@ -247,7 +253,7 @@ export class OwnedPartition {
       results.push({ ok: true });
     }
     try {
-      await this.persist();
+      await this.persist(effects);
     } catch (err) {
       // The core already moved on (and will not repeat the effects when the
       // gateway retries), so announce now; the unsaved keys go with the next write.
@@ -291,13 +297,22 @@ export class OwnedPartition {
     this.o.nc.publish(presenceResyncSubject(), encodeMessage(msg));
   }
 
-  private async persist(): Promise<void> {
+  /** Writes the changed records and, with them, the signals `effects` is about to send. */
+  private async persist(effects: readonly PresenceEffect[]): Promise<void> {
     const p = this.o.partition;
     const dirty = this.core.takeDirty();
     for (const c of dirty.connections) this.unsaved.add(`c\0${c.appId}\0${c.connectionId}`);
     for (const s of dirty.statuses) this.unsaved.add(`s\0${s.appId}\0${s.userId}`);
-    if (this.unsaved.size === 0) return;
+    // Only versioned signals: receivers can tell a repeat of those from news.
+    const signals = effects.filter(
+      (e) => e.to === "channel" && (e.signal.kind === "member" || e.signal.kind === "presence"),
+    );
+    if (this.unsaved.size === 0 && signals.length === 0) return;
     const keys = [...this.unsaved];
+    const announce =
+      signals.length === 0
+        ? []
+        : [this.o.kv.put(announcementKey(p), encoder.encode(JSON.stringify({ effects: signals })))];
     const writes = keys.map(async (k) => {
       const [kind, appId = "", id = ""] = k.split("\0");
       if (kind === "c") {
@@ -316,7 +331,9 @@ export class OwnedPartition {
       }
       this.unsaved.delete(k);
     });
-    const failed = (await Promise.allSettled(writes)).find((r) => r.status === "rejected");
+    const failed = (await Promise.allSettled([...writes, ...announce])).find(
+      (r) => r.status === "rejected",
+    );
     if (failed)
       throw new PersistError(`presence state write failed (partition ${p})`, {
         cause: failed.reason,

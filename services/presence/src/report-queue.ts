@@ -34,6 +34,32 @@ export interface RequestPolicy {
   retryForMs: number;
 }
 
+/**
+ * Fired when a partition has a new owner (its resync request): a request
+ * waiting on the dead owner, or sleeping between retries, goes again at once
+ * instead of waiting out its timeout or back-off, so changes made during a
+ * takeover are announced as soon as the new owner can take them.
+ */
+export class OwnerNudge {
+  private waiters = new Set<() => void>();
+
+  fire(): void {
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const w of waiting) w();
+  }
+
+  /** Resolves with `p`, or with "nudged" if `fire` comes first. */
+  race<T>(p: Promise<T>): Promise<T | "nudged"> {
+    let wake: () => void = () => {};
+    const nudged = new Promise<"nudged">((r) => {
+      wake = () => r("nudged");
+    });
+    this.waiters.add(wake);
+    return Promise.race([p, nudged]).finally(() => this.waiters.delete(wake));
+  }
+}
+
 interface Item {
   /** A report, or a full sync whose content is taken when it is sent. */
   report: PresenceReport | "sync";
@@ -52,15 +78,24 @@ export async function requestWithRetry(
   partition: number,
   message: PresenceMessage,
   policy: RequestPolicy,
+  nudge?: OwnerNudge,
 ): Promise<PresenceReply> {
   const deadline = Date.now() + policy.retryForMs;
   const data = encodeMessage(message);
   let last: unknown;
   for (let attempt = 0; ; attempt++) {
     try {
-      const msg = await nc.request(presenceRequestSubject(partition), data, {
+      const sent = nc.request(presenceRequestSubject(partition), data, {
         timeout: policy.requestTimeoutMs,
       });
+      // Given up on below, it still settles later; nothing must be left unhandled.
+      sent.catch(() => {});
+      const msg = nudge ? await nudge.race(sent) : await sent;
+      if (msg === "nudged") {
+        // Reports are idempotent at the owner, so sending one again is safe.
+        attempt = -1;
+        continue;
+      }
       const reply = decodeReply(msg.data);
       if (reply.type !== "error") return reply;
       if (reply.code === "invalid") throw new PresenceRequestError(reply.message);
@@ -75,7 +110,12 @@ export async function requestWithRetry(
         cause: last,
       });
     }
-    await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+    let timer: NodeJS.Timeout | undefined;
+    const backoff = new Promise<void>((r) => {
+      timer = setTimeout(r, Math.min(1000, 50 * 2 ** attempt));
+    });
+    if ((await (nudge ? nudge.race(backoff) : backoff)) === "nudged") attempt = -1;
+    clearTimeout(timer);
   }
 }
 
@@ -93,6 +133,7 @@ export class ReportQueue {
     private readonly policy: RequestPolicy,
     /** The gateway's connections in this partition, read when a sync is sent. */
     private readonly snapshot: () => ConnectionSnapshot[],
+    readonly nudge = new OwnerNudge(),
   ) {}
 
   send(report: PresenceReport, onResult?: (r: ReportResult) => void): Promise<ReportResult> {
@@ -159,6 +200,7 @@ export class ReportQueue {
       this.partition,
       { type: "batch", gatewayId: this.gatewayId, reports },
       this.policy,
+      this.nudge,
     );
     if (reply.type !== "batch_result")
       throw new PresenceRequestError(`unexpected reply ${reply.type}`);

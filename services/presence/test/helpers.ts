@@ -7,9 +7,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import type { Signal } from "../../../shared/src/engine/engine.js";
+import type { PresenceVersion, Signal } from "../../../shared/src/engine/engine.js";
 import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
 import { createLogger } from "../../../shared/src/log.js";
+import { compareVersions } from "../../../shared/src/presence/api.js";
 import { decodeToken } from "../../../shared/src/subjects.js";
 import { NatsPresenceClient } from "../src/client.js";
 import { type PresenceService, startPresenceService } from "../src/service.js";
@@ -38,11 +39,21 @@ export interface Recorder extends AsyncDisposable {
 export async function recordSignals(url: string): Promise<Recorder> {
   const nc = await connect({ servers: url });
   const all: Recorded[] = [];
+  const newest = new Map<string, PresenceVersion>();
   const take =
     (user: boolean) => (_err: Error | null, msg: { subject: string; data: Uint8Array }) => {
       const [, app = "", , token = ""] = msg.subject.split(".");
       const signal = JSON.parse(new TextDecoder().decode(msg.data)) as Signal;
       const name = decodeToken(token);
+      // As a gateway does: a versioned signal no newer than the channel's last is a
+      // repeat (a new owner resending its predecessor's last batch), not news.
+      const version =
+        signal.kind === "member" || signal.kind === "presence" ? signal.version : undefined;
+      if (version) {
+        const last = newest.get(msg.subject);
+        if (last && compareVersions(version, last) <= 0) return;
+        newest.set(msg.subject, version);
+      }
       all.push({
         app: decodeToken(app),
         ...(user ? { user: name } : { channel: name }),

@@ -67,6 +67,16 @@ export function connectionKeyFilter(partition: number): string {
   return `c.${partition}.>`;
 }
 
+/**
+ * The signals of the owner's last written batch: `a.<partition>`. Written
+ * with the batch's records, before they are sent, so a new owner can send
+ * them again if the old one died in between (receivers drop repeats by
+ * version).
+ */
+export function announcementKey(partition: number): string {
+  return `a.${partition}`;
+}
+
 /** A user's manual status: `s.<partition>.<app>.<user>`. */
 export function statusKey(partition: number, appId: string, userId: string): string {
   return `s.${partition}.${encodeToken(appId)}.${encodeToken(userId)}`;

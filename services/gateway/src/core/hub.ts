@@ -71,6 +71,8 @@ interface LocalChannel {
    * beyond it arrives, events go one by one so nobody gets one twice.
    */
   aheadUpTo: number;
+  /** Newest membership version delivered: versions only grow on a channel. */
+  lastVersion?: PresenceVersion | undefined;
 }
 
 /** Deliveries a subscriber may queue while its replay runs. */
@@ -301,6 +303,13 @@ export class Hub {
 
   private deliver(local: LocalChannel, d: Delivery): void {
     const { appId, name: channel, subscribers } = local;
+    const version = versionOf(d);
+    if (version !== undefined) {
+      // Not newer than one already delivered: a new presence owner sending its
+      // predecessor's last signals again (in case they were lost), or a stale owner.
+      if (local.lastVersion && compareVersions(version, local.lastVersion) <= 0) return;
+      local.lastVersion = version;
+    }
     const excluded = excludedConnection(d);
     // A membership change some live subscriber's list already has, or an event
     // some live subscriber already got from its replay, cannot go through a
@@ -309,7 +318,7 @@ export class Hub {
     const behind = seq !== undefined && seq <= local.aheadUpTo;
     // Events come in seq order: once one passes every subscriber's start, none is behind.
     if (seq !== undefined && !behind) local.aheadUpTo = 0;
-    const oneByOne = behind || (versionOf(d) !== undefined && someCovered(subscribers, d));
+    const oneByOne = behind || (version !== undefined && someCovered(subscribers, d));
     for (const [topicKey, { encoder, count }] of oneByOne ? [] : local.topics) {
       const bytes = safeEncode(encoder, channel, d, this.log);
       if (bytes === null) continue;

@@ -62,8 +62,13 @@ export class HeraldCommands {
         await this.ctx.presence.setStatus(app.id, userId, c.status);
         return;
       case "subscribe":
-        await this.permit(conn, s, c.stream_id);
-        return inOrder(s, c.stream_id, () => this.subscribe(conn, s, ref, c));
+        // The permit (a block lookup on first use) runs in turn too: awaited
+        // before it, an unsubscribe sent right after would overtake this
+        // subscribe and find nothing to end, leaving the user subscribed.
+        return inOrder(s, c.stream_id, async () => {
+          await this.permit(conn, s, c.stream_id);
+          await this.subscribe(conn, s, ref, c);
+        });
       case "unsubscribe":
         return inOrder(s, c.stream_id, () => this.unsubscribe(conn, s, c.stream_id));
       case "event.publish": {
