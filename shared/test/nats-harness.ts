@@ -7,15 +7,62 @@
  * Every wait is on a condition (ports file written, meta leader elected)
  * raced against the process exiting early, never on a fixed sleep.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
+/** Where .ci/newer-nats.sh unpacks a current nats-server from Debian. */
+const NEWER_DIR = fileURLToPath(new URL("../../.tmp/nats-server/", import.meta.url));
+
+export interface NatsServerBinary {
+  /** e.g. "nats-server v2.9.10", or why there is no such binary here. */
+  label: string;
+  /** Path of the binary; null when it is not available here. */
+  bin: string | null;
+}
+
+/**
+ * The servers fault tests run on: the default binary (Debian bookworm's
+ * 2.9.10, or NATS_SERVER_BIN) and the current one `.ci/newer-nats.sh`
+ * fetched (NATS_SERVER_NEWER_BIN overrides). 2.9 has replica bugs that newer
+ * servers fixed; Tidings must be correct on both. A missing newer binary
+ * yields an entry with `bin: null`, for tests to skip visibly.
+ */
+export function natsServerBinaries(): NatsServerBinary[] {
+  const newer = process.env.NATS_SERVER_NEWER_BIN ?? findNewer();
+  return [
+    { label: versionOf(NATS_SERVER), bin: NATS_SERVER },
+    newer
+      ? { label: versionOf(newer), bin: newer }
+      : { label: "newer nats-server (not fetched: run bash .ci/newer-nats.sh)", bin: null },
+  ];
+}
+
+function findNewer(): string | undefined {
+  if (!existsSync(NEWER_DIR)) return undefined;
+  const versions = readdirSync(NEWER_DIR).sort((a, b) =>
+    a.localeCompare(b, "en", { numeric: true }),
+  );
+  for (const v of versions.reverse()) {
+    const bin = join(NEWER_DIR, v, "usr", "sbin", "nats-server");
+    if (existsSync(bin)) return bin;
+  }
+  return undefined;
+}
+
+function versionOf(bin: string): string {
+  try {
+    return execFileSync(bin, ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    return `nats-server at ${bin}`;
+  }
+}
 
 // If the test process dies without running disposers (crash, EPIPE, worker
 // killed), take the servers and their temp dirs with it rather than orphan them.
@@ -52,22 +99,30 @@ export interface NatsHandle extends AsyncDisposable {
   kill(index: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a killed node again on the same ports and store. */
   restart(index: number): Promise<void>;
+  /** Freezes a node (SIGSTOP): it holds its connections but processes nothing. */
+  pause(index: number): void;
+  /** Lets a paused node run again (SIGCONT). */
+  resume(index: number): void;
   /** Node index of the current JetStream meta leader (cluster only). */
   metaLeader(): Promise<number>;
   /** Node index leading a stream (cluster only). */
   streamLeader(stream: string): Promise<number>;
+  /** Last seq of a stream in one node's own store (null if it has none or does not answer). */
+  replicaLastSeq(index: number, stream: string): Promise<number | null>;
   /** Kills every node and removes every temp dir. Idempotent. */
   stop(): Promise<void>;
 }
 
 export interface StartOptions {
   jetstream?: boolean;
+  /** nats-server binary (default NATS_SERVER_BIN or /usr/sbin/nats-server). */
+  bin?: string | undefined;
 }
 
 /** A single node. */
 export async function startNats(options: StartOptions = {}): Promise<NatsHandle> {
   const root = await mkdtemp(join(tmpdir(), "tdg-nats-"));
-  const cluster = new Cluster(root, 1, options.jetstream ?? true, false);
+  const cluster = new Cluster(root, 1, options.jetstream ?? true, false, options.bin);
   try {
     await cluster.startAll();
   } catch (err) {
@@ -78,9 +133,9 @@ export async function startNats(options: StartOptions = {}): Promise<NatsHandle>
 }
 
 /** An `n`-node cluster with JetStream, ready once a meta leader sees every peer. */
-export async function startCluster(n = 3): Promise<NatsHandle> {
+export async function startCluster(n = 3, options: StartOptions = {}): Promise<NatsHandle> {
   const root = await mkdtemp(join(tmpdir(), "tdg-natsc-"));
-  const cluster = new Cluster(root, n, true, true);
+  const cluster = new Cluster(root, n, true, true, options.bin);
   try {
     await cluster.startAll();
     await cluster.waitForMeta();
@@ -100,6 +155,7 @@ class Cluster implements NatsHandle {
     n: number,
     private readonly jetstream: boolean,
     private readonly clustered: boolean,
+    private readonly bin = NATS_SERVER,
   ) {
     liveRoots.add(root);
     for (let i = 0; i < n; i++) {
@@ -159,7 +215,7 @@ class Cluster implements NatsHandle {
     await mkdir(node.dir, { recursive: true });
     const conf = join(node.dir, "server.conf");
     await writeFile(conf, this.config(node));
-    const proc = spawn(NATS_SERVER, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+    const proc = spawn(this.bin, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     node.proc = proc;
     liveProcs.add(proc);
     proc.once("exit", () => liveProcs.delete(proc));
@@ -222,6 +278,10 @@ class Cluster implements NatsHandle {
       if (!n.proc) continue;
       const res = await fetch(
         `http://127.0.0.1:${n.ports.monitor}/jsz?streams=true&accounts=true`,
+        {
+          // A paused node accepts the connection and never answers.
+          signal: AbortSignal.timeout(2000),
+        },
       ).catch(() => null);
       if (!res?.ok) continue;
       const body: unknown = await res.json();
@@ -232,6 +292,24 @@ class Cluster implements NatsHandle {
       }
     }
     throw new NatsHarnessError(`no leader for stream ${stream}`);
+  }
+
+  async replicaLastSeq(index: number, stream: string): Promise<number | null> {
+    const n = this.node(index);
+    if (!n.proc) return null;
+    const res = await fetch(`http://127.0.0.1:${n.ports.monitor}/jsz?streams=true&accounts=true`, {
+      signal: AbortSignal.timeout(2000),
+    }).catch(() => null);
+    if (!res?.ok) return null;
+    const accounts = ((await res.json()) as { account_details?: unknown }).account_details;
+    if (!Array.isArray(accounts)) return null;
+    for (const acc of accounts as { stream_detail?: unknown }[]) {
+      if (!Array.isArray(acc.stream_detail)) continue;
+      for (const s of acc.stream_detail as { name?: string; state?: { last_seq?: number } }[]) {
+        if (s.name === stream) return s.state?.last_seq ?? null;
+      }
+    }
+    return null;
   }
 
   async kill(index: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
@@ -250,6 +328,14 @@ class Cluster implements NatsHandle {
     if (node.proc) throw new NatsHarnessError(`node ${index} is still running`);
     await this.launch(node);
     if (this.clustered) await this.waitForMeta();
+  }
+
+  pause(index: number): void {
+    this.node(index).proc?.kill("SIGSTOP");
+  }
+
+  resume(index: number): void {
+    this.node(index).proc?.kill("SIGCONT");
   }
 
   async stop(): Promise<void> {
@@ -281,7 +367,9 @@ interface Jsz {
 
 async function jsz(node: Node): Promise<Jsz> {
   if (!node.proc) throw new NatsHarnessError("node down");
-  const res = await fetch(`http://127.0.0.1:${node.ports.monitor}/jsz`);
+  const res = await fetch(`http://127.0.0.1:${node.ports.monitor}/jsz`, {
+    signal: AbortSignal.timeout(2000),
+  });
   return (await res.json()) as Jsz;
 }
 
