@@ -244,6 +244,7 @@ export class JetStreamEngine implements Engine {
       duplicate_window: nanos(Math.max(1, dedupe) * 1000),
       republish: { src: eventWildcard(appId), dest: liveWildcard(appId) },
     };
+    this.reader.noteDedupeWindow(config.name, config.duplicate_window);
     try {
       await this.jsm.streams.add(config);
     } catch (err) {

@@ -47,6 +47,20 @@ export function encodeEventBody(event: EventInput, time: number): Uint8Array {
   return encoder.encode(JSON.stringify(body));
 }
 
+/**
+ * The Nats-Msg-Id in a raw NATS header block (`NATS/1.0\r\nName: value\r\n...`),
+ * as STREAM.MSG.GET returns it. Header names are case-insensitive.
+ */
+export function msgIdOfHeaders(block: Uint8Array): string | undefined {
+  for (const line of decoder.decode(block).split("\r\n").slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === "nats-msg-id") {
+      return line.slice(colon + 1).trim() || undefined;
+    }
+  }
+  return undefined;
+}
+
 /** Thrown when a stored message is not one of ours (written by something else). */
 export class MalformedEventError extends Error {
   override name = "MalformedEventError";

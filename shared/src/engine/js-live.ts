@@ -28,6 +28,7 @@ import {
 } from "./engine.js";
 import { decodeEvent, decodeSignal } from "./js-codec.js";
 import type { StreamReader } from "./js-reader.js";
+import { RepeatFilter } from "./js-repeats.js";
 
 type Sub = LiveSubscription & { ready: Promise<void> };
 
@@ -55,11 +56,13 @@ interface Entry {
  * waiting: the bound runs from there.
  */
 type Work = (
-  | { kind: "msg"; seq: number; prev: number; data: Uint8Array }
+  | { kind: "msg"; seq: number; prev: number; data: Uint8Array; msgId: string | undefined }
   | { kind: "check"; upTo?: number }
 ) & { at: number; reported?: boolean };
 
 const RETRY_MS = 250;
+/** A gap is usually one or two events: read that many with single leader requests. */
+const FILL_SERIAL_STEPS = 4;
 /** A check that finds the stream ahead waits this long for the live message already on its way. */
 const IN_FLIGHT_GRACE_MS = 500;
 
@@ -77,6 +80,7 @@ class ChannelLive {
   nextCheckAt = 0;
   private readonly subs: Subscription[];
   private closed = false;
+  private readonly repeats: RepeatFilter;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -92,6 +96,7 @@ class ChannelLive {
     /** The channel gave up: LiveHub forgets it and tells every handler. */
     private readonly onEnded: (gap: DeliveryGap) => void,
   ) {
+    this.repeats = new RepeatFilter(() => reader.dedupeWindowMs(stream));
     this.subs = [
       nc.subscribe(liveSubject, {
         callback: (err, msg) => (err ? onError(err) : this.onLive(msg)),
@@ -225,7 +230,9 @@ class ChannelLive {
       this.onError(new Error(`live message without sequence headers on ${msg.subject}`));
       return;
     }
-    this.work.push({ kind: "msg", seq, prev, data: msg.data, at: Date.now() });
+    // RePublish keeps the stored message's headers.
+    const msgId = msg.headers?.get("Nats-Msg-Id") || undefined;
+    this.work.push({ kind: "msg", seq, prev, data: msg.data, msgId, at: Date.now() });
     if (this.started) void this.pump();
   }
 
@@ -275,16 +282,16 @@ class ChannelLive {
     if (item.kind === "msg") {
       if (item.seq <= this.lastDelivered) return;
       if (item.prev <= this.lastDelivered) {
-        this.deliverRaw(item.seq, item.data);
+        this.deliverRaw(item.seq, item.data, item.msgId);
         return;
       }
-      return this.fill(item.seq).then(() => {
+      return this.fill(item.seq, item.prev).then(() => {
         // fill() may have delivered this very seq when it was stored before the read.
-        if (item.seq > this.lastDelivered) this.deliverRaw(item.seq, item.data);
+        if (item.seq > this.lastDelivered) this.deliverRaw(item.seq, item.data, item.msgId);
       });
     }
     if (item.upTo !== undefined) {
-      return item.upTo > this.lastDelivered ? this.fill(item.upTo + 1) : undefined;
+      return item.upTo > this.lastDelivered ? this.fill(item.upTo + 1, item.upTo) : undefined;
     }
     return this.check(item.at);
   }
@@ -317,21 +324,31 @@ class ChannelLive {
     return op();
   }
 
-  /** Delivers stored events after lastDelivered and before `untilSeq`. */
-  private async fill(untilSeq: number): Promise<void> {
+  /**
+   * Delivers stored events after lastDelivered and before `untilSeq`, which
+   * must reach `mustReach` (the live message's previous seq, or the last seq
+   * a check found) unless that event is gone from the stream (trimmed).
+   */
+  private async fill(untilSeq: number, mustReach: number): Promise<void> {
     const from = this.lastDelivered + 1;
     const { msgs } = await this.read(() =>
-      this.reader.readRange(
-        this.stream,
-        this.eventSubject,
-        from,
-        Number.MAX_SAFE_INTEGER,
-        untilSeq,
-      ),
+      this.reader.readRange(this.stream, this.eventSubject, from, Number.MAX_SAFE_INTEGER, {
+        stopBeforeSeq: untilSeq,
+        serialSteps: FILL_SERIAL_STEPS,
+      }),
     );
     for (const m of msgs) {
       if (this.closed) return;
-      if (m.seq > this.lastDelivered && m.seq < untilSeq) this.deliverRaw(m.seq, m.data);
+      if (m.seq > this.lastDelivered && m.seq < untilSeq) this.deliverRaw(m.seq, m.data, m.msgId);
+    }
+    if (this.lastDelivered < mustReach && !this.closed) {
+      // A short read would skip events silently: the item is retried instead.
+      const missed = await this.read(() => this.reader.getMsg(this.stream, { seq: mustReach }));
+      if (missed?.subject === this.eventSubject) {
+        throw new Error(
+          `gap fill on ${this.channel} stopped at ${this.lastDelivered}, before ${mustReach}`,
+        );
+      }
     }
   }
 
@@ -347,7 +364,7 @@ class ChannelLive {
     this.onEnded({ afterSeq: this.lastDelivered, beforeSeq, reason: `${reason} (${cause})` });
   }
 
-  private deliverRaw(seq: number, data: Uint8Array): void {
+  private deliverRaw(seq: number, data: Uint8Array, msgId: string | undefined): void {
     // Advance first: a malformed message is skipped, never retried forever.
     this.lastDelivered = seq;
     let event: StoredEvent;
@@ -357,6 +374,7 @@ class ChannelLive {
       this.onError(err);
       return;
     }
+    if (this.repeats.isRepeat(msgId, event)) return;
     for (const e of this.entries) {
       if (e.afterSeq === null) e.buffer.push(event);
       else if (seq > e.afterSeq) safeCall(e.handler, { type: "event", event }, this.onError);

@@ -3,24 +3,48 @@
  * pages. Nothing here needs a 2.10+ server (no batch direct get, no
  * multi-filter consumers).
  *
- * Single-message reads use STREAM.MSG.GET (answered by the stream leader, so a
- * read after an acknowledged publish sees it) rather than direct get (any
- * replica, possibly behind).
+ * Every read answers what the stream leader holds. Single messages come from
+ * STREAM.MSG.GET (answered by the leader, so a read after an acknowledged
+ * publish sees it) rather than direct get (any replica, possibly behind);
+ * ranges from the leader too (readRange).
  */
 import {
   AckPolicy,
+  type ConsumerInfo,
   DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { HistoryPage, StoredEvent } from "./engine.js";
-import { decodeEvent, isStreamNotFound, JetStreamEngineError, wrapError } from "./js-codec.js";
+import { EngineUnavailableError, type HistoryPage, type StoredEvent } from "./engine.js";
+import {
+  decodeEvent,
+  isStreamNotFound,
+  JetStreamEngineError,
+  msgIdOfHeaders,
+  wrapError,
+} from "./js-codec.js";
+import { distinctEvents } from "./js-repeats.js";
 
 export interface RawMsg {
   subject: string;
   seq: number;
   data: Uint8Array;
+  /** The publish's Nats-Msg-Id (see js-repeats.ts). */
+  msgId?: string | undefined;
+}
+
+export interface RangeOptions {
+  /** Exclusive upper bound of the seqs to read. */
+  stopBeforeSeq?: number | undefined;
+  /** Messages to read with single leader requests before using a consumer. */
+  serialSteps?: number | undefined;
+}
+
+interface Range {
+  stream: string;
+  subject: string;
+  stop: number;
 }
 
 type MsgGet = { seq: number } | { last_by_subj: string } | { seq: number; next_by_subj: string };
@@ -37,9 +61,27 @@ export class JsApiError extends Error {
   }
 }
 
+/** A fetch from a just-created consumer found no one serving it. */
+class ConsumerGoneError extends EngineUnavailableError {
+  override name = "ConsumerGoneError";
+}
+
+/** The client reports a pull nobody answered as a status error with code 503. */
+function isNoResponders(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    err.name === "JetStreamStatusError" &&
+    (err as { code?: unknown }).code === 503
+  );
+}
+
 const NO_MESSAGE = 10037;
 const STREAM_NOT_FOUND = 10059;
 const NS_PER_SEC = 1_000_000_000;
+const MSG_ID = "Nats-Msg-Id";
+const PLACEMENT_ATTEMPTS = 12;
+/** Leader requests in flight at once when every message is read from it. */
+const PIPELINE = 128;
 
 export class StreamReader {
   constructor(
@@ -48,6 +90,18 @@ export class StreamReader {
     private readonly jsm: JetStreamManager,
     private readonly timeoutMs: number,
   ) {}
+
+  /** Duplicate window per stream, ms, as last seen in its config (0 when not yet seen). */
+  private readonly dedupeWindows = new Map<string, number>();
+
+  /** Records a stream's duplicate window (nanoseconds, as in its config). */
+  noteDedupeWindow(stream: string, windowNanos: number | undefined): void {
+    if (windowNanos !== undefined) this.dedupeWindows.set(stream, windowNanos / 1_000_000);
+  }
+
+  dedupeWindowMs(stream: string): number {
+    return this.dedupeWindows.get(stream) ?? 0;
+  }
 
   /** One message, or null when there is none (or no such stream). */
   async getMsg(stream: string, req: MsgGet): Promise<RawMsg | null> {
@@ -62,7 +116,7 @@ export class StreamReader {
     }
     const body = reply as {
       error?: { code: number; err_code: number; description: string };
-      message?: { subject: string; seq: number; data?: string };
+      message?: { subject: string; seq: number; data?: string; hdrs?: string };
     };
     if (body.error) {
       if (body.error.err_code === NO_MESSAGE || body.error.err_code === STREAM_NOT_FOUND) {
@@ -74,7 +128,12 @@ export class StreamReader {
     }
     const m = body.message;
     if (!m) throw new JetStreamEngineError("empty STREAM.MSG.GET reply");
-    return { subject: m.subject, seq: m.seq, data: Buffer.from(m.data ?? "", "base64") };
+    return {
+      subject: m.subject,
+      seq: m.seq,
+      data: Buffer.from(m.data ?? "", "base64"),
+      msgId: m.hdrs ? msgIdOfHeaders(Buffer.from(m.hdrs, "base64")) : undefined,
+    };
   }
 
   async lastSeq(stream: string, subject: string): Promise<number> {
@@ -82,64 +141,188 @@ export class StreamReader {
   }
 
   /**
-   * Messages of `subject` with seq >= fromSeq, oldest first, at most `max`,
-   * read through a short-lived ephemeral consumer (deleted afterwards; its
-   * inactive threshold reaps it should the delete be lost). `remaining` is
-   * how many matching messages existed from `fromSeq` when reading began.
+   * Messages of `subject` with seq >= fromSeq (and below `stopBeforeSeq`),
+   * oldest first, at most `max`, exactly as the stream leader holds them;
+   * `more` says whether the leader holds another one after them.
+   *
+   * Why the leader: a follower may be behind (restarted, paused) or, on 2.9,
+   * diverged from it after a cluster-state reset, and an ephemeral consumer
+   * sits on a replica picked at random. So the first `serialSteps` messages
+   * come from STREAM.MSG.GET (leader-answered) one by one, which is cheaper
+   * than a consumer for the one or two events a gap fill usually misses;
+   * the rest from a consumer that landed on the leader (see readThroughLeader).
    */
   async readRange(
     stream: string,
     subject: string,
     fromSeq: number,
     max: number,
-    stopBeforeSeq = Infinity,
-  ): Promise<{ msgs: RawMsg[]; remaining: number }> {
-    let ci: Awaited<ReturnType<JetStreamManager["consumers"]["add"]>>;
+    { stopBeforeSeq = Infinity, serialSteps = 0 }: RangeOptions = {},
+  ): Promise<{ msgs: RawMsg[]; more: boolean }> {
+    const range: Range = { stream, subject, stop: stopBeforeSeq };
+    const msgs: RawMsg[] = [];
+    let next = Math.max(1, fromSeq);
+    for (let step = 0; step < serialSteps || msgs.length >= max; step++) {
+      const m = await this.nextOnLeader(range, next);
+      if (!m) return { msgs, more: false };
+      if (msgs.length >= max) return { msgs, more: true };
+      msgs.push(m);
+      next = m.seq + 1;
+    }
+    const rest = await this.readThroughLeader(range, next, max - msgs.length);
+    return { msgs: msgs.length === 0 ? rest.msgs : msgs.concat(rest.msgs), more: rest.more };
+  }
+
+  /** The leader's first message of the range at or after `seq`, or null. */
+  private async nextOnLeader(range: Range, seq: number): Promise<RawMsg | null> {
+    const m = await this.getMsg(range.stream, { seq, next_by_subj: range.subject });
+    return m && m.seq < range.stop ? m : null;
+  }
+
+  /**
+   * Consumer placement is uniform over the stream's replicas (2.9 and 2.15
+   * alike; consumers take no placement), so this creates one until it sits
+   * on the stream leader: 3 creates on average on an R3 stream, and 12
+   * misses in a row ((2/3)^12, under 1%) fall back to reading every message
+   * from the leader, pipelined on the seqs the last consumer returned. On a
+   * single server or an R1 stream the first consumer is on the leader.
+   */
+  private async readThroughLeader(
+    range: Range,
+    from: number,
+    want: number,
+  ): Promise<{ msgs: RawMsg[]; more: boolean }> {
+    let leader: Promise<string | undefined> | undefined;
+    let hints: number[] = [];
+    for (let attempt = 1; attempt <= PLACEMENT_ATTEMPTS; attempt++) {
+      leader ??= this.streamLeader(range.stream);
+      const [ci, lead] = await Promise.all([this.createConsumer(range, from), leader]);
+      if (!ci) return { msgs: [], more: false };
+      try {
+        // Both are absent on a server that is not clustered.
+        if (ci.cluster?.leader === lead) return await this.drain(ci, range, want);
+        if (lead === undefined) throw new EngineUnavailableError("stream has no leader");
+        if (attempt === PLACEMENT_ATTEMPTS) {
+          hints = (await this.drain(ci, range, want)).msgs.map((m) => m.seq);
+        }
+      } catch (err) {
+        // Right after a create, or after its server came back, the consumer's
+        // pull subject may not be known to our server yet: try another one.
+        if (!(err instanceof ConsumerGoneError) || attempt === PLACEMENT_ATTEMPTS) throw err;
+      } finally {
+        this.jsm.consumers.delete(range.stream, ci.name).catch(() => {
+          // Best effort: the inactive threshold removes it anyway.
+        });
+      }
+    }
+    return this.chainOnLeader(range, from, want, hints);
+  }
+
+  /**
+   * Every message from the leader, each request naming the seq after the
+   * previous message. A follower's seqs (`hints`) let the requests go out
+   * together; only the leader's answers are used, so a wrong hint costs one
+   * wasted request and the chain goes on one by one from the leader's answer.
+   */
+  private async chainOnLeader(
+    range: Range,
+    from: number,
+    want: number,
+    hints: number[],
+  ): Promise<{ msgs: RawMsg[]; more: boolean }> {
+    const asked = new Map<number, Promise<RawMsg | null>>();
+    const ask = (seq: number): Promise<RawMsg | null> => {
+      let answer = asked.get(seq);
+      if (!answer) {
+        answer = this.nextOnLeader(range, seq);
+        // Answers to wrong hints are never awaited.
+        answer.catch(() => {});
+        asked.set(seq, answer);
+      }
+      return answer;
+    };
+    const msgs: RawMsg[] = [];
+    let issued = 0;
+    let next = from;
+    for (;;) {
+      for (; issued < hints.length && issued < msgs.length + PIPELINE; issued++) {
+        ask((hints[issued] ?? 0) + 1);
+      }
+      const m = await ask(next);
+      asked.delete(next);
+      if (!m) return { msgs, more: false };
+      if (msgs.length >= want) return { msgs, more: true };
+      msgs.push(m);
+      next = m.seq + 1;
+    }
+  }
+
+  private async streamLeader(stream: string): Promise<string | undefined> {
     try {
-      ci = await this.jsm.consumers.add(stream, {
-        filter_subject: subject,
+      const info = await this.jsm.streams.info(stream);
+      this.noteDedupeWindow(stream, info.config.duplicate_window);
+      return info.cluster?.leader;
+    } catch (err) {
+      throw wrapError("stream info", err);
+    }
+  }
+
+  private async createConsumer(range: Range, from: number): Promise<ConsumerInfo | null> {
+    try {
+      return await this.jsm.consumers.add(range.stream, {
+        filter_subject: range.subject,
         deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: Math.max(1, fromSeq),
+        opt_start_seq: from,
         ack_policy: AckPolicy.None,
         mem_storage: true,
         num_replicas: 1,
         inactive_threshold: 30 * NS_PER_SEC,
       });
     } catch (err) {
-      if (isStreamNotFound(err)) return { msgs: [], remaining: 0 };
+      if (isStreamNotFound(err)) return null;
       throw wrapError("history read", err);
     }
+  }
+
+  /** Reads up to `want` messages of the range from a fresh consumer. */
+  private async drain(
+    ci: ConsumerInfo,
+    range: Range,
+    want: number,
+  ): Promise<{ msgs: RawMsg[]; more: boolean }> {
     const msgs: RawMsg[] = [];
+    const take = Math.min(want, ci.num_pending);
+    let reachedStop = false;
     try {
-      const want = Math.min(max, ci.num_pending);
-      if (want > 0) {
+      if (take > 0) {
         const consumer = this.js.consumers.getConsumerFromInfo(ci);
-        const iter = await consumer.fetch({ max_messages: want, expires: this.timeoutMs });
-        let reachedStop = false;
+        const iter = await consumer.fetch({ max_messages: take, expires: this.timeoutMs });
         let reachedEnd = false;
         for await (const m of iter) {
-          if (m.seq >= stopBeforeSeq) {
+          if (m.seq >= range.stop) {
             reachedStop = true;
             break;
           }
-          msgs.push({ subject: m.subject, seq: m.seq, data: m.data });
+          msgs.push({
+            subject: m.subject,
+            seq: m.seq,
+            data: m.data,
+            msgId: m.headers?.get(MSG_ID) || undefined,
+          });
           if (m.info.pending === 0) reachedEnd = true;
-          if (msgs.length >= want || reachedEnd) break;
+          if (msgs.length >= take || reachedEnd) break;
         }
-        if (!reachedStop && !reachedEnd && msgs.length < want) {
+        if (!reachedStop && !reachedEnd && msgs.length < take) {
           // The fetch expired short of what num_pending promised: a partial
           // page would wrongly read as "no more events".
-          throw new JetStreamEngineError(`history read returned ${msgs.length}/${want}`);
+          throw new JetStreamEngineError(`history read returned ${msgs.length}/${take}`);
         }
       }
     } catch (err) {
+      if (isNoResponders(err)) throw new ConsumerGoneError("history read: no consumer answered");
       throw wrapError("history read", err);
-    } finally {
-      this.jsm.consumers.delete(stream, ci.name).catch(() => {
-        // Best effort: the inactive threshold removes it anyway.
-      });
     }
-    return { msgs, remaining: ci.num_pending };
+    return { msgs, more: !reachedStop && ci.num_pending > msgs.length };
   }
 
   async getEvent(
@@ -175,9 +358,9 @@ export class StreamReader {
     let events: StoredEvent[] = [];
     let hasMore = false;
     if (first && limit > 0) {
-      const { msgs, remaining } = await this.readRange(stream, subject, first.seq, limit);
-      events = msgs.map((m) => decodeEvent(channel, m.seq, m.data));
-      hasMore = remaining > msgs.length;
+      const { msgs, more } = await this.readRange(stream, subject, first.seq, limit);
+      events = distinctEvents(channel, msgs, this.dedupeWindowMs(stream));
+      hasMore = more;
     } else if (first) {
       hasMore = true;
     }
@@ -194,6 +377,7 @@ export class StreamReader {
       if (isStreamNotFound(err)) return false;
       throw wrapError("stream info", err);
     }
+    this.noteDedupeWindow(stream, info.config.duplicate_window);
     const count = info.state.subjects?.[subject] ?? 0;
     if (count > 0) {
       const oldest = await this.getMsg(stream, { seq: 1, next_by_subj: subject });
@@ -232,6 +416,7 @@ export class StreamReader {
       if (isStreamNotFound(err)) return empty;
       throw wrapError("stream info", err);
     }
+    this.noteDedupeWindow(stream, info.config.duplicate_window);
     // Exclusive upper bound; events stored from now on are not part of this page.
     const upper = Math.min(beforeSeq ?? Infinity, info.state.last_seq + 1);
     const count = Math.max(1, info.state.subjects?.[subject] ?? 1);
@@ -239,13 +424,16 @@ export class StreamReader {
     let window = count <= 2 * limit ? Infinity : Math.ceil((limit / density) * 1.5);
     for (;;) {
       const from = Math.max(oldest.seq, upper - window);
-      const { msgs } = await this.readRange(stream, subject, from, Number.MAX_SAFE_INTEGER, upper);
-      if (msgs.length >= limit || from === oldest.seq) {
-        const page = msgs.slice(-limit);
+      const { msgs } = await this.readRange(stream, subject, from, Number.MAX_SAFE_INTEGER, {
+        stopBeforeSeq: upper,
+      });
+      const events = distinctEvents(channel, msgs, this.dedupeWindowMs(stream));
+      if (events.length >= limit || from === oldest.seq) {
+        const page = events.slice(-limit);
         return {
-          events: page.map((m) => decodeEvent(channel, m.seq, m.data)),
+          events: page,
           // Anything retained before `from` is older than the page as well.
-          hasMore: msgs.length > page.length || from > oldest.seq,
+          hasMore: events.length > page.length || from > oldest.seq,
           truncated: false,
         };
       }
