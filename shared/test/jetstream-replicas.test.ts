@@ -1,10 +1,13 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { headers, nanos } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import type { Json } from "../src/engine/engine.js";
+import type { Delivery, Json } from "../src/engine/engine.js";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
-import { streamName } from "../src/subjects.js";
+import { encodeEventBody } from "../src/engine/js-codec.js";
+import { eventSubject, streamName } from "../src/subjects.js";
 import { eventsOf, lossyLiveChannel } from "./lossy-live.js";
-import { natsServerBinaries, startCluster } from "./nats-harness.js";
+import { natsServerBinaries, startCluster, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";
 
 const limits = { historyPerChannel: 10_000, historyMaxAgeSec: 0, dedupeWindowSec: 60 };
@@ -120,4 +123,90 @@ describe.each(natsServerBinaries())("reads on a 3-node cluster, $label", ({ bin 
       }
     },
   );
+});
+
+describe("a publish stored under two seqs", () => {
+  // A 2.9 replica that reset its cluster state can lose a stored message or its dedupe
+  // entry, and the publisher's retry (same Nats-Msg-Id) is then stored again under a new
+  // seq. Here the stream forgets the id because its window is made tiny behind the
+  // engine's back. Event ids come from seqs: readers must see that publish once.
+  it("is delivered live and read back once, under its first seq", async () => {
+    await using server = await startNats({ jetstream: true });
+    const engine = await JetStreamEngine.connect({ servers: server.urls, name: "twice" });
+    const raw = await connect({ servers: server.urls });
+    try {
+      const app = `twice${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      const jsm = await jetstreamManager(raw);
+      const info = await jsm.streams.info(streamName(app));
+      await jsm.streams.update(streamName(app), { ...info.config, duplicate_window: nanos(100) });
+      const got: Delivery[] = [];
+      const sub = engine.subscribe(app, "c", (d) => got.push(d));
+      await sub.ready;
+
+      const first = await engine.publish(app, "c", { name: "n", data: "before" });
+      // The pipelined publisher's retry resends the very same bytes under the same id.
+      const body = encodeEventBody({ name: "n", data: "retried" }, Date.now());
+      const store = async (msgId: string, bytes: Uint8Array) => {
+        const h = headers();
+        h.set("Nats-Msg-Id", msgId);
+        const ack = (
+          await raw.request(eventSubject(app, "c"), bytes, { headers: h, timeout: 5000 })
+        ).json<{
+          seq: number;
+          duplicate?: boolean;
+        }>();
+        return ack;
+      };
+      const once = await store("g:retried-publish", body);
+      // A client's retry through engine.publish with the same key has a new body time.
+      const keyed = await engine.publish(
+        app,
+        "c",
+        { name: "n", data: "keyed" },
+        { idempotencyKey: "K" },
+      );
+      const stored: number[] = [];
+      await waitFor(
+        async () => {
+          const again = await store("g:retried-publish", body);
+          if (!again.duplicate) stored.push(again.seq);
+          return stored.length > 0;
+        },
+        { intervalMs: 20, what: "the stream to forget the id and store it again" },
+      );
+      await waitFor(
+        async () => {
+          const r = await engine.publish(
+            app,
+            "c",
+            { name: "n", data: "keyed" },
+            { idempotencyKey: "K" },
+          );
+          return !r.duplicate;
+        },
+        { intervalMs: 20, what: "the stream to forget the key and store it again" },
+      );
+      // Back to the window the engine configured: what a diverged replica would report.
+      await jsm.streams.update(streamName(app), info.config);
+      const last = await engine.publish(app, "c", { name: "n", data: "after" });
+      const want = [
+        { seq: first.seq, data: "before" },
+        { seq: once.seq, data: "retried" },
+        { seq: keyed.seq, data: "keyed" },
+        { seq: last.seq, data: "after" },
+      ];
+
+      await waitFor(() => eventsOf(got).at(-1)?.seq === last.seq, { what: "the last event live" });
+      expect(pairs(eventsOf(got))).toEqual(want);
+      const replay = await engine.history(app, "c", { afterSeq: 0, limit: 100 });
+      expect(pairs(replay.events)).toEqual(want);
+      const newest = await engine.history(app, "c", { limit: 100 });
+      expect(pairs(newest.events)).toEqual(want);
+      sub.close();
+    } finally {
+      await raw.close();
+      await engine.close();
+    }
+  });
 });

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import type { StoredEvent } from "./engine.js";
+import { RepeatFilter } from "./js-repeats.js";
+
+const ev = (seq: number, time: number): StoredEvent => ({
+  channel: "c",
+  seq,
+  id: `evt_${seq}`,
+  time,
+  name: "n",
+  data: seq,
+});
+
+describe("RepeatFilter", () => {
+  // Within the window the stream would have deduplicated it: a second seq is the same publish.
+  it("drops a later seq of an id within the duplicate window", () => {
+    const f = new RepeatFilter(() => 60_000);
+    expect(f.isRepeat("k:a", ev(10, 1_000))).toBe(false);
+    expect(f.isRepeat("k:a", ev(12, 31_000))).toBe(true);
+    // The same seq again (a fill overlapping live delivery) is not a repeat.
+    expect(f.isRepeat("k:a", ev(10, 1_000))).toBe(false);
+  });
+
+  // An idempotency key reused after the window is a new event, as the stream treats it.
+  it("keeps a key reused after the window, and then remembers the new seq", () => {
+    const f = new RepeatFilter(() => 60_000);
+    expect(f.isRepeat("k:a", ev(10, 1_000))).toBe(false);
+    expect(f.isRepeat("k:a", ev(50, 61_001))).toBe(false);
+    expect(f.isRepeat("k:a", ev(51, 61_002))).toBe(true);
+  });
+
+  // Until the window is known only a byte-identical retry counts, which never drops an event.
+  it("with an unknown window drops only a retry with the same publish time", () => {
+    const f = new RepeatFilter(() => 0);
+    expect(f.isRepeat("g:x", ev(1, 5))).toBe(false);
+    expect(f.isRepeat("g:x", ev(2, 5))).toBe(true);
+    expect(f.isRepeat("k:y", ev(3, 5))).toBe(false);
+    expect(f.isRepeat("k:y", ev(4, 6))).toBe(false);
+    expect(f.isRepeat(undefined, ev(5, 5))).toBe(false);
+  });
+
+  it("forgets the oldest ids past its cap", () => {
+    const f = new RepeatFilter(() => 60_000, 2);
+    f.isRepeat("a", ev(1, 0));
+    f.isRepeat("b", ev(2, 0));
+    f.isRepeat("c", ev(3, 0));
+    expect(f.isRepeat("a", ev(4, 0))).toBe(false);
+    expect(f.isRepeat("c", ev(5, 0))).toBe(true);
+  });
+});
