@@ -5,7 +5,7 @@ import { JetStreamEngine } from "../src/engine/jetstream.js";
 import { streamName } from "../src/subjects.js";
 import { describeEngineContract } from "./engine.contract.js";
 import { eventsOf, lossyLiveChannel } from "./lossy-live.js";
-import { type NatsHandle, startCluster, startNats } from "./nats-harness.js";
+import { type NatsHandle, natsServerBinaries, startCluster, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";
 
 const limits = { historyPerChannel: 10_000, historyMaxAgeSec: 0, dedupeWindowSec: 60 };
@@ -170,72 +170,75 @@ describe("jetstream engine across a NATS restart", () => {
   });
 });
 
-describe("jetstream engine on a 3-node cluster", () => {
+describe.each(natsServerBinaries())("jetstream engine on a 3-node cluster, $label", ({ bin }) => {
   // Acknowledged means durable: a crashed stream leader must not lose or duplicate an acked event.
-  it("keeps every acknowledged publish exactly once when the stream leader is killed", async () => {
-    await using cluster = await startCluster(3);
-    const engine = await JetStreamEngine.connect({
-      servers: cluster.urls,
-      name: "failover",
-      replicas: 3,
-    });
-    try {
-      const app = "failover";
-      await engine.ensureApp(app, { ...limits, historyPerChannel: 100_000 });
-      const leader = await cluster.streamLeader(streamName(app));
-      const started = Date.now();
-      const acked = new Map<number, number>(); // data -> seq
-      let failed = 0;
-      let next = 0;
-      let killed = false;
-      const worker = async () => {
-        while (acked.size < 600) {
-          const i = next++;
-          try {
-            const r = await engine.publish(app, "c", { name: "x", data: i });
-            acked.set(i, r.seq);
-          } catch (err) {
-            expect(err).toBeInstanceOf(EngineUnavailableError);
-            failed++;
-            await waitFor(() => engine.isReady(), { timeoutMs: 20_000, what: "reconnect" });
+  it.skipIf(!bin)(
+    "keeps every acknowledged publish exactly once when the stream leader is killed",
+    async () => {
+      await using cluster = await startCluster(3, { bin: bin ?? undefined });
+      const engine = await JetStreamEngine.connect({
+        servers: cluster.urls,
+        name: "failover",
+        replicas: 3,
+      });
+      try {
+        const app = "failover";
+        await engine.ensureApp(app, { ...limits, historyPerChannel: 100_000 });
+        const leader = await cluster.streamLeader(streamName(app));
+        const started = Date.now();
+        const acked = new Map<number, number>(); // data -> seq
+        let failed = 0;
+        let next = 0;
+        let killed = false;
+        const worker = async () => {
+          while (acked.size < 600) {
+            const i = next++;
+            try {
+              const r = await engine.publish(app, "c", { name: "x", data: i });
+              acked.set(i, r.seq);
+            } catch (err) {
+              expect(err).toBeInstanceOf(EngineUnavailableError);
+              failed++;
+              await waitFor(() => engine.isReady(), { timeoutMs: 20_000, what: "reconnect" });
+            }
+            if (!killed && acked.size >= 100) {
+              killed = true;
+              await cluster.kill(leader, "SIGKILL");
+            }
           }
-          if (!killed && acked.size >= 100) {
-            killed = true;
-            await cluster.kill(leader, "SIGKILL");
-          }
+        };
+        await Promise.all(Array.from({ length: 16 }, worker));
+        expect(killed).toBe(true);
+        // Consumer-based reads need a meta leader too, which may still be electing.
+        const read: { page?: HistoryPage | null } = {};
+        await waitFor(
+          async () => {
+            read.page = await engine
+              .history(app, "c", { afterSeq: 0, limit: 100_000 })
+              .catch((err: unknown) => {
+                if (err instanceof EngineUnavailableError) return null;
+                throw err;
+              });
+            return read.page !== null;
+          },
+          { timeoutMs: 30_000, what: "history readable again" },
+        );
+        const page = read.page;
+        if (!page) throw new Error("history never became readable");
+        const seen = new Map<number, number>();
+        for (const e of page.events) {
+          const i = e.data as number;
+          expect(seen.has(i)).toBe(false);
+          seen.set(i, e.seq);
         }
-      };
-      await Promise.all(Array.from({ length: 16 }, worker));
-      expect(killed).toBe(true);
-      // Consumer-based reads need a meta leader too, which may still be electing.
-      const read: { page?: HistoryPage | null } = {};
-      await waitFor(
-        async () => {
-          read.page = await engine
-            .history(app, "c", { afterSeq: 0, limit: 100_000 })
-            .catch((err: unknown) => {
-              if (err instanceof EngineUnavailableError) return null;
-              throw err;
-            });
-          return read.page !== null;
-        },
-        { timeoutMs: 30_000, what: "history readable again" },
-      );
-      const page = read.page;
-      if (!page) throw new Error("history never became readable");
-      const seen = new Map<number, number>();
-      for (const e of page.events) {
-        const i = e.data as number;
-        expect(seen.has(i)).toBe(false);
-        seen.set(i, e.seq);
+        for (const [i, seq] of acked) expect(seen.get(i)).toBe(seq);
+        console.info(
+          `failover: leader n${leader} killed; ${acked.size} acked, ${failed} failed, ` +
+            `${page.events.length} stored, ${Date.now() - started} ms`,
+        );
+      } finally {
+        await engine.close();
       }
-      for (const [i, seq] of acked) expect(seen.get(i)).toBe(seq);
-      console.info(
-        `failover: leader n${leader} killed; ${acked.size} acked, ${failed} failed, ` +
-          `${page.events.length} stored, ${Date.now() - started} ms`,
-      );
-    } finally {
-      await engine.close();
-    }
-  });
+    },
+  );
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, startNats } from "../../../shared/test/nats-harness.js";
+import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
+import { natsServerBinaries, startCluster, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { signRequest } from "../src/dialects/pusher/http-sign.js";
 import { TEST_APP } from "./harness.js";
@@ -247,75 +248,6 @@ describe("faults", () => {
     for (const c of [watcher, pub, again]) c.close();
   });
 
-  it("kill -9 of the stream leader in a 3-node cluster loses no acknowledged event and duplicates none", async () => {
-    await using nats = await startCluster(3);
-    const env = { NATS_URL: nats.urls.join(","), NATS_REPLICAS: "3", ...FAST_PRESENCE };
-    // Presence first, so the gateways find its partitions owned when clients subscribe.
-    await using presence = await spawnTidings("presence", env);
-    void presence;
-    await using g1 = await spawnTidings("gateway", {
-      ...env,
-      NATS_URL: `${nats.urls[0]},${nats.urls[1]}`,
-    });
-    await using g2 = await spawnTidings("gateway", {
-      ...env,
-      NATS_URL: `${nats.urls[2]},${nats.urls[1]}`,
-    });
-    const stream = "ha";
-    const subs = await Promise.all([
-      heraldConnect(heraldUrl(g1.url, "s1", [stream])),
-      heraldConnect(heraldUrl(g2.url, "s2", [stream])),
-    ]);
-    for (const s of subs) await request(s, "subscribe", { stream_id: stream }, 20_000);
-    const pubs = await Promise.all([
-      heraldConnect(heraldUrl(g1.url, "p1", [stream])),
-      heraldConnect(heraldUrl(g2.url, "p2", [stream])),
-    ]);
-    const acked = new Map<string, number>();
-    let n = 0;
-    const publishSome = async (count: number) => {
-      await Promise.all(
-        Array.from({ length: count }, async () => {
-          const i = n++;
-          const p = pubs[i % 2]!;
-          // Retry with the same ref until acknowledged: the ref makes the retry idempotent,
-          // so an attempt that was stored but whose ack was lost is not stored twice.
-          const ref = `ha-${i}`;
-          for (let attempt = 0; attempt < 60; attempt++) {
-            p.send({
-              type: "event.publish",
-              ref,
-              payload: { stream_id: stream, type: "n", body: i },
-            });
-            // Publishes stall for ~5-6 s while the stream elects a new leader.
-            const r = await p.next<Frame>((f) => f.ref === ref, 30_000);
-            if (r.type === "event.ack") return void acked.set(r.payload.event_id as string, i);
-            if (r.payload.code !== "internal") throw new Error(JSON.stringify(r));
-            await new Promise((res) => setTimeout(res, 250));
-          }
-          throw new Error(`publish ${i} never acknowledged`);
-        }),
-      );
-    };
-    await publishSome(50);
-    const leader = await nats.streamLeader("TIDINGS_app-id");
-    await Promise.all([publishSome(100), nats.kill(leader, "SIGKILL")]);
-    await publishSome(50);
-    expect(acked.size).toBe(200);
-    for (const s of subs) {
-      // A subscriber whose gateway had to reconnect replays from its last seq; here both stay
-      // connected, so every acknowledged event must arrive live, gap-filled, once.
-      await waitFor(() => s.all<Frame>(isType("event.new")).length >= 200, {
-        timeoutMs: 30_000,
-        what: "all acked events",
-      });
-      const ids = s.all<Frame>(isType("event.new")).map((f) => f.payload.event_id as string);
-      expect(new Set(ids).size).toBe(ids.length);
-      expect(new Set(ids)).toEqual(new Set(acked.keys()));
-    }
-    for (const c of [...subs, ...pubs]) c.close();
-  });
-
   it("goes unready and fails publishes fast while NATS is down, then resumes live delivery", async () => {
     await using nats = await startNats();
     const env = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE };
@@ -350,4 +282,194 @@ describe("faults", () => {
     expect(bodies(s, "nd")).toEqual(["before", "after"]);
     s.close();
   });
+});
+
+describe.each(natsServerBinaries())("faults on a 3-node cluster, $label", ({ bin }) => {
+  it.skipIf(!bin)(
+    "kill -9 of the stream leader in a 3-node cluster loses no acknowledged event and duplicates none",
+    async () => {
+      await using nats = await startCluster(3, { bin: bin ?? undefined });
+      const env = { NATS_URL: nats.urls.join(","), NATS_REPLICAS: "3", ...FAST_PRESENCE };
+      // Presence first, so the gateways find its partitions owned when clients subscribe.
+      await using presence = await spawnTidings("presence", env);
+      void presence;
+      await using g1 = await spawnTidings("gateway", {
+        ...env,
+        NATS_URL: `${nats.urls[0]},${nats.urls[1]}`,
+      });
+      await using g2 = await spawnTidings("gateway", {
+        ...env,
+        NATS_URL: `${nats.urls[2]},${nats.urls[1]}`,
+      });
+      const stream = "ha";
+      const subs = await Promise.all([
+        heraldConnect(heraldUrl(g1.url, "s1", [stream])),
+        heraldConnect(heraldUrl(g2.url, "s2", [stream])),
+      ]);
+      for (const s of subs) await request(s, "subscribe", { stream_id: stream }, 20_000);
+      const pubs = await Promise.all([
+        heraldConnect(heraldUrl(g1.url, "p1", [stream])),
+        heraldConnect(heraldUrl(g2.url, "p2", [stream])),
+      ]);
+      const acked = new Map<string, number>();
+      let n = 0;
+      const publishSome = async (count: number) => {
+        await Promise.all(
+          Array.from({ length: count }, async () => {
+            const i = n++;
+            const p = pubs[i % 2]!;
+            // Retry with the same ref until acknowledged: the ref makes the retry idempotent,
+            // so an attempt that was stored but whose ack was lost is not stored twice.
+            const ref = `ha-${i}`;
+            for (let attempt = 0; attempt < 60; attempt++) {
+              p.send({
+                type: "event.publish",
+                ref,
+                payload: { stream_id: stream, type: "n", body: i },
+              });
+              // Publishes stall for ~5-6 s while the stream elects a new leader.
+              const r = await p.next<Frame>((f) => f.ref === ref, 30_000);
+              if (r.type === "event.ack") return void acked.set(r.payload.event_id as string, i);
+              if (r.payload.code !== "internal") throw new Error(JSON.stringify(r));
+              await new Promise((res) => setTimeout(res, 250));
+            }
+            throw new Error(`publish ${i} never acknowledged`);
+          }),
+        );
+      };
+      await publishSome(50);
+      const leader = await nats.streamLeader("TIDINGS_app-id");
+      await Promise.all([publishSome(100), nats.kill(leader, "SIGKILL")]);
+      await publishSome(50);
+      expect(acked.size).toBe(200);
+      for (const s of subs) {
+        // A subscriber whose gateway had to reconnect replays from its last seq; here both stay
+        // connected, so every acknowledged event must arrive live, gap-filled, once.
+        await waitFor(() => s.all<Frame>(isType("event.new")).length >= 200, {
+          timeoutMs: 30_000,
+          what: "all acked events",
+        });
+        const ids = s.all<Frame>(isType("event.new")).map((f) => f.payload.event_id as string);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(new Set(ids)).toEqual(new Set(acked.keys()));
+      }
+      for (const c of [...subs, ...pubs]) c.close();
+    },
+  );
+
+  // A follower that was paused is behind the stream leader while it catches up, and the
+  // gateways' reads must not be served from it: every fetch and every replay equals what
+  // was acknowledged, counted event by event.
+  it.skipIf(!bin)(
+    "serves fetches and replays through gateways exactly as acknowledged while a follower catches up",
+    async () => {
+      await using nats = await startCluster(3, { bin: bin ?? undefined });
+      // The app stream first, so the follower to pause is known before anything connects.
+      const admin = await JetStreamEngine.connect({ servers: nats.urls, replicas: 3 });
+      const stream = `TIDINGS_${TEST_APP.id}`;
+      const appLimits = { historyPerChannel: 1000, historyMaxAgeSec: 86_400, dedupeWindowSec: 120 };
+      await admin.ensureApp(TEST_APP.id, appLimits);
+      const leader = await nats.streamLeader(stream);
+      const meta = await nats.metaLeader();
+      const follower = [0, 1, 2].find((i) => i !== leader && i !== meta) ?? (leader + 1) % 3;
+      await admin.close();
+      // Nothing talks to the follower: a client on a frozen server would hang.
+      const urls = nats.urls.filter((_, i) => i !== follower).join(",");
+      const env = { NATS_URL: urls, NATS_REPLICAS: "3", ...FAST_PRESENCE };
+      await using presence = await spawnTidings("presence", env);
+      void presence;
+      // One publisher sends 350 events in a burst: above the default per-connection rate.
+      await using g = await spawnTidings("gateway", { ...env, TIDINGS_MAX_MESSAGE_RATE: "10000" });
+      const filler = await JetStreamEngine.connect({ servers: urls, replicas: 3 });
+      const bulk = "b".repeat(4000);
+      const ch = "lagging";
+      const pub = await heraldConnect(heraldUrl(g.url, "pub", [ch]));
+      const acked: { seq: number; body: number }[] = [];
+      const publish = async (count: number) => {
+        for (let k = 0; k < count; k += 25) {
+          await Promise.all(
+            Array.from({ length: 25 }, async (_, j) => {
+              const body = acked.length + k + j;
+              // Bulk on another channel gives the paused follower more to catch up on.
+              await filler.publish(TEST_APP.id, "bulk", { name: "b", data: bulk });
+              const r = await request(
+                pub,
+                "event.publish",
+                { stream_id: ch, type: "n", body },
+                20_000,
+              );
+              if (r.type !== "event.ack") throw new Error(JSON.stringify(r));
+              return { seq: r.payload.seq as number, body };
+            }),
+          ).then((rs) => acked.push(...rs));
+        }
+        acked.sort((a, b) => a.seq - b.seq);
+      };
+      try {
+        await publish(50);
+        // Connected and used before the pause: a first use reads KV, which a frozen
+        // replica may be asked to answer.
+        const readers = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => heraldConnect(heraldUrl(g.url, `reader${i}`, [ch]))),
+        );
+        for (const r of readers) await request(r, "events.fetch", { stream_id: ch, limit: 1 });
+        nats.pause(follower);
+        await publish(300);
+        const mid = acked[100]?.seq ?? 0;
+        const want = acked.filter((e) => e.seq > mid);
+        nats.resume(follower);
+        const events = (f: Frame) =>
+          (f.payload.events as { seq: number; body: number }[]).map((e) => ({
+            seq: e.seq,
+            body: e.body,
+          }));
+        let rounds = 0;
+        const fetches = async (reader: TestClient) => {
+          const [all, newest, page] = await Promise.all([
+            request(reader, "events.fetch", { stream_id: ch, after_seq: 0, limit: 1000 }),
+            request(reader, "events.fetch", { stream_id: ch, limit: 1000 }),
+            request(reader, "events.fetch", { stream_id: ch, after_seq: mid, limit: 20 }),
+          ]);
+          expect(events(all)).toEqual(acked);
+          expect(events(newest)).toEqual(acked);
+          expect(events(page)).toEqual(want.slice(0, 20));
+          expect(page.payload.has_more).toBe(true);
+        };
+        // A reconnecting client's replay after last_seq: exactly the events after it.
+        const replay = async (user: string) => {
+          const replayer = await heraldConnect(heraldUrl(g.url, user, [ch]));
+          await request(replayer, "subscribe", { stream_id: ch, last_seq: mid }, 20_000);
+          await waitFor(() => replayer.all<Frame>(isType("event.new")).length >= want.length, {
+            what: "the replay",
+          });
+          const replayed = replayer
+            .all<Frame>(isType("event.new"))
+            .map((f) => ({ seq: f.payload.seq as number, body: f.payload.body as number }));
+          expect(replayed).toEqual(want);
+          replayer.close();
+        };
+        // Many reads at once: each lands its consumer on a random replica.
+        const readAll = async () => {
+          await Promise.all([
+            ...readers.map(fetches),
+            replay(`replay${rounds}a`),
+            replay(`replay${rounds}b`),
+          ]);
+          rounds++;
+        };
+        const leaderLast = await nats.replicaLastSeq(leader, stream);
+        await waitFor(
+          async () => {
+            await readAll();
+            const seen = await nats.replicaLastSeq(follower, stream);
+            return rounds >= 3 && seen !== null && leaderLast !== null && seen >= leaderLast;
+          },
+          { timeoutMs: 40_000, intervalMs: 0, what: "the follower to catch up" },
+        );
+        for (const c of [pub, ...readers]) c.close();
+      } finally {
+        await filler.close();
+      }
+    },
+  );
 });
