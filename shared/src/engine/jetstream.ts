@@ -120,6 +120,7 @@ async function untilServing(attempt: () => Promise<unknown>): Promise<void> {
 export class JetStreamEngine implements Engine {
   private readonly js: JetStreamClient;
   private readonly reader: StreamReader;
+  private readonly liveReader: StreamReader;
   private readonly publisher: PipelinedPublisher;
   private readonly live: LiveHub;
   private readonly kvBuckets: KvBuckets;
@@ -189,8 +190,8 @@ export class JetStreamEngine implements Engine {
     // Live gap reads get short timeouts of their own: a live event waits on
     // them, and a retry after a quick failure beats one slow attempt.
     const liveJs = jetstream(nc, { timeout: LIVE_READ_TIMEOUT_MS });
-    const liveReader = new StreamReader(nc, liveJs, liveJsm, LIVE_READ_TIMEOUT_MS);
-    this.live = new LiveHub(nc, liveReader, () => this.isReady(), onError, {
+    this.liveReader = new StreamReader(nc, liveJs, liveJsm, LIVE_READ_TIMEOUT_MS);
+    this.live = new LiveHub(nc, this.liveReader, () => this.isReady(), onError, {
       ...DEFAULT_LIVE_OPTIONS,
       ...options.live,
     });
@@ -244,7 +245,9 @@ export class JetStreamEngine implements Engine {
       duplicate_window: nanos(Math.max(1, dedupe) * 1000),
       republish: { src: eventWildcard(appId), dest: liveWildcard(appId) },
     };
+    // Both readers drop a publish stored twice within this window (js-repeats.ts).
     this.reader.noteDedupeWindow(config.name, config.duplicate_window);
+    this.liveReader.noteDedupeWindow(config.name, config.duplicate_window);
     try {
       await this.jsm.streams.add(config);
     } catch (err) {

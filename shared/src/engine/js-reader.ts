@@ -91,7 +91,10 @@ export class StreamReader {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Duplicate window per stream, ms, as last seen in its config (0 when not yet seen). */
+  /**
+   * Duplicate window per stream, ms: the app's configured one, which
+   * ensureApp sets on the stream (0 until this process has called it).
+   */
   private readonly dedupeWindows = new Map<string, number>();
 
   /** Records a stream's duplicate window (nanoseconds, as in its config). */
@@ -260,7 +263,6 @@ export class StreamReader {
   private async streamLeader(stream: string): Promise<string | undefined> {
     try {
       const info = await this.jsm.streams.info(stream);
-      this.noteDedupeWindow(stream, info.config.duplicate_window);
       return info.cluster?.leader;
     } catch (err) {
       throw wrapError("stream info", err);
@@ -377,7 +379,6 @@ export class StreamReader {
       if (isStreamNotFound(err)) return false;
       throw wrapError("stream info", err);
     }
-    this.noteDedupeWindow(stream, info.config.duplicate_window);
     const count = info.state.subjects?.[subject] ?? 0;
     if (count > 0) {
       const oldest = await this.getMsg(stream, { seq: 1, next_by_subj: subject });
@@ -416,7 +417,6 @@ export class StreamReader {
       if (isStreamNotFound(err)) return empty;
       throw wrapError("stream info", err);
     }
-    this.noteDedupeWindow(stream, info.config.duplicate_window);
     // Exclusive upper bound; events stored from now on are not part of this page.
     const upper = Math.min(beforeSeq ?? Infinity, info.state.last_seq + 1);
     const count = Math.max(1, info.state.subjects?.[subject] ?? 1);

@@ -9,7 +9,8 @@
  *
  * So reads and live delivery keep the first seq of an id and drop a later
  * one when it is the same publish: the same Nats-Msg-Id with publish times
- * (the event body's `time`) within the stream's duplicate window — exactly
+ * (the event body's `time`) within the app's dedupe window (the stream's
+ * duplicate window, as ensureApp sets it) — exactly
  * what the stream itself would have deduplicated. An idempotency key reused
  * after the window is a new event, as the stream treats it. While the window
  * is not known (0), only a byte-identical retry (same time) counts, which
