@@ -24,6 +24,7 @@ import {
   podSpec,
   readYaml,
 } from "./deploy-files.js";
+import { natsServerBinaries } from "./nats-harness.js";
 
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "apps/v1/Deployment": Deployment,
@@ -183,20 +184,30 @@ describe("k8s/ manifests", () => {
   // The local server is 2.9, which refuses `sync_interval` (2.10+): check the
   // rest of the file with it and `sync_interval` by the assertion above.
   it.skipIf(!existsSync(NATS_SERVER))("nats.conf parses with the local nats-server", () => {
-    const dir = mkdtempSync(join(tmpdir(), "tidings-nats-conf-"));
-    try {
-      const path = join(dir, "nats.conf");
-      writeFileSync(path, natsConf().replace(/^\s*sync_interval:.*$/m, ""));
-      const r = spawnSync(NATS_SERVER, ["-t", "-c", path], {
-        env: { ...process.env, POD_NAME: "nats-0" },
-        encoding: "utf8",
-      });
-      expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    expectParses(NATS_SERVER, natsConf().replace(/^\s*sync_interval:.*$/m, ""));
+  });
+
+  // The file as shipped, `sync_interval` included, on the kind of server it is for.
+  const newer = natsServerBinaries()[1];
+  it.skipIf(!newer?.bin)(`nats.conf parses as shipped with ${newer?.label}`, () => {
+    expectParses(newer?.bin ?? "", natsConf());
   });
 });
+
+function expectParses(bin: string, conf: string): void {
+  const dir = mkdtempSync(join(tmpdir(), "tidings-nats-conf-"));
+  try {
+    const path = join(dir, "nats.conf");
+    writeFileSync(path, conf);
+    const r = spawnSync(bin, ["-t", "-c", path], {
+      env: { ...process.env, POD_NAME: "nats-0" },
+      encoding: "utf8",
+    });
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function natsConf(): string {
   const cm = find(objects, "ConfigMap", "nats-config") as K8sObject & {
