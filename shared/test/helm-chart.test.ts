@@ -7,6 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { schema } from "../src/config/schema.js";
 import {
@@ -37,6 +38,26 @@ function lookup(tree: unknown, path: string[]): { found: boolean; value: unknown
     node = (node as Tree)[key];
   }
   return { found: true, value: node };
+}
+
+const valuesSchema = JSON.parse(readFileSync(join(CHART_DIR, "values.schema.json"), "utf8"));
+const validateValues = new Ajv({ allErrors: true, allowUnionTypes: true }).compile(valuesSchema);
+
+/** values.yaml with `path` set to `v`, as `--set path=v` would make it. */
+function withValue(path: string, v: unknown): Tree {
+  const copy = structuredClone(values);
+  const keys = path.split(".");
+  let node = copy;
+  for (const k of keys.slice(0, -1)) {
+    if (node[k] === undefined) node[k] = {};
+    node = node[k] as Tree;
+  }
+  node[keys.at(-1)!] = v;
+  return copy;
+}
+
+function file(path: string): string {
+  return readFileSync(join(CHART_DIR, path), "utf8");
 }
 
 function value<T>(path: string): T {
@@ -139,7 +160,12 @@ describe("deploy/tidings chart", () => {
     expect(gw.terminationGracePeriodSeconds).toBe(value("gateway.terminationGracePeriodSeconds"));
     expect(envValue(gc, "TIDINGS_DRAIN_SECONDS")).toBe(String(value("gateway.drainSeconds")));
     expect(envValue(gc, "PORT")).toBe(String(value("gateway.port")));
-    expect(envValue(gc, "NATS_URL")).toBe(value("nats.url"));
+    // k8s/ runs its own NATS as Service "nats"; the chart's bundled one is named by its release.
+    expect(envValue(gc, "NATS_URL")).toBe(
+      `nats://${find(objects, "Service", "nats").metadata.name}:4222`,
+    );
+    expect(value("nats.url")).toBe("");
+    expect(value("nats.enabled")).toBe(true);
     expect(envValue(gc, "NATS_REPLICAS")).toBe(String(value("nats.replicas")));
     expect(envValue(gc, "LOG_LEVEL")).toBe(value("config.logLevel"));
     expect(gc.ports[0]!.containerPort).toBe(value("gateway.port"));
@@ -173,5 +199,87 @@ describe("deploy/tidings chart", () => {
     );
     const prPdb = find(objects, "PodDisruptionBudget", "tidings-presence").spec as Tree;
     expect(prPdb.minAvailable).toBe(value("presence.pdb.minAvailable"));
+  });
+
+  it("values.schema.json accepts the defaults", () => {
+    expect(validateValues(values), JSON.stringify(validateValues.errors)).toBe(true);
+  });
+
+  // Helm checks values against the schema on install and upgrade: wrong values fail there.
+  it.each([
+    ["gateway.port", 70000, "/gateway/port"],
+    ["gateway.replica", 3, "/gateway"],
+    ["gateway.autoscaling.connectionsPerPod", "lots", "/gateway/autoscaling/connectionsPerPod"],
+    ["config.logLevel", "loud", "/config/logLevel"],
+    ["nats.replicas", 7, "/nats/replicas"],
+    ["nats.url", "http://nats:4222", "/nats/url"],
+    ["gateway.service.type", "Ingress", "/gateway/service/type"],
+    ["config.env", { "lower-case": "1" }, "/config/env"],
+    ["imag", {}, ""],
+  ] as const)("values.schema.json rejects %s=%j", (path, bad, at) => {
+    expect(validateValues(withValue(path, bad))).toBe(false);
+    expect(validateValues.errors?.map((e) => e.instancePath)).toContain(at);
+  });
+
+  it("installs the official NATS chart when nats.enabled: 3 JetStream servers, fsync always", () => {
+    const chart = readYaml(join(CHART_DIR, "Chart.yaml")) as {
+      dependencies: { name: string; condition: string; repository: string }[];
+    };
+    expect(chart.dependencies).toEqual([
+      expect.objectContaining({ name: "nats", condition: "nats.enabled" }),
+    ]);
+    expect(value("nats.config.cluster")).toEqual({ enabled: true, replicas: 3 });
+    expect(value("nats.config.jetstream.enabled")).toBe(true);
+    expect(value("nats.config.jetstream.fileStore.enabled")).toBe(true);
+    expect(value("nats.config.jetstream.merge")).toEqual({ sync_interval: "always" });
+    // NATS_URL falls back to the bundled chart's Service, and fails without either.
+    const helpers = file("templates/_helpers.tpl");
+    expect(helpers).toContain('include "tidings.natsUrl" .ctx');
+    expect(helpers).toMatch(/printf "nats:\/\/%s:4222" \$svc/);
+    expect(helpers).toMatch(/fail "set nats.url/);
+  });
+
+  it("pods run under a ServiceAccount without an API token", () => {
+    expect(value("serviceAccount.create")).toBe(true);
+    expect(file("files/serviceaccount.yaml")).toMatch(/^automountServiceAccountToken: false$/m);
+    for (const role of ["gateway", "presence"]) {
+      const body = file(`files/${role}/deployment.yaml`);
+      expect(body).toMatch(/serviceAccountName: \{\{ include "tidings.serviceAccountName" \. \}\}/);
+      expect(body).toMatch(/^\s+automountServiceAccountToken: false$/m);
+    }
+  });
+
+  it("NetworkPolicies for both roles are on by default and open only the role's port", () => {
+    expect(value("networkPolicy.enabled")).toBe(true);
+    for (const role of ["gateway", "presence"]) {
+      const body = file(`files/${role}/networkpolicy.yaml`);
+      expect(body).toContain("kind: NetworkPolicy");
+      expect(body).toContain("policyTypes: [Ingress]");
+      expect(body).toMatch(/- port: http\n/);
+      expect(body).toContain(`"component" "${role}"`);
+    }
+  });
+
+  it("Ingress and HTTPRoute are optional and keep WebSockets open", () => {
+    expect(value("gateway.ingress.enabled")).toBe(false);
+    expect(value("gateway.httpRoute.enabled")).toBe(false);
+    const annotations = value<Record<string, string>>("gateway.ingress.annotations");
+    for (const k of ["proxy-read-timeout", "proxy-send-timeout"])
+      expect(Number(annotations[`nginx.ingress.kubernetes.io/${k}`])).toBeGreaterThanOrEqual(3600);
+    expect(value("gateway.httpRoute.timeouts")).toEqual({ request: "0s", backendRequest: "0s" });
+    expect(file("files/gateway/ingress.yaml")).toContain("kind: Ingress");
+    expect(file("files/gateway/httproute.yaml")).toContain("kind: HTTPRoute");
+    expect(file("files/gateway/httproute.yaml")).toMatch(/required "gateway.httpRoute.parentRefs/);
+  });
+
+  it("the HPA can scale on connections per pod as well as CPU", () => {
+    expect(value("gateway.autoscaling.connectionsPerPod")).toBe("");
+    expect(value("gateway.autoscaling.connectionsMetric")).toBe("tidings_connections");
+    const hpa = file("files/gateway/hpa.yaml");
+    expect(hpa).toMatch(/type: Resource[\s\S]*name: cpu/);
+    expect(hpa).toMatch(
+      /if \$a\.connectionsPerPod[\s\S]*type: Pods[\s\S]*name: \{\{ \$a\.connectionsMetric \}\}[\s\S]*type: AverageValue/,
+    );
+    expect(validateValues(withValue("gateway.autoscaling.connectionsPerPod", "5000"))).toBe(true);
   });
 });

@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
-import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
+import { ConfigMap, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
 import { schema } from "../src/config/schema.js";
 import {
@@ -34,6 +35,8 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "v1/ConfigMap": ConfigMap,
   "v1/Secret": Secret,
   "v1/Service": Service,
+  "v1/ServiceAccount": ServiceAccount,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
 };
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
@@ -102,6 +105,46 @@ describe("k8s/ manifests", () => {
     expect(find(objects, target.kind, target.name)).toBeDefined();
     // The HPA owns the count; a fixed replicas field would fight it on every apply.
     expect(find(objects, "Deployment", "tidings-gateway").spec).not.toHaveProperty("replicas");
+  });
+
+  it("pods run under a ServiceAccount without an API token", () => {
+    const sa = find(objects, "ServiceAccount", "tidings");
+    expect(sa.automountServiceAccountToken).toBe(false);
+    for (const w of workloads.filter((w) => w.metadata.name.startsWith("tidings-"))) {
+      const spec = podSpec(w) as ReturnType<typeof podSpec> & {
+        serviceAccountName?: string;
+        automountServiceAccountToken?: boolean;
+      };
+      expect(spec.serviceAccountName, w.metadata.name).toBe("tidings");
+      expect(spec.automountServiceAccountToken, w.metadata.name).toBe(false);
+    }
+  });
+
+  // A policy whose selector or named port matches nothing blocks nothing, silently.
+  it("NetworkPolicies select real pods and name ports those pods expose", () => {
+    const policies = objects.filter((o) => o.kind === "NetworkPolicy");
+    expect(policies.map((p) => p.metadata.name).sort()).toEqual([
+      "nats",
+      "tidings-gateway",
+      "tidings-presence",
+    ]);
+    for (const p of policies) {
+      const spec = p.spec as {
+        podSelector: { matchLabels: Record<string, string> };
+        ingress: { ports: { port: string }[] }[];
+      };
+      const selected = workloads.filter((w) => matches(spec.podSelector.matchLabels, podLabels(w)));
+      expect(selected.length, p.metadata.name).toBe(1);
+      const ports = podSpec(selected[0]!).containers.flatMap(
+        (c) => (c as unknown as { ports?: { name: string }[] }).ports ?? [],
+      );
+      for (const rule of spec.ingress)
+        for (const port of rule.ports)
+          expect(
+            ports.map((x) => x.name),
+            p.metadata.name,
+          ).toContain(port.port);
+    }
   });
 
   it("Secrets and ConfigMaps referenced by pods exist", () => {

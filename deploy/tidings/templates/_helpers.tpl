@@ -35,6 +35,30 @@ app.kubernetes.io/part-of: tidings
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
+{{- define "tidings.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- .Values.serviceAccount.name | default (include "tidings.fullname" .) }}
+{{- else }}
+{{- .Values.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{/*
+NATS_URL: nats.url, or the bundled nats chart's client Service (named as
+that chart names it: the release name when it contains "nats", else
+<release>-nats).
+*/}}
+{{- define "tidings.natsUrl" -}}
+{{- if .Values.nats.url }}
+{{- .Values.nats.url }}
+{{- else if .Values.nats.enabled }}
+{{- $svc := ternary .Release.Name (printf "%s-nats" .Release.Name) (contains "nats" .Release.Name) | trunc 63 | trimSuffix "-" }}
+{{- printf "nats://%s:4222" $svc }}
+{{- else }}
+{{- fail "set nats.url to your NATS servers, or nats.enabled=true to install NATS with Tidings" }}
+{{- end }}
+{{- end }}
+
 {{- define "tidings.appsSecretName" -}}
 {{- .Values.apps.existingSecret | default (printf "%s-apps" (include "tidings.fullname" .)) }}
 {{- end }}
@@ -63,7 +87,7 @@ Names must exist in shared/src/config/schema.ts (checked by shared/test/helm-cha
 - name: LOG_LEVEL
   value: {{ $v.config.logLevel | quote }}
 - name: NATS_URL
-  value: {{ required "nats.url is required: gateways and presence share state only through NATS" $v.nats.url | quote }}
+  value: {{ include "tidings.natsUrl" .ctx | quote }}
 - name: NATS_REPLICAS
   value: {{ $v.nats.replicas | quote }}
 {{- if or $v.apps.existingSecret $v.apps.json }}
@@ -123,7 +147,7 @@ Names must exist in shared/src/config/schema.ts (checked by shared/test/helm-cha
 {{- end }}
 
 {{- define "tidings.volumeMounts" -}}
-# tsx caches transformed sources in the temp dir; the root filesystem is read-only.
+# A writable temp dir on a read-only root filesystem (Node and libraries may use it).
 - name: tmp
   mountPath: /tmp
 {{- if .Values.nats.credentials.existingSecret }}
