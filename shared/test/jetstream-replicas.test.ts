@@ -209,4 +209,21 @@ describe("a publish stored under two seqs", () => {
       await engine.close();
     }
   });
+
+  // The pipelined publisher resends under the same id for up to 15 s (an election takes
+  // ~5-6 s); a dedupe window shorter than that would store a late retry a second time.
+  it("keeps the stream's dedupe window at least as long as the publisher retries", async () => {
+    await using server = await startNats({ jetstream: true });
+    const engine = await JetStreamEngine.connect({ servers: server.urls, name: "window" });
+    const raw = await connect({ servers: server.urls });
+    try {
+      const app = `window${Date.now()}`;
+      await engine.ensureApp(app, { ...limits, dedupeWindowSec: 1 });
+      const info = await (await jetstreamManager(raw)).streams.info(streamName(app));
+      expect(info.config.duplicate_window).toBeGreaterThanOrEqual(nanos(15_000));
+    } finally {
+      await raw.close();
+      await engine.close();
+    }
+  });
 });

@@ -184,7 +184,8 @@ export const schema = {
     default: 120,
     min: 1,
     appLimit: "dedupeWindowSec",
-    description: "Seconds an idempotency key is remembered.",
+    description:
+      "Seconds an idempotency key is remembered (with NATS at least 15, the publisher's retry deadline, unless history is kept less long).",
   },
   maxPresenceMembers: {
     env: "TIDINGS_MAX_PRESENCE_MEMBERS",

@@ -67,7 +67,11 @@ import {
 import { encodeEventBody, encodeJson, wrapError } from "./js-codec.js";
 import { KvBuckets } from "./js-kv.js";
 import { DEFAULT_LIVE_OPTIONS, LiveHub, type LiveOptions } from "./js-live.js";
-import { PipelinedPublisher, type PublisherOptions } from "./js-publisher.js";
+import {
+  defaultPublisherOptions,
+  PipelinedPublisher,
+  type PublisherOptions,
+} from "./js-publisher.js";
 import { StreamReader } from "./js-reader.js";
 
 export interface JetStreamEngineOptions {
@@ -122,6 +126,7 @@ export class JetStreamEngine implements Engine {
   private readonly reader: StreamReader;
   private readonly liveReader: StreamReader;
   private readonly publisher: PipelinedPublisher;
+  private readonly publishDeadlineMs: number;
   private readonly live: LiveHub;
   private readonly kvBuckets: KvBuckets;
   private readonly replicas: number;
@@ -187,6 +192,7 @@ export class JetStreamEngine implements Engine {
     this.replicas = options.replicas ?? 1;
     this.reader = new StreamReader(nc, this.js, jsm, timeout);
     this.publisher = new PipelinedPublisher(nc, options.publisher);
+    this.publishDeadlineMs = options.publisher?.deadlineMs ?? defaultPublisherOptions.deadlineMs;
     // Live gap reads get short timeouts of their own: a live event waits on
     // them, and a retry after a quick failure beats one slow attempt.
     const liveJs = jetstream(nc, { timeout: LIVE_READ_TIMEOUT_MS });
@@ -232,7 +238,11 @@ export class JetStreamEngine implements Engine {
     this.assertReady();
     const maxAge = Math.max(limits.historyMaxAgeSec, 0);
     // The server rejects a dedupe window longer than max_age.
-    const dedupe = maxAge > 0 ? Math.min(limits.dedupeWindowSec, maxAge) : limits.dedupeWindowSec;
+    // The publisher resends an unacknowledged publish under the same
+    // Nats-Msg-Id until its deadline: a shorter window would store such a
+    // retry again, one publish under two seqs.
+    const windowMs = Math.max(Math.max(1, limits.dedupeWindowSec) * 1000, this.publishDeadlineMs);
+    const dedupeMs = maxAge > 0 ? Math.min(windowMs, maxAge * 1000) : windowMs;
     const config: Partial<StreamConfig> & { name: string } = {
       name: streamName(appId),
       subjects: [eventWildcard(appId)],
@@ -242,7 +252,7 @@ export class JetStreamEngine implements Engine {
       num_replicas: this.replicas,
       max_msgs_per_subject: limits.historyPerChannel,
       max_age: nanos(maxAge * 1000),
-      duplicate_window: nanos(Math.max(1, dedupe) * 1000),
+      duplicate_window: nanos(dedupeMs),
       republish: { src: eventWildcard(appId), dest: liveWildcard(appId) },
     };
     // Both readers drop a publish stored twice within this window (js-repeats.ts).
