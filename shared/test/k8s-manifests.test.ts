@@ -5,7 +5,7 @@
  * set config variables the schema knows. No cluster, kubectl or helm needed.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
@@ -14,6 +14,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
 import { schema } from "../src/config/schema.js";
 import {
   envValue,
@@ -23,6 +24,7 @@ import {
   k8sObjects,
   listFiles,
   podSpec,
+  ROOT,
   readYaml,
 } from "./deploy-files.js";
 import { natsServerBinaries } from "./nats-harness.js";
@@ -41,6 +43,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
 const hasKubectl = spawnSync("kubectl", ["version", "--client"], { stdio: "ignore" }).status === 0;
+const KUSTOMIZE = process.env.KUSTOMIZE_BIN ?? findKustomize();
 const objects = k8sObjects();
 const workloads = objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
 const podLabels = (w: K8sObject) =>
@@ -218,7 +221,32 @@ describe("k8s/ manifests", () => {
     expect((pdb.spec as { maxUnavailable: number }).maxUnavailable).toBe(1);
   });
 
-  it.skipIf(!hasKubectl)("kustomize builds the folder", () => {
+  // What `kubectl apply -k` would send, checked against the same schemas.
+  it.skipIf(!KUSTOMIZE)(
+    "kustomize builds the folder into valid objects with the pinned image (run bash .ci/kustomize.sh to enable)",
+    () => {
+      const r = spawnSync(KUSTOMIZE!, ["build", K8S_DIR], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      const built = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject);
+      expect(built.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
+        objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+      );
+      for (const o of built) {
+        const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+        expect(Model, `no model for ${o.apiVersion} ${o.kind}`).toBeDefined();
+        expect(
+          () => new Model!(o as never).validate(),
+          `${o.kind} ${o.metadata.name}`,
+        ).not.toThrow();
+      }
+      const images = built
+        .filter((o) => o.kind === "Deployment")
+        .flatMap((o) => podSpec(o as K8sObject).containers.map((c) => c.image));
+      expect(images).toEqual(["tidings:0.1.0", "tidings:0.1.0"]);
+    },
+  );
+
+  it.skipIf(!hasKubectl)("kubectl kustomize builds the folder", () => {
     const r = spawnSync("kubectl", ["kustomize", K8S_DIR], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.match(/^kind: /gm)?.length).toBe(objects.length);
@@ -250,6 +278,18 @@ function expectParses(bin: string, conf: string): void {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The newest kustomize .ci/kustomize.sh unpacked under .tmp/kustomize/, if any. */
+function findKustomize(): string | undefined {
+  const dir = join(ROOT, ".tmp", "kustomize");
+  if (!existsSync(dir)) return undefined;
+  const versions = readdirSync(dir).sort();
+  for (const v of versions.reverse()) {
+    const bin = join(dir, v, "usr", "bin", "kustomize");
+    if (existsSync(bin)) return bin;
+  }
+  return undefined;
 }
 
 function natsConf(): string {
