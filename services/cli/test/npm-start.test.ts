@@ -13,7 +13,10 @@ function alive(pid: number): boolean {
 }
 
 describe("npm start", () => {
-  it("stops the server when its PID gets SIGTERM, leaving no orphan", async () => {
+  // npm start builds the client SDK first (prestart), so allow for a slow tsc.
+  it("stops the server when its PID gets SIGTERM, leaving no orphan", {
+    timeout: 180_000,
+  }, async () => {
     const npm = spawn("npm", ["start"], {
       cwd: ROOT,
       env: {
@@ -36,7 +39,7 @@ describe("npm start", () => {
     try {
       // The server logs its own pid; npm's pid is what a supervisor or a terminal signals.
       await waitFor(() => /"pid":([0-9]+)[^\n]*"msg":"tidings listening"/.test(out), {
-        timeoutMs: 30_000,
+        timeoutMs: 150_000,
         what: "npm start to listen",
       });
       server = Number(/"pid":([0-9]+)[^\n]*"msg":"tidings listening"/.exec(out)![1]);
