@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../../shared/test/wait.js";
+import { appKeyAuth, type FoonyFrame, foonyConnect, isT, req } from "./foony-client.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
 import { startTwoGateways, type TidingsProcess, type TwoGateways } from "./processes.js";
 import {
@@ -178,6 +179,50 @@ describe("members joining a presence channel at once", () => {
         { user_id: `later${trial}`, status: "online" },
       ]);
       for (const c of [quick, later]) c.close();
+    }
+  });
+
+  it("foony: every subscriber ends with the service's presence set, each entry entered once", async () => {
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const channel = `race-f${trial}`;
+      const gateways = [g1, g2, g1];
+      const clients = await Promise.all(
+        gateways.map((g, i) => foonyConnect(g.url, appKeyAuth(`f${trial}${"abc"[i]}`))),
+      );
+      const sentinel = await foonyConnect(g2.url, appKeyAuth(`f${trial}z`));
+      try {
+        // Each subscribes and enters at once: the enters race the others' subscribes.
+        await Promise.all(
+          clients.map(async (c) => {
+            const sub = req(c, { t: "sub", channel });
+            const pres = req(c, { t: "pres", channel, action: "enter" });
+            expect((await sub).t).toBe("ack");
+            expect((await pres).t).toBe("ack");
+          }),
+        );
+        expect((await req(sentinel, { t: "pres", channel, action: "enter" })).t).toBe("ack");
+        const entered = (c: TestClient) =>
+          (c.frames as FoonyFrame[])
+            .filter(isT("presEvt"))
+            .map((f) => `${f.action}:${String(f.clientId)}`);
+        await waitFor(() => clients.every((c) => entered(c).includes(`enter:f${trial}z`)), {
+          what: `trial ${trial}: every subscriber sees the sentinel enter`,
+        });
+        const expected = [..."abcz"].map((x) => `f${trial}${x}`).sort();
+        clients.forEach((c, i) => {
+          const view: View = {
+            initial: [],
+            events: entered(c).map((e) =>
+              e.replace("enter:", "joined:").replace("leave:", "left:"),
+            ),
+          };
+          expect(replay(view), `trial ${trial} subscriber ${i}: ${JSON.stringify(view)}`).toEqual(
+            expected,
+          );
+        });
+      } finally {
+        for (const c of [...clients, sentinel]) c.close();
+      }
     }
   });
 });

@@ -15,6 +15,7 @@ import type {
   PresenceApi,
   PresenceChange,
   PresenceEntry,
+  PresenceSet,
   SubscribeOutcome,
 } from "../../../shared/src/presence/api.js";
 import {
@@ -185,8 +186,12 @@ export class NatsPresenceClient implements PresenceApi {
   }
 
   async present(appId: string, channel: string): Promise<PresenceEntry[]> {
+    return (await this.presenceSet(appId, channel)).entries;
+  }
+
+  async presenceSet(appId: string, channel: string): Promise<PresenceSet> {
     const r = await this.query({ type: "present", appId, channel });
-    return r.type === "present" ? r.entries : unexpected(r);
+    return r.type === "present" ? { entries: r.entries, version: r.version } : unexpected(r);
   }
 
   async connectionClosed(appId: string, connectionId: string): Promise<void> {

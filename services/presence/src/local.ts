@@ -7,6 +7,7 @@ import type {
   PresenceApi,
   PresenceChange,
   PresenceEntry,
+  PresenceSet,
   SubscribeOutcome,
 } from "../../../shared/src/presence/api.js";
 import { PresenceCore } from "./core.js";
@@ -67,6 +68,10 @@ export class LocalPresence implements PresenceApi {
 
   async present(appId: string, channel: string): Promise<PresenceEntry[]> {
     return this.core.present(appId, channel);
+  }
+
+  async presenceSet(appId: string, channel: string): Promise<PresenceSet> {
+    return { entries: this.core.present(appId, channel), version: this.core.version() };
   }
 
   async setStatus(appId: string, userId: string, status: UserStatus): Promise<void> {

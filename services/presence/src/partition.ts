@@ -182,6 +182,7 @@ export class OwnedPartition {
         return this.respond(msg, {
           type: "present",
           entries: this.core.present(m.appId, m.channel),
+          version: this.core.version(),
         });
       case "channels":
         return this.respond(msg, {

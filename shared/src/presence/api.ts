@@ -60,6 +60,12 @@ export interface PresenceChange extends PresenceEntry {
   action: "enter" | "update" | "leave";
 }
 
+export interface PresenceSet {
+  entries: PresenceEntry[];
+  /** Absent from replicas older than versions: `presence` signals up to it are in `entries`. */
+  version?: PresenceVersion | undefined;
+}
+
 export interface ChannelInfo {
   channel: string;
   subscriptionCount: number;
@@ -98,6 +104,8 @@ export interface PresenceApi {
   setPresence(change: PresenceChange): Promise<void>;
   /** The channel's presence entries, every gateway's. */
   present(appId: string, channel: string): Promise<PresenceEntry[]>;
+  /** The same, with the version they were taken at (see `SubscribeOutcome.version`). */
+  presenceSet(appId: string, channel: string): Promise<PresenceSet>;
   /** A connection closed: drops all its subscriptions, presence entries and online state. */
   connectionClosed(appId: string, connectionId: string): Promise<void>;
   /** Manual status; `offline` hides a connected user. */

@@ -4,7 +4,7 @@
  * `PresenceReport`, sent in order inside a `batch` to the partition owner;
  * queries go to the same subject so they are answered after earlier reports.
  */
-import type { Json, UserStatus } from "../engine/engine.js";
+import type { Json, PresenceVersion, UserStatus } from "../engine/engine.js";
 import type {
   ChannelInfo,
   ChannelSubscription,
@@ -94,7 +94,7 @@ export type PresenceReply =
   | { type: "batch_result"; results: ReportResult[] }
   | { type: "members"; members: Member[] }
   | { type: "count"; count: number }
-  | { type: "present"; entries: PresenceEntry[] }
+  | { type: "present"; entries: PresenceEntry[]; version?: PresenceVersion | undefined }
   | { type: "channels"; channels: ChannelInfo[] }
   | { type: "user_status"; status: UserStatus }
   /** `not_owner`: the replica lost the partition; retry (another owner will answer). */

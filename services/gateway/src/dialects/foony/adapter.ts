@@ -125,7 +125,6 @@ export function createFoonyDialect(ctx: GatewayContext): Dialect {
         capability: new Map(),
         entered: new Map(),
         registered: false,
-        syncing: new Map(),
       };
       sessions.set(conn, s);
       const timer = setTimeout(() => {

@@ -6,7 +6,7 @@ import type { HeldFrames } from "../../core/held-frames.js";
 import { allows, type Capability, type Operation } from "./auth.js";
 import { type ClientFrame, encode } from "./codec.js";
 import { FoonyError, FoonyRequestError } from "./codes.js";
-import { foonyEncoder, PresenceSyncEncoder } from "./encoder.js";
+import { foonyEncoder } from "./encoder.js";
 
 export interface FoonySession {
   state: "awaiting" | "authing" | "ready";
@@ -18,8 +18,6 @@ export interface FoonySession {
   entered: Map<string, Json | undefined>;
   /** Presence service holds subscriptions or entries of this connection (drop them on close). */
   registered: boolean;
-  /** Subscriptions still waiting for their channel's presence set. */
-  syncing: Map<string, PresenceSyncEncoder>;
 }
 
 type Request = Exclude<ClientFrame, { t: "auth" }>;
@@ -40,7 +38,7 @@ export class FoonyCommands {
       case "unsub":
         if (!this.ctx.hub.isSubscribed(conn, f.channel))
           throw new FoonyRequestError(FoonyError.notFound, `not subscribed to ${f.channel}`);
-        this.unsubscribe(conn, s, f.channel);
+        this.unsubscribe(conn, f.channel);
         conn.send(encode.ack(f.id));
         return;
       case "pub": {
@@ -84,7 +82,6 @@ export class FoonyCommands {
     const app = conn.app;
     if (!app) return;
     s.entered.clear();
-    s.syncing.clear();
     if (s.registered) {
       this.ctx.presence.connectionClosed(app.id, conn.id).catch((err: unknown) => {
         conn.log.warn({ err }, "presence close report failed");
@@ -100,7 +97,7 @@ export class FoonyCommands {
   private async subscribe(conn: Connection, s: FoonySession, f: Request & { t: "sub" }) {
     const app = conn.app!;
     // A second sub restarts the subscription so its lastMessageId replay takes effect.
-    if (this.ctx.hub.isSubscribed(conn, f.channel)) this.unsubscribe(conn, s, f.channel);
+    if (this.ctx.hub.isSubscribed(conn, f.channel)) this.unsubscribe(conn, f.channel);
     if (conn.channels.size >= app.limits.maxSubscriptions) {
       throw new FoonyRequestError(
         FoonyError.badFrame,
@@ -113,20 +110,30 @@ export class FoonyCommands {
       acked = true;
       conn.send(encode.ack(f.id));
     };
-    const sync = new PresenceSyncEncoder();
-    s.syncing.set(f.channel, sync);
-    let present: Promise<PresenceEntry[] | null> | undefined;
+    let entries: PresenceEntry[] = [];
     // join marks the channel subscribed before its first await, so an `unsub`
     // sent right after this `sub` finds it and cancels the join cleanly.
-    const joined = this.ctx.hub.join(conn, f.channel, sync, {
+    const joined = this.ctx.hub.join(conn, f.channel, foonyEncoder, {
       afterSeq: f.afterSeq,
-      beforeEvents: () => {
-        // Asked only once live signals flow (held by `sync`): no change falls between.
-        present = this.ctx.presence.present(app.id, f.channel).catch((err: unknown) => {
+      // Asked only once live signals flow, so no change falls between; the hub
+      // drops the held changes the set already has (by version), so none repeats.
+      snapshot: async () => {
+        try {
+          const set = await this.ctx.presence.presenceSet(app.id, f.channel);
+          entries = set.entries;
+          return set.version;
+        } catch (err) {
           conn.log.warn({ err }, "presence set unavailable; sending live changes only");
-          return null;
-        });
+          return undefined;
+        }
+      },
+      // The set as one `enter` per entry (the spec has no "present" action or
+      // presence query), before any change held meanwhile.
+      beforeEvents: () => {
         ack();
+        const now = Date.now();
+        for (const e of entries)
+          conn.send(encode.presEvt(f.channel, { kind: "presence", action: "enter", ...e }, now));
       },
     });
     s.registered = true;
@@ -143,38 +150,14 @@ export class FoonyCommands {
     try {
       await joined;
     } catch (err) {
-      this.unsubscribe(conn, s, f.channel);
+      this.unsubscribe(conn, f.channel);
       throw err;
     }
     // An unsub that overtook the join cancels it before beforeEvents; still answer.
     ack();
-    const entries = present ? await present : null;
-    // Unsubscribed or resubscribed meanwhile: nothing of this subscription is left to finish.
-    if (conn.closed || s.syncing.get(f.channel) !== sync) return;
-    s.syncing.delete(f.channel);
-    this.sendPresent(conn, f.channel, sync, entries ?? []);
   }
 
-  /**
-   * The presence set as one `enter` per entry (the spec has no "present"
-   * action or presence query), then the changes held meanwhile, then onto
-   * the shared topic. Synchronous, so no live change slips in between.
-   */
-  private sendPresent(
-    conn: Connection,
-    channel: string,
-    sync: PresenceSyncEncoder,
-    entries: PresenceEntry[],
-  ): void {
-    const now = Date.now();
-    for (const e of entries)
-      conn.send(encode.presEvt(channel, { kind: "presence", action: "enter", ...e }, now));
-    for (const frame of sync.release(channel)) conn.send(frame);
-    this.ctx.hub.setEncoder(conn, channel, foonyEncoder);
-  }
-
-  private unsubscribe(conn: Connection, s: FoonySession, channel: string): void {
-    s.syncing.delete(channel);
+  private unsubscribe(conn: Connection, channel: string): void {
     this.ctx.hub.leave(conn, channel);
     this.ctx.presence.unsubscribe(conn.app!.id, channel, conn.id).catch((err: unknown) => {
       conn.log.warn({ err }, "presence unsubscribe report failed");
