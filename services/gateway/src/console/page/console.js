@@ -473,6 +473,16 @@ function renderHistory(events) {
     );
 }
 
+/** History, rate and subscribers follow the tail, at most every two seconds. */
+let refreshTimer = null;
+function refreshSoon() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    refreshChannel();
+  }, 2000);
+}
+
 function openTail(app, channel) {
   tailStream?.close();
   $("tail-state").textContent = "connecting…";
@@ -484,6 +494,7 @@ function openTail(app, channel) {
     $("tail-state").dataset.live = "true";
   });
   const add = (text) => {
+    refreshSoon();
     const list = $("tail");
     list.prepend(el("li", {}, text));
     while (list.children.length > 200) list.lastChild.remove();
