@@ -9,6 +9,7 @@ import { Blocks } from "./core/blocks.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
 import { Hub } from "./core/hub.js";
 import { Users } from "./core/users.js";
+import { registerDemo } from "./demo/routes.js";
 import { createDialects } from "./dialects/index.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { type GatewayServer, startServer } from "./server.js";
@@ -67,6 +68,7 @@ export async function startGateway(deps: {
   server = await startServer(ctx, dialects, config.port, config.host, operator.register);
   const running = server;
   operator.start(running);
+  registerDemo(running.app, config);
   return {
     port: running.port,
     server: running,
