@@ -72,6 +72,7 @@ export function announce(log: Logger, config: Config, gateway: Gateway, engine: 
   ];
   if (config.consoleSecret) lines.push(`  Console      http://${host}:${gateway.port}/console`);
   if (config.devApp) {
+    lines.push(`  Demo chat    http://${host}:${gateway.port}/demo   (development app only)`);
     lines.push("  Development app (TIDINGS_APPS unset; never use in production):");
     lines.push("    id=app-id  key=app-key  secret=app-secret");
   } else {
