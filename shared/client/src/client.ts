@@ -128,6 +128,8 @@ interface QueuedFrame {
 /** Close codes of Herald (services/gateway/src/dialects/herald/codes.ts). */
 const AUTH_FAILED = 4001;
 const NORMAL = 1000;
+/** RFC 6455 "message too big": the gateway read a frame far over its limit and closed. */
+const TOO_BIG = 1009;
 
 /**
  * A Herald client: one connection (replaced on loss or token refresh), the
@@ -661,10 +663,28 @@ export class TidingsClient extends Emitter<ClientEvents> {
     }
     if (ws !== this.ws) return;
     this.ws = undefined;
+    if (code === TOO_BIG) this.rejectLargestPublish();
     const dropped = this.dropReason;
     this.dropReason = undefined;
     const text = dropped ?? (reason || this.lastError?.message || `closed (${code})`);
     this.lost({ reason: text, code, error: this.lastError }, this.shouldRetry(code));
+  }
+
+  /**
+   * Resending the frame that got the connection closed would close the next
+   * one too, forever. The gateway does not say which frame it was; the
+   * largest one in flight is the one that can be over the limit.
+   */
+  private rejectLargestPublish(): void {
+    let largest: PendingPublish | undefined;
+    for (const p of this.inFlight.values()) {
+      if (!largest || p.text.length > largest.text.length) largest = p;
+    }
+    if (!largest) return;
+    this.inFlight.delete(largest.ref);
+    largest.reject(
+      new HeraldError("invalid_payload", `frame too large (${largest.text.length} characters)`),
+    );
   }
 
   /** Whether a close is worth reconnecting after. */

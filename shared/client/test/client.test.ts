@@ -216,6 +216,24 @@ describe("streams", () => {
     expect(c.pendingPublishes).toBe(0);
   });
 
+  it("rejects a publish that got the connection closed as too large (1009) instead of resending it forever", async () => {
+    await using small = await startTestGateway({ env: { TIDINGS_MAX_FRAME_BYTES: "1024" } });
+    const room = unique("room");
+    const c = client(small.url("/ws"), unique("u"), [room]);
+    const closes: (number | undefined)[] = [];
+    c.on("disconnected", (d) => {
+      closes.push(d.code);
+    });
+    await c.subscribe(room).ready;
+    await expect(c.publish(room, "big", "x".repeat(8000))).rejects.toMatchObject({
+      code: "invalid_payload",
+    });
+    await waitFor(() => c.connected, { what: "the reconnect" });
+    expect((await c.publish(room, "small", 1)).seq).toBeGreaterThan(0);
+    expect(closes).toEqual([1009]);
+    closeClients();
+  });
+
   it("refuses a stream outside the token with a forbidden error; the connection stays", async () => {
     const room = unique("room");
     const c = client(ws, unique("u"), [room]);
