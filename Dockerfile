@@ -17,6 +17,10 @@ COPY shared/client/package.json ./shared/client/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY shared/src ./shared/src
+# The SDK's browser build is served by the demo; copy-assets puts it and the
+# pages the gateway reads at run time into dist/.
+COPY shared/client ./shared/client
+COPY shared/build ./shared/build
 COPY services ./services
 RUN npm run build
 

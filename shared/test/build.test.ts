@@ -43,6 +43,7 @@ describe("the production build", () => {
         "--outDir",
         out,
       ]);
+      await run(process.execPath, [join(ROOT, "shared/build/copy-assets.mjs"), out]);
       const help = await run(process.execPath, [join(out, "services/main.js"), "--help"]);
       expect(help.stdout).toMatch(/^Usage: tidings/);
 
@@ -54,6 +55,8 @@ describe("the production build", () => {
           HOST: "127.0.0.1",
           TIDINGS_APPS: undefined,
           TIDINGS_ROLE: undefined,
+          // The console and the demo (development app) read their pages beside their modules.
+          TIDINGS_CONSOLE_SECRET: "build-test-console-secret",
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
@@ -73,6 +76,9 @@ describe("the production build", () => {
       expect(port, log).toBeDefined();
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(res.status).toBe(200);
+      for (const page of ["/demo", "/demo/chat.js", "/console"]) {
+        expect((await fetch(`http://127.0.0.1:${port}${page}`)).status, page).toBe(200);
+      }
     } finally {
       if (proc && proc.exitCode === null) {
         const exited = once(proc, "exit");
