@@ -49,6 +49,13 @@ describe("console API on one gateway (memory engine)", () => {
     expect(body).not.toContain(CONSOLE_SECRET);
     expect(cookie).not.toContain(CONSOLE_SECRET);
     expect(JSON.parse(body)).toMatchObject({ scope: { kind: "cluster" }, who: "ops" });
+    expect(cookie).not.toMatch(/Secure/);
+    const behindTls = await fetch(gw.http("/console/api/login"), {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-proto": "https" },
+      body: JSON.stringify({ secret: CONSOLE_SECRET }),
+    });
+    expect(behindTls.headers.get("set-cookie")).toMatch(/; Secure/);
   });
 
   it("needs the session's CSRF token and a same-origin Origin on every action", async () => {

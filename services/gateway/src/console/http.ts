@@ -49,6 +49,8 @@ export interface RequestInfo {
   csrf: string;
   origin: string;
   host: string;
+  /** The TLS-terminating proxy's `x-forwarded-proto`: "https" makes the cookie Secure. */
+  forwardedProto: string;
   remoteAddress: string;
 }
 
@@ -61,6 +63,7 @@ export function requestInfo(res: HttpResponse, req: HttpRequest): RequestInfo {
     csrf: req.getHeader("x-csrf-token"),
     origin: req.getHeader("origin"),
     host: req.getHeader("host"),
+    forwardedProto: req.getHeader("x-forwarded-proto"),
     remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
   };
 }

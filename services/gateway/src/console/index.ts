@@ -77,7 +77,9 @@ export function createConsole(ctx: GatewayContext, bus: ClusterBus, consoleSecre
   const assets = pageAssets();
 
   const cookieFor = (info: RequestInfo, value: string, maxAge: number) =>
-    `${SESSION_COOKIE}=${value}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`;
+    `${SESSION_COOKIE}=${value}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${
+      info.forwardedProto === "https" ? "; Secure" : ""
+    }`;
 
   const fail = (res: HttpResponse, state: { aborted: boolean }, err: unknown) => {
     if (err instanceof ConsoleHttpError)

@@ -15,7 +15,18 @@ const TYPES: Record<string, string> = {
 export function pageAssets(): Map<string, { type: string; body: Buffer }> {
   const out = new Map<string, { type: string; body: Buffer }>();
   for (const [name, type] of Object.entries(TYPES)) {
-    out.set(name, { type, body: readFileSync(new URL(`./page/${name}`, import.meta.url)) });
+    const file = new URL(`./page/${name}`, import.meta.url);
+    let body: Buffer;
+    try {
+      body = readFileSync(file);
+    } catch (cause) {
+      // tsc compiles the console but does not copy its page; `npm run build` does.
+      throw new Error(
+        `console page file missing: ${file.pathname} (build with npm run build, which copies services/gateway/src/console/page beside the compiled console)`,
+        { cause },
+      );
+    }
+    out.set(name, { type, body });
   }
   return out;
 }
