@@ -20,9 +20,9 @@ export function pageAssets(): Map<string, { type: string; body: Buffer }> {
     try {
       body = readFileSync(file);
     } catch (cause) {
-      // tsc compiles the console but does not copy its page; `npm run build` does.
+      // tsc compiles the console but does not copy its page; npm run build does.
       throw new Error(
-        `console page file missing: ${file.pathname} (build with npm run build, which copies services/gateway/src/console/page beside the compiled console)`,
+        `console page file missing: ${file.pathname} (npm run build copies the page beside the compiled console: shared/build/copy-assets.mjs)`,
         { cause },
       );
     }
