@@ -81,8 +81,10 @@ for suite in "$@"; do
     echo "apt-get update for $suite failed: $(tail -n 3 "$scratch/update.log")" >&2
     continue
   fi
+  # awk reads to the end: exiting early would SIGPIPE apt-cache, and pipefail
+  # would turn that into a failure (seen: exit 141 now and then).
   version=$(apt-cache "${apt_opts[@]}" show "$package" 2>/dev/null |
-    awk '/^Version:/ { print $2; exit }')
+    awk '/^Version:/ && v == "" { v = $2 } END { print v }')
   if [ -z "$version" ]; then
     echo "no $package in $suite" >&2
     continue
@@ -95,7 +97,7 @@ for suite in "$@"; do
   dest="$OUT/$version"
   rm -rf "$dest"
   dpkg-deb -x "$scratch/dl/${package}_"*.deb "$dest"
-  bin=$(find "$dest" -path "*/$binary" -type f | head -n 1)
+  bin=$(find "$dest" -path "*/$binary" -type f -print -quit)
   if [ -n "$bin" ] && "$bin" "$version_arg" >/dev/null 2>&1; then
     echo "$(pwd)/$bin"
     exit 0
