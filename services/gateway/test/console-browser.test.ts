@@ -3,16 +3,13 @@
  * playwright-core, against two gateway processes and a presence replica on
  * NATS. Screenshots go to a temp folder (printed), never into the repo.
  */
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hasChromium, launchChromium, type TestBrowser } from "../../../shared/test/browser.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { ConsoleAuth } from "../src/console/auth.js";
 import { CONSOLE_SECRET } from "./console-client.js";
-import { TEST_APP } from "./harness.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
 import { startTwoGateways, type TwoGateways } from "./processes.js";
 import {
@@ -25,26 +22,12 @@ import {
 } from "./pusher-client.js";
 import type { TestClient } from "./ws-client.js";
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-// The flags that work on a machine without network access (no background fetches, no QUIC).
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const noApps = { byKey: () => undefined, byId: () => undefined, all: () => [] };
 
-describe.skipIf(!existsSync(CHROMIUM))("console in Chromium", () => {
+describe.skipIf(!hasChromium)("console in Chromium", () => {
   let cluster: TwoGateways;
-  let context: BrowserContext;
+  let browser: TestBrowser;
   let page: Page;
-  let profile: string;
-  let shots: string;
   let pusher: Pusher | undefined;
   let herald: TestClient | undefined;
   /** Every text the browser received after logging in, to look for the secret. */
@@ -52,22 +35,14 @@ describe.skipIf(!existsSync(CHROMIUM))("console in Chromium", () => {
   let shot = 0;
   const snap = (name: string) =>
     page.screenshot({
-      path: join(shots, `${String(++shot).padStart(2, "0")}-${name}.png`),
+      path: join(browser.shots, `${String(++shot).padStart(2, "0")}-${name}.png`),
       fullPage: true,
     });
 
   beforeAll(async () => {
     cluster = await startTwoGateways({ TIDINGS_CONSOLE_SECRET: CONSOLE_SECRET });
-    profile = await mkdtemp(join(tmpdir(), "tidings-chromium-"));
-    shots = await mkdtemp(join(tmpdir(), "tidings-console-screenshots-"));
-    process.stdout.write(`console browser test screenshots: ${shots}\n`);
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ARGS,
-      viewport: { width: 1280, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await launchChromium("console", { viewport: { width: 1280, height: 900 } });
+    page = browser.context.pages()[0] ?? (await browser.context.newPage());
     page.on("response", (res) => {
       const type = res.headers()["content-type"] ?? "";
       if (type.includes("event-stream")) return; // read through the page, below
@@ -81,9 +56,8 @@ describe.skipIf(!existsSync(CHROMIUM))("console in Chromium", () => {
   afterAll(async () => {
     pusher?.disconnect();
     herald?.ws.close();
-    await context?.close();
+    await browser?.close();
     await cluster?.stop();
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   it("refuses a wrong secret", async () => {
@@ -177,10 +151,10 @@ describe.skipIf(!existsSync(CHROMIUM))("console in Chromium", () => {
   });
 
   it("refuses an expired session", async () => {
-    await context.clearCookies();
+    await browser.context.clearCookies();
     const past = new ConsoleAuth(CONSOLE_SECRET, noApps, 3600_000, () => Date.now() - 7200_000);
     const old = past.login(CONSOLE_SECRET, undefined, "ops")!;
-    await context.addCookies([
+    await browser.context.addCookies([
       {
         name: "tidings_console",
         value: past.seal(old),

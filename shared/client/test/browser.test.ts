@@ -4,40 +4,24 @@
  * restarts in the middle; nothing is lost or shown twice.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server, connect as tcpConnect } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   FAST_PRESENCE,
   spawnTidings,
   type TidingsProcess,
 } from "../../../services/gateway/test/processes.js";
+import { hasChromium, launchChromium, type TestBrowser } from "../../test/browser.js";
 import { type NatsHandle, startNats } from "../../test/nats-harness.js";
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-// The flags that work on a machine without network access (no background fetches, no QUIC).
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 let nats: NatsHandle;
 let gateway: TidingsProcess;
-let context: BrowserContext;
-let profile: string;
-let shots: string;
+let browser: TestBrowser;
 let proxy: Server;
 let proxyPort: number;
 
@@ -82,34 +66,26 @@ beforeAll(async () => {
   nats = await startNats();
   gateway = await startGateway();
   await startRelay();
-  profile = await mkdtemp(join(tmpdir(), "tidings-chromium-"));
-  shots = await mkdtemp(join(tmpdir(), "tidings-screenshots-"));
-  process.stdout.write(`browser test screenshots: ${shots}\n`);
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-  });
+  browser = await launchChromium("demo");
 }, 90_000);
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   proxy?.close();
   await gateway?.kill();
   await nats?.stop();
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 const texts = (page: Page) => page.locator("#messages .msg .text").allTextContents();
 const connected = (page: Page) =>
   page.waitForSelector('#state[data-state="connected"]', { timeout: 20_000 });
 
-describe.skipIf(!existsSync(CHROMIUM))("demo chat in Chromium", () => {
+describe.skipIf(!hasChromium)("demo chat in Chromium", () => {
   it("two tabs chat, see typing and presence, and survive a gateway restart without loss or duplicates", async () => {
     const room = `t${process.pid}${Date.now().toString(36)}`;
     const url = (user: string) => `http://127.0.0.1:${proxyPort}/demo?user=${user}&room=${room}`;
-    const alice = await context.newPage();
-    const bob = await context.newPage();
+    const alice = await browser.context.newPage();
+    const bob = await browser.context.newPage();
     const pageErrors: string[] = [];
     for (const p of [alice, bob]) p.on("pageerror", (e) => pageErrors.push(e.message));
     await alice.goto(url("alice"));
@@ -133,8 +109,8 @@ describe.skipIf(!existsSync(CHROMIUM))("demo chat in Chromium", () => {
     }
     expect((await texts(alice)).sort()).toEqual(["hello from alice", "hello from bob"]);
     expect((await texts(bob)).sort()).toEqual(["hello from alice", "hello from bob"]);
-    await alice.screenshot({ path: join(shots, "1-alice-before-restart.png") });
-    await bob.screenshot({ path: join(shots, "1-bob-before-restart.png") });
+    await alice.screenshot({ path: join(browser.shots, "1-alice-before-restart.png") });
+    await bob.screenshot({ path: join(browser.shots, "1-bob-before-restart.png") });
 
     // Restart the gateway; alice sends while it is down.
     await gateway.kill("SIGTERM");
@@ -162,8 +138,8 @@ describe.skipIf(!existsSync(CHROMIUM))("demo chat in Chromium", () => {
     // Once each, in both tabs, in the order the gateway stored them.
     expect((await texts(alice)).sort()).toEqual(all);
     expect(await texts(bob)).toEqual(await texts(alice));
-    await alice.screenshot({ path: join(shots, "2-alice-after-restart.png") });
-    await bob.screenshot({ path: join(shots, "2-bob-after-restart.png") });
+    await alice.screenshot({ path: join(browser.shots, "2-alice-after-restart.png") });
+    await bob.screenshot({ path: join(browser.shots, "2-bob-after-restart.png") });
     expect(pageErrors).toEqual([]);
   });
 });
