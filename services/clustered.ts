@@ -6,6 +6,7 @@ import { natsAuthOptions } from "../shared/src/config/nats.js";
 import { JetStreamEngine } from "../shared/src/engine/jetstream.js";
 import { startHealthServer } from "../shared/src/http/health.js";
 import type { Logger } from "../shared/src/log.js";
+import { logLinkEvent, waitForNats } from "../shared/src/nats/link.js";
 import { webhookCounters } from "../shared/src/webhooks/metrics.js";
 import { clusterWebhooks } from "../shared/src/webhooks/setup.js";
 import { startGateway } from "./gateway/src/gateway.js";
@@ -19,6 +20,7 @@ import { announce, onShutdown } from "./runtime.js";
  */
 export async function startClustered(config: Config, log: Logger): Promise<void> {
   const stops: (() => Promise<void>)[] = [];
+  await waitForNats(config, log);
   if (config.role !== "gateway") {
     const presence = await runPresence(config, log.child({ service: "presence" }));
     const stats = startStatsPublisher(natsBus(presence.nc), {
@@ -59,13 +61,9 @@ export async function startClustered(config: Config, log: Logger): Promise<void>
       name: "tidings-gateway",
       live: { checkMs: config.liveCheckMs, gapMs: config.liveGapMs },
       onError: (err) => log.warn({ err }, "engine background error"),
-      onLink: (event, server) => {
-        if (event === "reconnect")
-          log.info({ server }, "NATS link back; live channels check for gaps");
-        else log.warn({ event, server }, "NATS link lost");
-      },
+      onLink: (event, server) => logLinkEvent(log, "tidings-gateway", event, server),
     });
-    const nc = await connectNats(config, "tidings-gateway-presence");
+    const nc = await connectNats(config, "tidings-gateway-presence", log);
     const presence = new NatsPresenceClient({ nc, heartbeatMs: config.heartbeatMs, log });
     const webhooks = await clusterWebhooks(nc, config, log.child({ component: "webhooks" }), {
       drain: false,

@@ -8,6 +8,7 @@ import type { Engine } from "../shared/src/engine/engine.js";
 import { MemoryEngine } from "../shared/src/engine/memory.js";
 import { ListenError } from "../shared/src/http/listen.js";
 import { createLogger, type Logger } from "../shared/src/log.js";
+import { NatsUnreachableError } from "../shared/src/nats/link.js";
 import { webhookCounters } from "../shared/src/webhooks/metrics.js";
 import { localWebhooks } from "../shared/src/webhooks/setup.js";
 import { type Gateway, startGateway } from "./gateway/src/gateway.js";
@@ -49,7 +50,7 @@ export async function run(role?: Config["role"]): Promise<void> {
 export function fatal(err: unknown): never {
   // A busy port is an operator's problem, not a bug: the message says it all.
   const text =
-    err instanceof ListenError
+    err instanceof ListenError || err instanceof NatsUnreachableError
       ? err.message
       : err instanceof Error
         ? (err.stack ?? err.message)

@@ -101,7 +101,9 @@ export class LeaseManager {
       // be transient, but past the fence we can no longer be sure we own it.
       const conflict = isWrongRevision(err);
       if (conflict || this.now() - h.renewedAt > this.fenceMs()) {
-        this.o.log.warn({ err, partition: p, conflict }, "presence partition lease lost");
+        // Expected when NATS is away or another replica took over: no stack.
+        const reason = err instanceof Error ? err.message : String(err);
+        this.o.log.warn({ partition: p, conflict, reason }, "presence partition lease lost");
         this.lose(p);
       }
     }

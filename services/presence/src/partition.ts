@@ -120,7 +120,8 @@ export class OwnedPartition {
         return;
       } catch (err) {
         this.o.log.warn(
-          { err, partition: this.o.partition, attempt },
+          // The logger already carries the partition; a KV hiccup needs no stack.
+          { reason: err instanceof Error ? err.message : String(err), attempt },
           "presence partition load failed",
         );
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
@@ -146,7 +147,7 @@ export class OwnedPartition {
         this.o.emitter.seedCount(appId, ch.channel, ch.subscriptionCount);
       }
     }
-    this.o.log.info({ partition: p, connections: records.length }, "presence partition loaded");
+    this.o.log.info({ connections: records.length }, "presence partition loaded");
   }
 
   private async handle(msg: Msg): Promise<void> {

@@ -9,20 +9,27 @@ import { type Config, ConfigError } from "../../../shared/src/config/load.js";
 import { natsAuthOptions } from "../../../shared/src/config/nats.js";
 import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
 import type { Logger } from "../../../shared/src/log.js";
+import { logLinkEvent, watchLink } from "../../../shared/src/nats/link.js";
 import type { WebhookQueue } from "../../../shared/src/webhooks/queue.js";
 import { clusterWebhooks } from "../../../shared/src/webhooks/setup.js";
 import { type PresenceService, startPresenceService } from "./service.js";
 
 /** Opens a NATS connection with the configured servers and credentials. */
-export async function connectNats(config: Config, name: string): Promise<NatsConnection> {
+export async function connectNats(
+  config: Config,
+  name: string,
+  log?: Logger,
+): Promise<NatsConnection> {
   if (!config.natsUrl) throw new ConfigError(["NATS_URL is required for the presence service"]);
-  return connect({
+  const nc = await connect({
     ...natsAuthOptions(config),
     name,
     // Presence must outlive NATS restarts: its leases lapse, never its process.
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
   });
+  if (log) watchLink(nc, log, name);
+  return nc;
 }
 
 /**
@@ -41,12 +48,13 @@ export async function runPresence(
   webhooks: WebhookQueue | undefined;
   stop(): Promise<void>;
 }> {
-  const nc = await connectNats(config, "tidings-presence");
+  const nc = await connectNats(config, "tidings-presence", log);
   const engine = await JetStreamEngine.connect({
     ...natsAuthOptions(config),
     replicas: config.natsReplicas >= 3 ? 3 : 1,
     name: "tidings-presence-signals",
     onError: (err) => log.warn({ err }, "signal engine error"),
+    onLink: (event, server) => logLinkEvent(log, "tidings-presence-signals", event, server),
   });
   // Replicas both produce (the owner decides occupied/vacated and members)
   // and drain the queue (every replica POSTs a share of what is stored).

@@ -247,6 +247,15 @@ export const schema = {
     max: TIMER_MAX_MS,
     description: "A gateway silent this long is considered dead and its members removed.",
   },
+  natsConnectTimeoutMs: {
+    env: "TIDINGS_NATS_CONNECT_TIMEOUT_MS",
+    type: "int",
+    default: 60_000,
+    min: 0,
+    max: TIMER_MAX_MS,
+    description:
+      "NATS: how long start-up retries an unreachable NATS (with backoff, each attempt logged) before the process exits with a one-line error. Once connected, the link is retried forever.",
+  },
   liveCheckMs: {
     env: "TIDINGS_LIVE_CHECK_MS",
     type: "int",

@@ -1,0 +1,83 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { startNats } from "../../../shared/test/nats-harness.js";
+import { waitFor } from "../../../shared/test/wait.js";
+import { TEST_APP } from "./harness.js";
+import { spawnTidings } from "./processes.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+async function unusedPort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  await once(srv, "close");
+  return port;
+}
+
+function jsonLines(out: string): Record<string, unknown>[] {
+  return out
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe("NATS link in the log", () => {
+  it("a gateway whose NATS never comes up logs each attempt and exits with one line naming the URL", async () => {
+    const url = `nats://127.0.0.1:${await unusedPort()}`;
+    const proc = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PORT: "0",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "info",
+        TIDINGS_ROLE: "gateway",
+        TIDINGS_APPS: JSON.stringify([TEST_APP]),
+        NATS_URL: url,
+        TIDINGS_NATS_CONNECT_TIMEOUT_MS: "1500",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    proc.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    const [code] = await once(proc, "exit");
+    expect(code).not.toBe(0);
+    const attempts = jsonLines(out).filter((l) => l.msg === "NATS not reachable; retrying");
+    expect(attempts.length).toBeGreaterThan(0);
+    for (const a of attempts) expect(a.server).toBe(url);
+    const lines = err.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`tidings failed to start: NATS at ${url} not reachable`);
+  });
+
+  it("killing and restarting the NATS node logs one lost and one back line per connection, with the URL", async () => {
+    await using nats = await startNats();
+    await using gw = await spawnTidings("gateway", { NATS_URL: nats.urls[0] as string });
+    await nats.kill(0);
+    await nats.restart(0);
+    const link = () =>
+      jsonLines(gw.output()).filter(
+        (l) => l.msg === "NATS link lost" || l.msg === "NATS link back",
+      );
+    const names = ["tidings-gateway", "tidings-gateway-presence"];
+    await waitFor(
+      () =>
+        names.every((n) => link().some((l) => l.connection === n && l.msg === "NATS link back")),
+      { timeoutMs: 20_000, what: "both connections back" },
+    );
+    for (const n of names) {
+      const mine = link().filter((l) => l.connection === n);
+      expect(mine.map((l) => l.msg)).toEqual(["NATS link lost", "NATS link back"]);
+      for (const l of mine)
+        expect(String(l.server)).toContain(new URL(nats.urls[0] as string).port);
+    }
+  });
+});
