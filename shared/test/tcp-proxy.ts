@@ -12,8 +12,8 @@ export interface TcpProxy extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** A TCP proxy on a free loopback port in front of `127.0.0.1:targetPort`. */
-export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
+/** A TCP proxy on a loopback port (free unless given) in front of `127.0.0.1:targetPort`. */
+export async function tcpProxy(targetPort: number, listenPort = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let dead = false;
   const track = (s: Socket) => {
@@ -40,7 +40,7 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
+    server.listen(listenPort, "127.0.0.1", resolve);
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { startNats } from "../../../shared/test/nats-harness.js";
+import { tcpProxy } from "../../../shared/test/tcp-proxy.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { TEST_APP } from "./harness.js";
 import { spawnTidings } from "./processes.js";
@@ -56,6 +57,48 @@ describe("NATS link in the log", () => {
     const lines = err.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(`tidings failed to start: NATS at ${url} not reachable`);
+  });
+
+  it("a gateway started before NATS logs its attempts and starts once NATS comes up", async () => {
+    const port = await unusedPort();
+    const url = `nats://127.0.0.1:${port}`;
+    await using nats = await startNats();
+    const proc = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PORT: "0",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "info",
+        TIDINGS_ROLE: "gateway",
+        TIDINGS_DRAIN_SECONDS: "0",
+        TIDINGS_APPS: JSON.stringify([TEST_APP]),
+        NATS_URL: url,
+        TIDINGS_NATS_CONNECT_TIMEOUT_MS: "60000",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      let out = "";
+      proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      proc.stderr.on("data", (c: Buffer) => (out += c.toString()));
+      await waitFor(() => /NATS not reachable; retrying/.test(out), {
+        timeoutMs: 20_000,
+        what: "a logged attempt",
+      });
+      // NATS "comes up" on the URL the gateway was given.
+      await using _proxy = await tcpProxy(Number(new URL(nats.urls[0] as string).port), port);
+      await waitFor(() => /Tidings listening on/.test(out), {
+        timeoutMs: 20_000,
+        what: "the gateway listening",
+      });
+      const attempt = jsonLines(out).find((l) => l.msg === "NATS not reachable; retrying");
+      expect(attempt?.server).toBe(url);
+    } finally {
+      const exited = once(proc, "exit");
+      proc.kill("SIGKILL");
+      await exited;
+    }
   });
 
   it("killing and restarting the NATS node logs one lost and one back line per connection, with the URL", async () => {
