@@ -7,7 +7,7 @@ import { startNats } from "../../../shared/test/nats-harness.js";
 import { tcpProxy } from "../../../shared/test/tcp-proxy.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { TEST_APP } from "./harness.js";
-import { spawnTidings } from "./processes.js";
+import { FAST_PRESENCE, spawnTidings } from "./processes.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -121,6 +121,32 @@ describe("NATS link in the log", () => {
       expect(mine.map((l) => l.msg)).toEqual(["NATS link lost", "NATS link back"]);
       for (const l of mine)
         expect(String(l.server)).toContain(new URL(nats.urls[0] as string).port);
+    }
+  });
+
+  it("a presence replica that loses its leases logs each without a stack or duplicate keys", async () => {
+    await using nats = await startNats();
+    await using presence = await spawnTidings("presence", {
+      NATS_URL: nats.urls[0] as string,
+      ...FAST_PRESENCE,
+    });
+    await waitFor(() => /presence partition acquired/.test(presence.output()), {
+      timeoutMs: 20_000,
+      what: "a partition acquired",
+    });
+    await nats.kill(0);
+    const lost = () =>
+      presence
+        .output()
+        .split("\n")
+        .filter((l) => l.includes("lease lost"));
+    await waitFor(() => lost().length > 0, { timeoutMs: 20_000, what: "a lease lost line" });
+    for (const raw of lost()) {
+      const line = JSON.parse(raw) as Record<string, unknown>;
+      expect(line.err).toBeUndefined();
+      expect(raw).not.toContain('"stack"');
+      const keys = [...raw.matchAll(/"([A-Za-z]+)":/g)].map((m) => m[1]);
+      expect(new Set(keys).size).toBe(keys.length);
     }
   });
 });
