@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { type AddressInfo, createServer } from "node:net";
 import { loadConfig } from "../../../shared/src/config/load.js";
 import type { Engine } from "../../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
@@ -83,4 +85,13 @@ export async function publishUntilSlowClose(
 ): Promise<boolean> {
   for (let i = 0; i < max && (await slowCloses(g)) === 0; i++) await publishOne();
   return (await slowCloses(g)) > 0;
+}
+
+/** A port nothing listens on right now (the OS picks it), for a test that must name one. */
+export async function unusedPort(): Promise<number> {
+  const probe = createServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((r) => probe.close(r));
+  return port;
 }

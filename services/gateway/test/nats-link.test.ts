@@ -1,25 +1,10 @@
-import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { startNats } from "../../../shared/test/nats-harness.js";
 import { tcpProxy } from "../../../shared/test/tcp-proxy.js";
 import { waitFor } from "../../../shared/test/wait.js";
-import { TEST_APP } from "./harness.js";
-import { FAST_PRESENCE, spawnTidings } from "./processes.js";
-
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-
-async function unusedPort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, "close");
-  return port;
-}
+import { unusedPort } from "./harness.js";
+import { FAST_PRESENCE, launchTidings, spawnTidings } from "./processes.js";
 
 function jsonLines(out: string): Record<string, unknown>[] {
   return out
@@ -31,19 +16,9 @@ function jsonLines(out: string): Record<string, unknown>[] {
 describe("NATS link in the log", () => {
   it("a gateway whose NATS never comes up logs each attempt and exits with one line naming the URL", async () => {
     const url = `nats://127.0.0.1:${await unusedPort()}`;
-    const proc = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        PORT: "0",
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "info",
-        TIDINGS_ROLE: "gateway",
-        TIDINGS_APPS: JSON.stringify([TEST_APP]),
-        NATS_URL: url,
-        TIDINGS_NATS_CONNECT_TIMEOUT_MS: "1500",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const proc = launchTidings("gateway", {
+      NATS_URL: url,
+      TIDINGS_NATS_CONNECT_TIMEOUT_MS: "1500",
     });
     let out = "";
     let err = "";
@@ -63,20 +38,9 @@ describe("NATS link in the log", () => {
     const port = await unusedPort();
     const url = `nats://127.0.0.1:${port}`;
     await using nats = await startNats();
-    const proc = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        PORT: "0",
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "info",
-        TIDINGS_ROLE: "gateway",
-        TIDINGS_DRAIN_SECONDS: "0",
-        TIDINGS_APPS: JSON.stringify([TEST_APP]),
-        NATS_URL: url,
-        TIDINGS_NATS_CONNECT_TIMEOUT_MS: "60000",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const proc = launchTidings("gateway", {
+      NATS_URL: url,
+      TIDINGS_NATS_CONNECT_TIMEOUT_MS: "60000",
     });
     try {
       let out = "";

@@ -1,10 +1,8 @@
-import { once } from "node:events";
-import { type AddressInfo, createServer } from "node:net";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { startHealthServer } from "../../../shared/src/http/health.js";
 import { createLogger } from "../../../shared/src/log.js";
-import { startTestGateway, TEST_APP } from "./harness.js";
+import { startTestGateway, TEST_APP, unusedPort } from "./harness.js";
 import { spawnTidings } from "./processes.js";
 import { TestClient } from "./ws-client.js";
 
@@ -26,7 +24,7 @@ describe("a port already in use", () => {
   // TIME-WAIT on its port: a restart on a fixed port must still bind at once.
   it("takes its port back at once after a stop that closed connected clients", async () => {
     // A fixed port, as in production: uWS sets its socket options only then.
-    const port = await freePort();
+    const port = await unusedPort();
     const first = await startTestGateway({ env: { PORT: String(port) } });
     const clients = await Promise.all(
       [1, 2, 3].map(() => TestClient.connect(first.url(`/app/${TEST_APP.key}?protocol=7`))),
@@ -55,11 +53,3 @@ describe("a port already in use", () => {
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}

@@ -17,16 +17,16 @@ export interface TidingsProcess extends AsyncDisposable {
 }
 
 /**
- * A real Tidings process (`services/main.ts`, as `npm start` runs it) with
- * the given role and env, for tests that kill processes. Gateways resolve
- * once they print where they listen; presence once it says it runs.
+ * Starts `services/main.ts` (as `npm start` runs it) with the test app, any
+ * free port and no drain, and returns at once: for tests that watch a start
+ * which may never become ready. `spawnTidings` waits for ready.
  */
-export async function spawnTidings(
+export function launchTidings(
   role: "gateway" | "presence" | "all",
   env: Record<string, string>,
-): Promise<TidingsProcess> {
+): ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream } {
   // `node --import tsx` rather than the tsx CLI: one process, so SIGKILL really kills it.
-  const proc = spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
+  return spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -40,6 +40,18 @@ export async function spawnTidings(
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+}
+
+/**
+ * A real Tidings process (`services/main.ts`, as `npm start` runs it) with
+ * the given role and env, for tests that kill processes. Gateways resolve
+ * once they print where they listen; presence once it says it runs.
+ */
+export async function spawnTidings(
+  role: "gateway" | "presence" | "all",
+  env: Record<string, string>,
+): Promise<TidingsProcess> {
+  const proc = launchTidings(role, env);
   let out = "";
   const ready = new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
