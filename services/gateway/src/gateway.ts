@@ -8,6 +8,7 @@ import { consoleFor } from "./console/index.js";
 import { Blocks } from "./core/blocks.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
 import { Hub } from "./core/hub.js";
+import { createPublish } from "./core/publish.js";
 import { Users } from "./core/users.js";
 import { registerDemo } from "./demo/routes.js";
 import { createDialects } from "./dialects/index.js";
@@ -54,6 +55,7 @@ export async function startGateway(deps: {
   const ctx: GatewayContext = {
     config,
     engine,
+    publish: createPublish(engine, metrics),
     hub,
     users: new Users(engine),
     blocks: new Blocks(engine),

@@ -9,6 +9,7 @@ import type { Metrics } from "../metrics.js";
 import type { Blocks } from "./blocks.js";
 import type { Connection } from "./connection.js";
 import type { Hub } from "./hub.js";
+import type { Publish } from "./publish.js";
 import type { Users } from "./users.js";
 
 /**
@@ -51,6 +52,8 @@ export interface Dialect {
 export interface GatewayContext {
   config: Config;
   engine: Engine;
+  /** The one publish path: stores the event and records its latency. */
+  publish: Publish;
   hub: Hub;
   users: Users;
   blocks: Blocks;
