@@ -5,14 +5,14 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { AppConfig } from "../config/apps.js";
 import type { Config } from "../config/load.js";
+import type { Logger } from "../log.js";
+import { httpDelivery } from "./http.js";
 import {
   ensureWebhookStream,
   jetstreamWebhookDelivery,
   startWebhookDrain,
   type WebhookDrain,
-} from "../engine/js-webhooks.js";
-import type { Logger } from "../log.js";
-import { httpDelivery } from "./http.js";
+} from "./jetstream.js";
 import { noWebhooks, WebhookQueue, type WebhookSink } from "./queue.js";
 
 export interface Webhooks {

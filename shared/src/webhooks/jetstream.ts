@@ -1,6 +1,7 @@
 /**
- * The clustered webhook queue on JetStream (here because only
- * `shared/src/engine/` talks to NATS streams).
+ * The clustered webhook queue on JetStream. It lives with the queue, not in
+ * `shared/src/engine/`: it needs only NATS and the queue's own types, and
+ * keeping it here means webhooks never import the engine (nor it them).
  *
  * The process that decides an event (the presence owner of the app's
  * partition, or the gateway holding the connection) batches it in its
@@ -25,8 +26,8 @@ import {
 import { type NatsConnection, nanos } from "@nats-io/nats-core";
 import type { Logger } from "../log.js";
 import { WEBHOOK_CONSUMER, WEBHOOK_STREAM, webhookSubject, webhookWildcard } from "../subjects.js";
-import { UnknownWebhookAppError } from "../webhooks/http.js";
-import { type DeliverBatch, originOf, type WebhookBatch } from "../webhooks/queue.js";
+import { UnknownWebhookAppError } from "./http.js";
+import { type DeliverBatch, originOf, type WebhookBatch } from "./queue.js";
 
 const STREAM_NAME_IN_USE = 10058;
 const CONSUMER_NAME_IN_USE = 10148;
