@@ -9,6 +9,7 @@ import { Blocks } from "./core/blocks.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
 import { Hub } from "./core/hub.js";
 import { createPublish } from "./core/publish.js";
+import { Sessions } from "./core/session.js";
 import { Users } from "./core/users.js";
 import { registerDemo } from "./demo/routes.js";
 import { createDialects } from "./dialects/index.js";
@@ -52,12 +53,15 @@ export async function startGateway(deps: {
     (conn) => server?.closeSlowConsumer(conn),
     (conn) => server?.closeForReplay(conn),
   );
+  const publish = createPublish(engine, metrics);
+  const users = new Users(engine);
   const ctx: GatewayContext = {
     config,
+    sessions: new Sessions({ engine, publish, hub, users, presence, log }),
     engine,
-    publish: createPublish(engine, metrics),
+    publish,
     hub,
-    users: new Users(engine),
+    users,
     blocks: new Blocks(engine),
     presence,
     metrics,

@@ -147,12 +147,14 @@ export async function startServer(
         if (!conn) return;
         connections.delete(conn);
         conn.markClosed();
-        ctx.hub.leaveAll(conn);
         try {
           dialect.closed(conn, code);
         } catch (err) {
           conn.log.error({ err }, "dialect close handler failed");
         }
+        // After the dialect's own cleanup, which may still signal on its channels.
+        if (conn.session) conn.session.closed();
+        else ctx.hub.leaveAll(conn);
       },
     });
   }

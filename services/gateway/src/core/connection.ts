@@ -3,6 +3,7 @@ import { randomInt } from "node:crypto";
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
 import type { Logger } from "../../../../shared/src/log.js";
 import { TokenBucket } from "./rate.js";
+import type { Session } from "./session.js";
 
 /** What uWS keeps per socket: only a pointer to our Connection. */
 export interface SocketData {
@@ -65,6 +66,8 @@ export class Connection {
   readonly id = nextConnectionId();
   app: AppConfig | undefined;
   userId: string | undefined;
+  /** The core session, once the dialect bound the connection to its app (`Sessions.bind`). */
+  session: Session | undefined;
   /** Channels this connection is subscribed to (managed by the hub). */
   readonly channels = new Set<string>();
   closed = false;

@@ -10,6 +10,7 @@ import type { Blocks } from "./blocks.js";
 import type { Connection } from "./connection.js";
 import type { Hub } from "./hub.js";
 import type { Publish } from "./publish.js";
+import type { Sessions } from "./session.js";
 import type { Users } from "./users.js";
 
 /**
@@ -51,6 +52,8 @@ export interface Dialect {
 /** What dialects get from the composition root: narrow services, no server object. */
 export interface GatewayContext {
   config: Config;
+  /** Binds a connection to its app; the session is what commands call. */
+  sessions: Sessions;
   engine: Engine;
   /** The one publish path: stores the event and records its latency. */
   publish: Publish;

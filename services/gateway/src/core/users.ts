@@ -19,8 +19,7 @@ export class Users {
   constructor(private readonly engine: Engine) {}
 
   /** Resolves when signals addressed to the user reach `handler`. */
-  async add(conn: Connection, userId: string, handler: Handler): Promise<void> {
-    const appId = conn.app!.id;
+  async add(conn: Connection, appId: string, userId: string, handler: Handler): Promise<void> {
     const key = `${appId}\u0000${userId}`;
     let user = this.users.get(key);
     if (!user) {

@@ -131,7 +131,7 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
     conn.onClose(runAt(expiresAtMs, () => expire(conn)));
     s.typing = new TokenBucket(app.limits.clientEventRate, app.limits.clientEventRate * 2);
     s.acks = new AckLog(ctx.engine.kv(app.id, "chat"), userId, conn.log);
-    await ctx.users.add(conn, userId, (signal) => onUserSignal(conn, signal));
+    await ctx.users.add(conn, app.id, userId, (signal) => onUserSignal(conn, signal));
     await joinInbox(conn, s, userId);
     if (conn.closed) return;
     await ctx.presence.connectionOpened(app.id, conn.id, userId, contacts);

@@ -1,25 +1,37 @@
 import { TokenError } from "../../../../../shared/src/auth/jwt.js";
-import { EngineUnavailableError } from "../../../../../shared/src/engine/engine.js";
 import type { Connection } from "../../core/connection.js";
-import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
+import { defineDialect, type Failure, type Run } from "../../core/define-dialect.js";
+import type { Dialect, GatewayContext } from "../../core/dialect.js";
 import { HeldFrames } from "../../core/held-frames.js";
 import { TokenBucket } from "../../core/rate.js";
+import type { UserSession } from "../../core/session.js";
 import { runAt } from "../../core/timers.js";
-import { type Command, decode, encode, encodeUserSignal, type Ref } from "./codec.js";
+import { decode, encode, encodeUserSignal, type Ref } from "./codec.js";
 import { HeraldClose, type HeraldCode, HeraldRequestError } from "./codes.js";
-import { HeraldCommands, type HeraldSession } from "./commands.js";
+import { HeraldCommands } from "./commands.js";
+import type { HeraldConnection, HeraldSession } from "./state.js";
 import { verifyHeraldToken } from "./token.js";
-
-/** Frames a client may send before its token is checked; they run right after auth_ok. */
 
 /** The Herald dialect at `/ws?key=&token=&user_id=&streams=`. */
 export function createHeraldDialect(ctx: GatewayContext): Dialect {
-  const sessions = new WeakMap<Connection, HeraldSession>();
   const commands = new HeraldCommands(ctx);
 
-  const fail = (conn: Connection, ref: Ref, code: HeraldCode, message: string) => {
+  const send = (conn: Connection, ref: Ref, code: HeraldCode, message: string) => {
     ctx.metrics.errors.inc({ dialect: "herald", code });
     conn.send(encode.error(ref, code, message));
+  };
+
+  const failure = (f: Failure<HeraldRequestError>): [HeraldCode, string] => {
+    switch (f.kind) {
+      case "request":
+        return [f.error.code, f.error.message];
+      case "refused":
+        return f.reason === "channel_full"
+          ? ["stream_full", `stream ${f.channel} is full`]
+          : ["rate_limited", f.message];
+      default:
+        return ["internal", f.message];
+    }
   };
 
   const authFail = (conn: Connection, message: string) => {
@@ -28,22 +40,7 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
     conn.close(HeraldClose.authFailed, message);
   };
 
-  const run = (conn: Connection, s: HeraldSession, text: string) => {
-    const decoded = decode(text);
-    if (!decoded.ok) return fail(conn, decoded.ref, decoded.code, decoded.message);
-    const { ref, command } = decoded;
-    commands.handle(conn, s, ref, command).catch((err: unknown) => {
-      if (conn.closed) return;
-      if (err instanceof HeraldRequestError) return fail(conn, ref, err.code, err.message);
-      if (err instanceof EngineUnavailableError) {
-        return fail(conn, ref, "internal", "storage temporarily unavailable; retry");
-      }
-      conn.log.error({ err, type: command.type }, "herald request failed");
-      fail(conn, ref, "internal", "internal error");
-    });
-  };
-
-  const authenticate = async (conn: Connection, s: HeraldSession) => {
+  const authenticate = async (conn: Connection, s: HeraldConnection, run: Run<Ref>) => {
     const q = conn.upgrade.query;
     const app = conn.upgrade.app;
     const token = q.get("token");
@@ -58,21 +55,35 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         nowSec(),
       );
       if (conn.closed) return;
-      if (!conn.setApp(app)) {
-        fail(conn, undefined, "rate_limited", "app is over its connection quota");
+      const bound = ctx.sessions.bind(conn, app);
+      if (!bound) {
+        send(conn, undefined, "rate_limited", "app is over its connection quota");
         return conn.close(HeraldClose.tryAgainLater, "over connection quota");
       }
       conn.userId = grant.userId;
-      s.grant = grant;
-      s.triggers = new TokenBucket(app.limits.clientEventRate, app.limits.clientEventRate * 2);
-      await ctx.users.add(conn, grant.userId, (signal) => {
+      let h: HeraldSession | undefined;
+      // Blocks that arrive before the session is ready are kept for its permits.
+      const blocked = new Map<string, boolean | Promise<boolean>>();
+      const session: UserSession = await bound.identify(grant.userId, (signal) => {
         if (signal.kind === "terminate") return conn.close(HeraldClose.authFailed, "terminated");
-        if (signal.kind === "blocked")
-          return commands.blocked(conn, s, signal.channel, signal.blocked);
+        if (signal.kind === "blocked") {
+          if (h) commands.blocked(h, signal.channel, signal.blocked);
+          else blocked.set(signal.channel, signal.blocked);
+          return;
+        }
         const frame = encodeUserSignal(signal);
         if (frame) conn.send(frame);
       });
+      h = {
+        session,
+        grant,
+        typing: new Map(),
+        atLeastOnce: new Set(),
+        blocked,
+        triggers: new TokenBucket(app.limits.clientEventRate, app.limits.clientEventRate * 2),
+      };
       if (conn.closed) return;
+      s.ready = h;
       // auth_ok once the session can serve, so a client that waits for it never
       // runs into the bound on frames held before it. Presence is not awaited:
       // its reports are queued in order (this one before any subscribe), and a
@@ -86,8 +97,17 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
         }),
       );
       scheduleExpiry(conn, grant.expiresAt);
-      void announceOnline(conn, app.id, grant.userId, grant.watchlist);
-      s.early.release((text) => run(conn, s, text));
+      session.online(grant.userId, grant.watchlist).then(
+        (online) => {
+          for (const u of online) {
+            const frame = encodeUserSignal({ kind: "watch", userId: u, online: true });
+            if (frame) conn.send(frame);
+          }
+        },
+        (err: unknown) =>
+          conn.log.warn({ err }, "presence did not take the connection's online report"),
+      );
+      s.early.release((text) => handle(conn, s, text, run));
     } catch (err) {
       if (err instanceof TokenError) return authFail(conn, err.message);
       conn.log.error({ err }, "herald auth failed unexpectedly");
@@ -95,23 +115,12 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
     }
   };
 
-  /** Marks the user online and tells it which watched users are online already. */
-  const announceOnline = async (
-    conn: Connection,
-    appId: string,
-    userId: string,
-    watchlist: readonly string[],
-  ) => {
-    try {
-      await ctx.presence.connectionOpened(appId, conn.id, userId, watchlist);
-      const statuses = await Promise.all(watchlist.map((u) => ctx.presence.status(appId, u)));
-      watchlist.forEach((u, i) => {
-        if (statuses[i] !== "offline")
-          conn.send(encodeUserSignal({ kind: "watch", userId: u, online: true })!);
-      });
-    } catch (err) {
-      conn.log.warn({ err }, "presence did not take the connection's online report");
-    }
+  const handle = (conn: Connection, s: HeraldConnection, text: string, run: Run<Ref>) => {
+    const h = s.ready;
+    if (!h) return;
+    const decoded = decode(text);
+    if (!decoded.ok) return send(conn, decoded.ref, decoded.code, decoded.message);
+    run(decoded.ref, () => commands.handle(h, decoded.ref, decoded.command));
   };
 
   const scheduleExpiry = (conn: Connection, expiresAt: number) => {
@@ -128,62 +137,45 @@ export function createHeraldDialect(ctx: GatewayContext): Dialect {
     });
   };
 
-  return {
+  return defineDialect<HeraldConnection, Ref, HeraldRequestError>({
     name: "herald",
     route: "/ws",
     appKeyOf: (_param, query) => query.get("key") ?? undefined,
-    open(conn) {
-      const s: HeraldSession = {
-        grant: undefined,
-        early: new HeldFrames(),
-        typing: new Map(),
-        atLeastOnce: new Set(),
-        streamOps: new Map(),
-        joining: new Set(),
-        blocked: new Map(),
-        triggers: new TokenBucket(100, 100),
-      };
-      sessions.set(conn, s);
-      void authenticate(conn, s);
+    isRequestError: (err): err is HeraldRequestError => err instanceof HeraldRequestError,
+    open(conn, run) {
+      const s: HeraldConnection = { early: new HeldFrames(), ready: undefined };
+      void authenticate(conn, s, run);
+      return s;
     },
-    message(conn, text) {
-      const s = sessions.get(conn);
-      if (!s) return;
+    message(conn, s, text, run) {
       const held = s.early.offer(text);
-      if (held === "full") fail(conn, undefined, "rate_limited", "too many frames before auth_ok");
-      else if (held === "run") run(conn, s, text);
+      if (held === "full") send(conn, undefined, "rate_limited", "too many frames before auth_ok");
+      else if (held === "run") handle(conn, s, text, run);
     },
-    reject(conn, problem: FrameProblem) {
+    fail(conn, _s, ref, f) {
+      const [code, message] = failure(f);
+      send(conn, ref, code, message);
+    },
+    reject(conn, _s, problem) {
       if (problem === "rate_limited")
-        return fail(conn, undefined, "rate_limited", "too many messages");
+        return send(conn, undefined, "rate_limited", "too many messages");
       if (problem === "too_large")
-        return fail(conn, undefined, "invalid_payload", "frame too large");
+        return send(conn, undefined, "invalid_payload", "frame too large");
       if (problem === "oversized") return conn.close(HeraldClose.tooLarge, "frame too large");
-      return fail(conn, undefined, "invalid_payload", "frame is not valid UTF-8");
+      return send(conn, undefined, "invalid_payload", "frame is not valid UTF-8");
     },
-    slowConsumer(conn) {
-      conn.close(HeraldClose.slowConsumer, "slow consumer: reconnect and replay with last_seq");
+    slowConsumer: [HeraldClose.slowConsumer, "slow consumer: reconnect and replay with last_seq"],
+    drain: [HeraldClose.goingAway, "server restarting: reconnect"],
+    deliveryGap: [
+      HeraldClose.goingAway,
+      "live delivery interrupted: reconnect and replay with last_seq",
+    ],
+    closed(_conn, s) {
+      if (s.ready) commands.closed(s.ready);
     },
-    drain(conn) {
-      conn.close(HeraldClose.goingAway, "server restarting: reconnect");
-    },
-    deliveryGap(conn) {
-      conn.close(
-        HeraldClose.goingAway,
-        "live delivery interrupted: reconnect and replay with last_seq",
-      );
-    },
-    closed(conn) {
-      const s = sessions.get(conn);
-      if (!s) return;
-      sessions.delete(conn);
-      commands.closed(conn, s);
-    },
-  };
+  });
 }
 
 function nowSec(): number {
   return Math.floor(Date.now() / 1000);
 }
-
-export type { Command };

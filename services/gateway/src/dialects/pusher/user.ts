@@ -24,7 +24,7 @@ export class PusherUsers {
     s.signingIn = true;
     const { id, watchlist } = parsed;
     conn.userId = id;
-    await this.ctx.users.add(conn, id, (signal) => this.userSignal(conn, id, signal));
+    await this.ctx.users.add(conn, conn.app!.id, id, (signal) => this.userSignal(conn, id, signal));
     await this.ctx.presence.connectionOpened(app.id, conn.id, id, watchlist);
     if (conn.closed) return;
     s.user = { id, userData };

@@ -1,0 +1,335 @@
+import type { AppConfig } from "../../../../shared/src/config/apps.js";
+import type {
+  Engine,
+  EventInput,
+  HistoryPage,
+  HistoryQuery,
+  Json,
+  KvBucket,
+  KvStore,
+  PresenceVersion,
+  PublishResult,
+  Signal,
+  StoredEvent,
+  UserStatus,
+} from "../../../../shared/src/engine/engine.js";
+import type { Logger } from "../../../../shared/src/log.js";
+import type {
+  Member,
+  PresenceApi,
+  PresenceChange,
+  SubscribeOutcome,
+} from "../../../../shared/src/presence/api.js";
+import type { Connection } from "./connection.js";
+import type { ChannelEncoder, Hub } from "./hub.js";
+import type { Publish } from "./publish.js";
+import type { Users } from "./users.js";
+
+/** Why the core refused a request; each dialect says it in its own terms. */
+export type SessionRefusal = "subscription_limit" | "channel_full";
+
+export class SessionError extends Error {
+  override name = "SessionError";
+  constructor(
+    readonly reason: SessionRefusal,
+    readonly channel: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How presence counts one subscription. */
+export interface PresenceRole {
+  /** A member of the channel (presence channels, Herald member streams). */
+  member: boolean;
+  /** Defaults to the session's user; a Pusher presence channel names its own. */
+  userId?: string | undefined;
+  info?: Json | undefined;
+  /**
+   * Presence trouble does not fail the join: the subscription goes on
+   * without counts (Foony, whose members are its own entries).
+   */
+  optional?: boolean;
+}
+
+/** What a dialect decides for one channel join, once its own lookups are done. */
+export interface JoinPlan {
+  encoder: ChannelEncoder;
+  /** Replay stored events with seq > afterSeq before going live. */
+  afterSeq?: number | undefined;
+  /** Stored events to leave out of the replay (already acknowledged). */
+  skip?: ((event: StoredEvent) => boolean) | undefined;
+  presence: PresenceRole;
+  /**
+   * The dialect's own view of the channel's presence, taken once live signals
+   * flow (Foony's entry set): resolves with the version it was taken at.
+   */
+  snapshot?: (() => Promise<PresenceVersion | undefined>) | undefined;
+  /** The "subscribed" reply, sent once live and before any event. */
+  beforeEvents?: ((joined: Joined) => void) | undefined;
+}
+
+export interface Joined {
+  lastSeq: number;
+  truncated: boolean;
+  /** Members of the channel and subscriber count as presence saw them (empty when optional presence failed). */
+  members: Member[];
+  subscriberCount: number;
+}
+
+/** The services a session works with, handed down by the composition root. */
+export interface SessionServices {
+  engine: Engine;
+  publish: Publish;
+  hub: Hub;
+  users: Users;
+  presence: PresenceApi;
+  log: Logger;
+}
+
+/**
+ * One connection bound to its app: what every dialect's commands call. It
+ * owns what all five protocols share: presence reports (each once, in
+ * order, and the close report only if presence was told anything), the
+ * subscription limit (joins in flight hold a slot), join → replay → live,
+ * publishing with its metric, and the end of all of it at close.
+ */
+export class Session {
+  /** Set by `identify`; a dialect that requires a user reads it from `UserSession`. */
+  userId: string | undefined;
+  /** Channels whose join is being prepared: they count against the limit. */
+  private readonly joining = new Set<string>();
+  /** The tail of each channel's queued operations (see `inOrder`). */
+  private readonly ops = new Map<string, Promise<void>>();
+  /** Presence holds something of this connection, so its close must be reported. */
+  private presenceTold = false;
+  private ended = false;
+
+  constructor(
+    readonly conn: Connection,
+    readonly app: AppConfig,
+    private readonly core: SessionServices,
+  ) {}
+
+  get id(): string {
+    return this.conn.id;
+  }
+
+  /**
+   * Signs the connection in as `userId` and delivers signals addressed to the
+   * user (terminate, blocks, watchlist, server-to-user) to `onSignal`.
+   * Resolves once they flow.
+   */
+  async identify(userId: string, onSignal: (signal: Signal) => void): Promise<UserSession> {
+    this.userId = userId;
+    await this.core.users.add(this.conn, this.app.id, userId, onSignal);
+    return this as UserSession;
+  }
+
+  /**
+   * Reports the signed-in user online with its watchlist; resolves with the
+   * watched users that are online already.
+   */
+  async online(userId: string, watchlist: readonly string[]): Promise<string[]> {
+    this.presenceTold = true;
+    await this.core.presence.connectionOpened(this.app.id, this.id, userId, watchlist);
+    const statuses = await Promise.all(
+      watchlist.map((u) => this.core.presence.status(this.app.id, u)),
+    );
+    return watchlist.filter((_, i) => statuses[i] !== "offline");
+  }
+
+  setStatus(userId: string, status: UserStatus): Promise<void> {
+    return this.core.presence.setStatus(this.app.id, userId, status);
+  }
+
+  /** Foony-style connection-level presence entries: announced by the presence service. */
+  setPresence(change: Omit<PresenceChange, "appId" | "connectionId">): Promise<void> {
+    this.presenceTold = true;
+    return this.core.presence.setPresence({ ...change, appId: this.app.id, connectionId: this.id });
+  }
+
+  /** Subscribed (live or replaying); a join still being prepared is not. */
+  subscribed(channel: string): boolean {
+    return this.conn.channels.has(channel);
+  }
+
+  /** Subscriptions plus joins in flight: what the app's limit counts. */
+  subscriptionCount(): number {
+    return this.conn.channels.size + this.joining.size;
+  }
+
+  /**
+   * Joins a channel: checks the subscription limit (holding a slot while
+   * `plan` runs the dialect's own lookups), registers with presence once
+   * live signals flow, replays, then goes live with no gap and no
+   * duplicate. Throws `SessionError` for the limit and a full channel.
+   * Resolves with undefined when `leave` cancelled it first.
+   */
+  async join(
+    channel: string,
+    plan: JoinPlan | (() => Promise<JoinPlan>),
+  ): Promise<Joined | undefined> {
+    const max = this.app.limits.maxSubscriptions;
+    if (this.subscriptionCount() >= max) {
+      throw new SessionError(
+        "subscription_limit",
+        channel,
+        `at most ${max} subscriptions per connection`,
+      );
+    }
+    this.joining.add(channel);
+    let p: JoinPlan;
+    try {
+      p = typeof plan === "function" ? await plan() : plan;
+    } catch (err) {
+      this.joining.delete(channel);
+      throw err;
+    }
+    // Left (or closed) while the plan was made: nothing to undo.
+    if (!this.joining.delete(channel) || this.conn.closed) return undefined;
+    let outcome: (SubscribeOutcome & { ok: true }) | undefined;
+    let joined: Joined | undefined;
+    await this.core.hub.join(this.conn, channel, p.encoder, {
+      afterSeq: p.afterSeq,
+      skip: p.skip,
+      // Taken once the channel's signals flow, so no member change falls between.
+      snapshot: async () => {
+        outcome = await this.reportSubscribe(channel, p.presence);
+        const own = p.snapshot ? await p.snapshot() : undefined;
+        return own ?? outcome?.version;
+      },
+      beforeEvents: ({ lastSeq, truncated }) => {
+        joined = {
+          lastSeq,
+          truncated,
+          members: outcome?.members ?? [],
+          subscriberCount: outcome?.subscriberCount ?? 0,
+        };
+        p.beforeEvents?.(joined);
+      },
+    });
+    return joined;
+  }
+
+  /** Ends a subscription, or cancels one being prepared. Idempotent. */
+  leave(channel: string): void {
+    if (this.joining.delete(channel)) return;
+    if (!this.conn.channels.has(channel)) return;
+    this.core.hub.leave(this.conn, channel);
+    if (!this.presenceTold) return;
+    this.core.presence.unsubscribe(this.app.id, channel, this.id).catch((err: unknown) => {
+      this.conn.log.warn({ err }, "presence unsubscribe report failed");
+    });
+  }
+
+  /**
+   * Runs a channel's operations one after another in the order the client
+   * sent them: a subscribe waits on storage and presence, so without this
+   * an unsubscribe (or a second subscribe) sent right after it could finish
+   * first and leave the wrong state behind.
+   */
+  inOrder(channel: string, op: () => Promise<void> | void): Promise<void> {
+    const previous = this.ops.get(channel) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(op);
+    this.ops.set(channel, next);
+    const forget = () => {
+      if (this.ops.get(channel) === next) this.ops.delete(channel);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  /** Stores an event through the one publish path (its latency is recorded once). */
+  publish(channel: string, event: EventInput, idempotencyKey?: string): Promise<PublishResult> {
+    return this.core.publish(this.app.id, channel, event, {
+      dialect: this.conn.dialect,
+      idempotencyKey,
+    });
+  }
+
+  /** Fans a signal out to the channel's live subscribers (not stored). */
+  signal(channel: string, signal: Signal): void {
+    this.core.engine.signal(this.app.id, channel, signal);
+  }
+
+  history(channel: string, query: HistoryQuery): Promise<HistoryPage> {
+    return this.core.engine.history(this.app.id, channel, query);
+  }
+
+  event(channel: string, seq: number): Promise<StoredEvent | null> {
+    return this.core.engine.getEvent(this.app.id, channel, seq);
+  }
+
+  lastSeq(channel: string): Promise<number> {
+    return this.core.engine.lastSeq(this.app.id, channel);
+  }
+
+  /** One of the app's key-value buckets (cursors, acks, reactions, ...). */
+  store(bucket: KvBucket): KvStore {
+    return this.core.engine.kv(this.app.id, bucket);
+  }
+
+  /**
+   * The connection closed: every subscription ends and presence hears of it
+   * once (one report drops all the connection's subscriptions, entries and
+   * online state). Run by the server's close handler, after the dialect's.
+   */
+  closed(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.joining.clear();
+    this.core.hub.leaveAll(this.conn);
+    if (!this.presenceTold) return;
+    this.core.presence.connectionClosed(this.app.id, this.id).catch((err: unknown) => {
+      this.conn.log.warn({ err }, "presence close report failed");
+    });
+  }
+
+  private async reportSubscribe(
+    channel: string,
+    role: PresenceRole,
+  ): Promise<(SubscribeOutcome & { ok: true }) | undefined> {
+    this.presenceTold = true;
+    let outcome: SubscribeOutcome;
+    try {
+      outcome = await this.core.presence.subscribe({
+        appId: this.app.id,
+        channel,
+        connectionId: this.id,
+        userId: role.userId ?? this.userId,
+        info: role.info,
+        member: role.member,
+        maxMembers: this.app.limits.maxPresenceMembers,
+      });
+    } catch (err) {
+      if (!role.optional) throw err;
+      this.conn.log.warn({ err }, "presence subscribe report failed");
+      return undefined;
+    }
+    if (!outcome.ok) throw new SessionError("channel_full", channel, `channel ${channel} is full`);
+    return outcome;
+  }
+}
+
+/** Binds connections to their app: the one way a dialect gets a session. */
+export class Sessions {
+  constructor(private readonly services: SessionServices) {}
+
+  /**
+   * The session of `conn` in `app`, or undefined when the app is at its
+   * connection limit (the dialect then refuses in its own terms).
+   */
+  bind(conn: Connection, app: AppConfig): Session | undefined {
+    if (conn.session) return conn.session.app.id === app.id ? conn.session : undefined;
+    if (!conn.setApp(app)) return undefined;
+    conn.session = new Session(conn, app, this.services);
+    return conn.session;
+  }
+}
+
+/** A session signed in as a user: `userId` is known by type. */
+export interface UserSession extends Session {
+  readonly userId: string;
+}
