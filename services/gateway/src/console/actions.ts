@@ -1,9 +1,12 @@
 import { isValidChannel } from "../../../../shared/src/channels.js";
+import type { AppConfig } from "../../../../shared/src/config/apps.js";
 import type { Json } from "../../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../../shared/src/log.js";
+import { ApiError } from "../api/errors.js";
+import { ServerApi } from "../api/server-api.js";
 import type { GatewayContext } from "../core/dialect.js";
 import { PusherHttpError } from "../dialects/pusher/codes.js";
-import { type ApiRequest, PusherHttpApi } from "../dialects/pusher/http-api.js";
+import { type ApiRequest, PusherHttpApi } from "../dialects/pusher/http-requests.js";
 import { inScope, type Session } from "./auth.js";
 import { ConsoleHttpError } from "./http.js";
 
@@ -25,19 +28,22 @@ export interface ActionRecord {
 const KEEP = 200;
 
 /**
- * Console actions, done by the same handlers as the HTTP API (its checks,
- * metrics and signals), each logged with who did it and kept for the
- * console's own action list.
+ * Console actions, done by the server API the HTTP APIs use (its checks,
+ * metrics and signals; publishing with the Pusher HTTP API's checks on the
+ * event), each logged with who did it and kept for the console's own
+ * action list.
  */
 export class ConsoleActions {
-  private readonly api: PusherHttpApi;
+  private readonly api: ServerApi;
+  private readonly pusher: PusherHttpApi;
   private readonly recent: ActionRecord[] = [];
 
   constructor(
     private readonly ctx: GatewayContext,
     private readonly log: Logger,
   ) {
-    this.api = new PusherHttpApi(ctx);
+    this.api = new ServerApi(ctx);
+    this.pusher = new PusherHttpApi(this.api);
   }
 
   list(session: Session): ActionRecord[] {
@@ -48,25 +54,25 @@ export class ConsoleActions {
   }
 
   async publish(s: Session, remote: string, b: Record<string, unknown>): Promise<void> {
-    const appId = this.app(s, b.app);
+    const app = this.app(s, b.app);
     const channel = str(b.channel, "channel");
     const name = str(b.name, "name");
     const data = (b.data ?? null) as Json;
-    await this.run(s, remote, { action: "publish", appId, channel, name }, () =>
-      this.api.events(this.request(appId, [], { name, channel, data })),
+    await this.run(s, remote, { action: "publish", appId: app.id, channel, name }, () =>
+      this.pusher.events(request(app, { name, channel, data })),
     );
   }
 
   async terminate(s: Session, remote: string, b: Record<string, unknown>): Promise<void> {
-    const appId = this.app(s, b.app);
+    const app = this.app(s, b.app);
     const userId = str(b.user_id, "user_id");
-    await this.run(s, remote, { action: "terminate", appId, userId }, () =>
-      this.api.terminate(this.request(appId, [userId], undefined)),
+    await this.run(s, remote, { action: "terminate", appId: app.id, userId }, async () =>
+      this.api.terminate(app, userId),
     );
   }
 
   async block(s: Session, remote: string, b: Record<string, unknown>): Promise<void> {
-    const appId = this.app(s, b.app);
+    const app = this.app(s, b.app);
     const channel = str(b.channel, "channel");
     const userId = str(b.user_id, "user_id");
     const blocked = b.blocked !== false;
@@ -74,30 +80,18 @@ export class ConsoleActions {
     await this.run(
       s,
       remote,
-      { action: blocked ? "block" : "unblock", appId, channel, userId },
-      () =>
-        blocked
-          ? this.api.block(this.request(appId, [channel], { user_id: userId }), true)
-          : this.api.block(this.request(appId, [channel, userId], undefined), false),
+      { action: blocked ? "block" : "unblock", appId: app.id, channel, userId },
+      () => this.api.setBlocked(app, channel, userId, blocked),
     );
   }
 
-  private app(s: Session, v: unknown): string {
+  private app(s: Session, v: unknown): AppConfig {
     const appId = str(v, "app");
-    if (!this.ctx.apps.byId(appId)) throw new ConsoleHttpError(404, `unknown app ${appId}`);
+    const app = this.ctx.apps.byId(appId);
+    if (!app) throw new ConsoleHttpError(404, `unknown app ${appId}`);
     if (!inScope(s.scope, appId))
       throw new ConsoleHttpError(403, "app outside this session's scope");
-    return appId;
-  }
-
-  private request(appId: string, params: string[], body: unknown): ApiRequest {
-    return {
-      app: this.ctx.apps.byId(appId)!,
-      params,
-      query: new URLSearchParams(),
-      body,
-      idempotencyKey: undefined,
-    };
+    return app;
   }
 
   private async run(
@@ -120,13 +114,20 @@ export class ConsoleActions {
     } catch (err) {
       record.ok = false;
       record.error = err instanceof Error ? err.message : String(err);
-      throw err instanceof PusherHttpError ? new ConsoleHttpError(err.status, err.message) : err;
+      throw err instanceof PusherHttpError || err instanceof ApiError
+        ? new ConsoleHttpError(err.status, err.message)
+        : err;
     } finally {
       this.recent.push(record);
       if (this.recent.length > KEEP) this.recent.splice(0, this.recent.length - KEEP);
       this.log.info({ console: record }, `console action ${record.action} by ${record.who}`);
     }
   }
+}
+
+/** A Pusher HTTP API request as the console makes it: no route parameters, query or key. */
+function request(app: AppConfig, body: unknown): ApiRequest {
+  return { app, params: [], query: new URLSearchParams(), body, idempotencyKey: undefined };
 }
 
 export function str(v: unknown, what: string): string {

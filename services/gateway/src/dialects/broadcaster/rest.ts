@@ -1,8 +1,9 @@
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import { safeEqual } from "../../../../../shared/src/auth/jwt.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
-import { EngineUnavailableError } from "../../../../../shared/src/engine/engine.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
+import { failureOf } from "../../api/errors.js";
+import { ServerApi } from "../../api/server-api.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import { BodyTooLargeError, readBody } from "../../http/body.js";
 import { decodePublishBody, encode } from "./codec.js";
@@ -22,6 +23,7 @@ const MAX_IDEMPOTENCY_KEY = 200;
 
 /** `POST /broadcaster/:key/publish` with `Authorization: Bearer API_KEY`. */
 export function registerBroadcasterRest(app: TemplatedApp, ctx: GatewayContext): void {
+  const api = new ServerApi(ctx);
   app.post("/broadcaster/:key/publish", (res, req) => {
     // uWS request data is only valid in this synchronous part: copy it out first.
     const appKey = req.getParameter(0) ?? "";
@@ -43,7 +45,7 @@ export function registerBroadcasterRest(app: TemplatedApp, ctx: GatewayContext):
         "InvalidArgument",
         `Idempotency-Key over ${MAX_IDEMPOTENCY_KEY} characters`,
       );
-    publish(res, ctx, target, idempotencyKey || undefined).catch((err: unknown) => {
+    publish(res, ctx, api, target, idempotencyKey || undefined).catch((err: unknown) => {
       ctx.log.error({ err, dialect: "broadcaster" }, "REST publish failed before replying");
     });
   });
@@ -52,6 +54,7 @@ export function registerBroadcasterRest(app: TemplatedApp, ctx: GatewayContext):
 async function publish(
   res: HttpResponse,
   ctx: GatewayContext,
+  api: ServerApi,
   app: AppConfig,
   idempotencyKey: string | undefined,
 ): Promise<void> {
@@ -80,26 +83,19 @@ async function publish(
     return;
   }
   try {
-    const started = performance.now();
-    const r = await ctx.engine.publish(
-      app.id,
+    const r = await api.publish(
+      app,
       input.channel,
       { name: input.event, data: input.payload },
-      { idempotencyKey },
-    );
-    ctx.metrics.publishLatency.observe(
-      { dialect: "broadcaster" },
-      (performance.now() - started) / 1000,
+      { dialect: "broadcaster", idempotencyKey },
     );
     if (aborted) return;
     res.cork(() => send(res, 200, JSON.stringify(encode.published(r.id, r.time))));
   } catch (err) {
-    const message =
-      err instanceof EngineUnavailableError
-        ? "storage temporarily unavailable; retry"
-        : "internal error";
-    if (!(err instanceof EngineUnavailableError))
+    const failure = failureOf(err);
+    if (failure.kind !== "unavailable")
       ctx.log.error({ err, dialect: "broadcaster" }, "REST publish failed");
+    const message = failure.kind === "unavailable" ? failure.message : "internal error";
     if (!aborted) res.cork(() => reply(res, "Internal", message));
   }
 }
