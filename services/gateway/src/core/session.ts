@@ -213,6 +213,20 @@ export class Session {
     return joined;
   }
 
+  /**
+   * Changes how a live (or replaying) subscription of `channel` is encoded,
+   * e.g. once the client opted into per-connection framing; false when not
+   * subscribed.
+   */
+  setEncoder(channel: string, encoder: ChannelEncoder): boolean {
+    return this.core.hub.setEncoder(this.conn, channel, encoder);
+  }
+
+  /** The channel's members as presence sees them now (a repeated subscribe's answer). */
+  members(channel: string): Promise<Member[]> {
+    return this.core.presence.members(this.app.id, channel);
+  }
+
   /** Ends a subscription, or cancels one being prepared. Idempotent. */
   leave(channel: string): void {
     if (this.joining.delete(channel)) return;
