@@ -20,6 +20,9 @@ export class TokenError extends Error {
   }
 }
 
+/** A verified token's claims: `exp` is required (and jose checks it is a number). */
+export type VerifiedClaims = JWTPayload & { exp: number };
+
 const hsKeys = new WeakMap<AppConfig, Uint8Array>();
 const jwkSets = new WeakMap<AppConfig, ReturnType<typeof createLocalJWKSet>>();
 
@@ -32,7 +35,7 @@ export async function verifyJwt(
   token: string,
   app: AppConfig,
   options: Pick<JWTVerifyOptions, "audience" | "clockTolerance" | "requiredClaims"> = {},
-): Promise<JWTPayload> {
+): Promise<VerifiedClaims> {
   let alg: string | undefined;
   try {
     alg = decodeProtectedHeader(token).alg;
@@ -50,7 +53,9 @@ export async function verifyJwt(
         key = new TextEncoder().encode(app.secret);
         hsKeys.set(app, key);
       }
-      return (await jwtVerify(token, key, { ...verifyOptions, algorithms: ["HS256"] })).payload;
+      return verified(
+        (await jwtVerify(token, key, { ...verifyOptions, algorithms: ["HS256"] })).payload,
+      );
     }
     if (!app.jwks) throw new TokenError(`algorithm ${alg ?? "none"} not accepted for this app`);
     let set = jwkSets.get(app);
@@ -60,18 +65,26 @@ export async function verifyJwt(
       });
       jwkSets.set(app, set);
     }
-    return (
-      await jwtVerify(token, set, {
-        ...verifyOptions,
-        algorithms: ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"],
-      })
-    ).payload;
+    return verified(
+      (
+        await jwtVerify(token, set, {
+          ...verifyOptions,
+          algorithms: ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"],
+        })
+      ).payload,
+    );
   } catch (err) {
     if (err instanceof TokenError) throw err;
     if (err instanceof errors.JWTExpired)
       throw new TokenError("token expired", true, { cause: err });
     throw new TokenError(`invalid token: ${(err as Error).message}`, false, { cause: err });
   }
+}
+
+/** jose already refused a token without a numeric `exp` (required above); this says so to the types. */
+function verified(payload: JWTPayload): VerifiedClaims {
+  if (typeof payload.exp !== "number") throw new TokenError("token has no exp");
+  return payload as VerifiedClaims;
 }
 
 /** Reads the `kid` (or, failing that, `iss`) without verifying: used to find the app. */
