@@ -18,6 +18,7 @@ import type {
   Member,
   PresenceApi,
   PresenceChange,
+  PresenceSet,
   SubscribeOutcome,
 } from "../../../../shared/src/presence/api.js";
 import type { Connection } from "./connection.js";
@@ -63,7 +64,9 @@ export interface JoinPlan {
   presence: PresenceRole;
   /**
    * The dialect's own view of the channel's presence, taken once live signals
-   * flow (Foony's entry set): resolves with the version it was taken at.
+   * flow (Foony's entry set): resolves with the version it was taken at, which
+   * then stands instead of presence's (undefined: the view could not be taken,
+   * so no live change is left out).
    */
   snapshot?: (() => Promise<PresenceVersion | undefined>) | undefined;
   /** The "subscribed" reply, sent once live and before any event. */
@@ -150,6 +153,11 @@ export class Session {
     return this.core.presence.setPresence({ ...change, appId: this.app.id, connectionId: this.id });
   }
 
+  /** The channel's connection-level presence entries (see `setPresence`) and their version. */
+  presenceEntries(channel: string): Promise<PresenceSet> {
+    return this.core.presence.presenceSet(this.app.id, channel);
+  }
+
   /** Subscribed (live or replaying); a join still being prepared is not. */
   subscribed(channel: string): boolean {
     return this.conn.channels.has(channel);
@@ -191,14 +199,15 @@ export class Session {
     if (!this.joining.delete(channel) || this.conn.closed) return undefined;
     let outcome: (SubscribeOutcome & { ok: true }) | undefined;
     let joined: Joined | undefined;
-    await this.core.hub.join(this.conn, channel, p.encoder, {
+    let reported = false;
+    const joining = this.core.hub.join(this.conn, channel, p.encoder, {
       afterSeq: p.afterSeq,
       skip: p.skip,
       // Taken once the channel's signals flow, so no member change falls between.
       snapshot: async () => {
+        reported = true;
         outcome = await this.reportSubscribe(channel, p.presence);
-        const own = p.snapshot ? await p.snapshot() : undefined;
-        return own ?? outcome?.version;
+        return p.snapshot ? p.snapshot() : outcome?.version;
       },
       beforeEvents: ({ lastSeq, truncated }) => {
         joined = {
@@ -210,6 +219,15 @@ export class Session {
         p.beforeEvents?.(joined);
       },
     });
+    try {
+      await joining;
+    } catch (err) {
+      // The hub undid the subscription; presence must not go on counting it
+      // (unless a newer join of the channel owns it now, or the close report covers it).
+      if (reported && !this.ended && !this.conn.channels.has(channel))
+        this.reportUnsubscribe(channel);
+      throw err;
+    }
     return joined;
   }
 
@@ -232,10 +250,7 @@ export class Session {
     if (this.joining.delete(channel)) return;
     if (!this.conn.channels.has(channel)) return;
     this.core.hub.leave(this.conn, channel);
-    if (!this.presenceTold) return;
-    this.core.presence.unsubscribe(this.app.id, channel, this.id).catch((err: unknown) => {
-      this.conn.log.warn({ err }, "presence unsubscribe report failed");
-    });
+    if (this.presenceTold) this.reportUnsubscribe(channel);
   }
 
   /**
@@ -298,6 +313,12 @@ export class Session {
     if (!this.presenceTold) return;
     this.core.presence.connectionClosed(this.app.id, this.id).catch((err: unknown) => {
       this.conn.log.warn({ err }, "presence close report failed");
+    });
+  }
+
+  private reportUnsubscribe(channel: string): void {
+    this.core.presence.unsubscribe(this.app.id, channel, this.id).catch((err: unknown) => {
+      this.conn.log.warn({ err }, "presence unsubscribe report failed");
     });
   }
 
