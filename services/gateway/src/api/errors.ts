@@ -1,4 +1,5 @@
 import { EngineUnavailableError } from "../../../../shared/src/engine/engine.js";
+import { STORAGE_UNAVAILABLE } from "../core/define-dialect.js";
 
 /** The statuses a server API call answers a caller's mistake with. */
 export type ApiStatus = 400 | 403 | 404 | 413;
@@ -17,9 +18,6 @@ export class ApiError extends Error {
     super(message);
   }
 }
-
-/** What an HTTP route tells a caller whose request storage could not serve. */
-export const STORAGE_UNAVAILABLE = "storage temporarily unavailable; retry";
 
 /**
  * Why a server API call failed, for an HTTP route to answer in its own

@@ -4,9 +4,10 @@ import { EngineUnavailableError, type Signal } from "../../../../shared/src/engi
 import { MemoryEngine } from "../../../../shared/src/engine/memory.js";
 import { LocalPresence } from "../../../presence/src/local.js";
 import { Blocks } from "../core/blocks.js";
+import { STORAGE_UNAVAILABLE } from "../core/define-dialect.js";
 import { createPublish } from "../core/publish.js";
 import { createMetrics } from "../metrics.js";
-import { ApiError, failureOf, STORAGE_UNAVAILABLE } from "./errors.js";
+import { ApiError, failureOf } from "./errors.js";
 import { ServerApi } from "./server-api.js";
 
 const app = loadConfig({}).apps[0] ?? expect.unreachable("the default config has an app");

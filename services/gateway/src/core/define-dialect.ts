@@ -46,7 +46,8 @@ export interface DialectSpec<S, R, E> {
   registerHttp?(app: TemplatedApp): void;
 }
 
-const UNAVAILABLE = "storage temporarily unavailable; retry";
+/** What a client is told when storage is down for now: by every dialect and HTTP route. */
+export const STORAGE_UNAVAILABLE = "storage temporarily unavailable; retry";
 
 /**
  * Builds a dialect from its pure parts: the error mapping, per-connection
@@ -60,7 +61,8 @@ export function defineDialect<S, R, E>(spec: DialectSpec<S, R, E>): Dialect {
     if (spec.isRequestError(err)) return { kind: "request", error: err };
     if (err instanceof SessionError)
       return { kind: "refused", reason: err.reason, channel: err.channel, message: err.message };
-    if (err instanceof EngineUnavailableError) return { kind: "unavailable", message: UNAVAILABLE };
+    if (err instanceof EngineUnavailableError)
+      return { kind: "unavailable", message: STORAGE_UNAVAILABLE };
     conn.log.error({ err }, `${spec.name} request failed`);
     return { kind: "internal", message: "internal error" };
   };
