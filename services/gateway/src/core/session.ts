@@ -132,11 +132,18 @@ export class Session {
 
   /**
    * Reports the signed-in user online with its watchlist; resolves with the
-   * watched users that are online already.
+   * watched users that are online already. `reported` runs once presence
+   * took the report, before those are asked (a dialect that confirms the
+   * sign-in then, ahead of any watch signal).
    */
-  async online(userId: string, watchlist: readonly string[]): Promise<string[]> {
+  async online(
+    userId: string,
+    watchlist: readonly string[],
+    reported?: () => void,
+  ): Promise<string[]> {
     this.presenceTold = true;
     await this.core.presence.connectionOpened(this.app.id, this.id, userId, watchlist);
+    reported?.();
     const statuses = await Promise.all(
       watchlist.map((u) => this.core.presence.status(this.app.id, u)),
     );
