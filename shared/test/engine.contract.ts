@@ -1,12 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type Delivery,
-  type Engine,
-  type PublishResult,
-  type Signal,
-  type StoredEvent,
-  seqOfEventId,
-} from "../src/engine/engine.js";
+import type { Engine, PublishResult } from "../src/engine/engine.js";
+import { type Delivery, type Signal, type StoredEvent, seqOfEventId } from "../src/model.js";
 import { waitFor } from "./wait.js";
 
 /**
@@ -209,20 +203,25 @@ export function describeEngineContract(
       const live = collect(app, "s");
       await live.sub.ready;
       engine.signal(app, "s", {
-        kind: "trigger",
+        kind: "transient",
         name: "t",
         data: { a: 1 },
         userId: "u",
-        connectionId: "1.1",
+        excludeConnectionId: "1.1",
       });
-      engine.signal(app, "s", { kind: "typing", userId: "u", active: true, connectionId: "1.1" });
+      engine.signal(app, "s", {
+        kind: "typing",
+        userId: "u",
+        active: true,
+        excludeConnectionId: "1.1",
+      });
       await waitFor(() => live.signals().length === 2);
       expect(live.signals()[0]).toEqual({
-        kind: "trigger",
+        kind: "transient",
         name: "t",
         data: { a: 1 },
         userId: "u",
-        connectionId: "1.1",
+        excludeConnectionId: "1.1",
       });
       expect(await engine.lastSeq(app, "s")).toBe(0);
       live.sub.close();

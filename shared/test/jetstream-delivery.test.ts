@@ -1,7 +1,8 @@
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Delivery, EngineUnavailableError } from "../src/engine/engine.js";
+import { EngineUnavailableError } from "../src/engine/engine.js";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
+import type { Delivery } from "../src/model.js";
 import { eventsOf, lossyLiveChannel } from "./lossy-live.js";
 import { type NatsHandle, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";

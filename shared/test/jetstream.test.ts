@@ -1,7 +1,8 @@
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Delivery, EngineUnavailableError, type HistoryPage } from "../src/engine/engine.js";
+import { EngineUnavailableError, type HistoryPage } from "../src/engine/engine.js";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
+import type { Delivery } from "../src/model.js";
 import { streamName } from "../src/subjects.js";
 import { describeEngineContract } from "./engine.contract.js";
 import { eventsOf, lossyLiveChannel } from "./lossy-live.js";

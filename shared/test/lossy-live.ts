@@ -1,8 +1,9 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
-import type { Delivery, DeliveryGap, StoredEvent } from "../src/engine/engine.js";
+import type { DeliveryGap } from "../src/engine/engine.js";
 import { LiveHub, type LiveOptions } from "../src/engine/js-live.js";
 import { StreamReader } from "../src/engine/js-reader.js";
+import type { Delivery, StoredEvent } from "../src/model.js";
 import { eventSubject, liveSubject, signalSubject, streamName } from "../src/subjects.js";
 
 /**

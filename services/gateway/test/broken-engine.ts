@@ -1,5 +1,6 @@
-import type { EventInput, PublishOptions } from "../../../shared/src/engine/engine.js";
+import type { PublishOptions } from "../../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
+import type { EventInput } from "../../../shared/src/model.js";
 
 /** Memory storage that fails publishes on channels starting with "broken", to observe server errors. */
 export class BrokenEngine extends MemoryEngine {

@@ -2,11 +2,11 @@ import { decodeJwt } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   EngineUnavailableError,
-  type EventInput,
   type PublishOptions,
   type PublishResult,
 } from "../../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
+import type { EventInput } from "../../../shared/src/model.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { inboxOf } from "../src/dialects/chat/inbox.js";
 import { ChatClient, type ChatFrame, chatToken } from "./chat-client.js";

@@ -6,8 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
-import type { UserStatus } from "../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../shared/src/log.js";
+import type { UserStatus } from "../../../shared/src/model.js";
 import type {
   ChannelInfo,
   ChannelSubscription,

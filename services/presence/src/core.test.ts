@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Signal } from "../../../shared/src/engine/engine.js";
+import type { Signal } from "../../../shared/src/model.js";
 import { type JoinRequest, PresenceCore, type PresenceEffect } from "./core.js";
 
 const APP = "app";
@@ -27,7 +27,7 @@ describe("PresenceCore membership", () => {
         action: "joined",
         userId: "u1",
         info: { n: 1 },
-        connectionId: "c1",
+        excludeConnectionId: "c1",
         version: [7, 1],
       },
     ]);

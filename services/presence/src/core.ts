@@ -13,7 +13,7 @@
  * Presence entries (`entries.ts`) are the connection-level exception: each
  * is announced itself, and only when it actually changes, for the same reason.
  */
-import type { PresenceVersion, Signal, UserStatus } from "../../../shared/src/engine/engine.js";
+import type { PresenceVersion, Signal, UserStatus } from "../../../shared/src/model.js";
 import type {
   ChannelInfo,
   Member,
@@ -289,7 +289,12 @@ export class PresenceCore {
       return;
     }
     ch.members.set(userId, { conns: new Set([connId]), info: sub.info });
-    const signal: Signal = { kind: "member", action: "joined", userId, connectionId: connId };
+    const signal: Signal = {
+      kind: "member",
+      action: "joined",
+      userId,
+      excludeConnectionId: connId,
+    };
     if (sub.info !== undefined) signal.info = sub.info;
     this.out.push({ to: "channel", appId, channel: sub.channel, signal });
   }
@@ -399,7 +404,7 @@ export class PresenceCore {
     this.out = [];
     for (const e of effects) {
       if (e.to !== "channel") continue;
-      if (e.signal.kind === "member" || e.signal.kind === "presence")
+      if (e.signal.kind === "member" || e.signal.kind === "entry")
         e.signal.version = [this.epoch, ++this.stamped];
     }
     return effects;

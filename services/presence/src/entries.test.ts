@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Signal } from "../../../shared/src/engine/engine.js";
+import type { Signal } from "../../../shared/src/model.js";
 import type { PresenceChange } from "../../../shared/src/presence/api.js";
 import { type ConnectionRecord, PresenceCore, type PresenceEffect } from "./core.js";
 
@@ -16,8 +16,8 @@ function pres(
 /** The presence signals among `effects`, as `action:clientId:connectionId[:data]`. */
 function events(effects: PresenceEffect[]): string[] {
   return effects.flatMap((e) => {
-    if (e.to !== "channel" || e.signal.kind !== "presence") return [];
-    const s: Signal & { kind: "presence" } = e.signal;
+    if (e.to !== "channel" || e.signal.kind !== "entry") return [];
+    const s: Signal & { kind: "entry" } = e.signal;
     const data = s.data === undefined ? "" : `:${JSON.stringify(s.data)}`;
     return [`${e.channel}:${s.action}:${s.clientId}:${s.connectionId}${data}`];
   });

@@ -8,7 +8,7 @@
  * keeps a resync, a KV reload or a report retried across a failover from
  * repeating an `enter` or `update` the channel already saw.
  */
-import type { Json, Signal } from "../../../shared/src/engine/engine.js";
+import type { Json, Signal } from "../../../shared/src/model.js";
 import type { PresenceEntry } from "../../../shared/src/presence/api.js";
 import type { PresenceEntrySnapshot } from "../../../shared/src/presence/messages.js";
 import type { AppState } from "./indexes.js";
@@ -73,7 +73,7 @@ function effect(
   connectionId: string,
   e: { clientId: string; data?: Json | undefined },
 ): PresenceEffect {
-  const signal: Signal = { kind: "presence", action, clientId: e.clientId, connectionId };
+  const signal: Signal = { kind: "entry", action, clientId: e.clientId, connectionId };
   if (e.data !== undefined) signal.data = e.data;
   return { to: "channel", appId, channel, signal };
 }

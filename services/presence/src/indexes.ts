@@ -2,7 +2,7 @@
  * Derived indexes of one app's presence state. They only ever change
  * together with the connection records, inside `PresenceCore`.
  */
-import type { Json, UserStatus } from "../../../shared/src/engine/engine.js";
+import type { Json, UserStatus } from "../../../shared/src/model.js";
 import type { ConnectionRecord } from "./types.js";
 
 export interface MemberState {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Delivery, Signal } from "../../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
+import type { Delivery, Signal } from "../../../shared/src/model.js";
 import { LocalPresence } from "./local.js";
 
 describe("LocalPresence", () => {
@@ -30,7 +30,13 @@ describe("LocalPresence", () => {
     });
     await presence.setStatus("app", "u1", "away");
     expect(onChannel.map((d) => d.type === "signal" && d.signal)).toEqual([
-      { kind: "member", action: "joined", userId: "u1", connectionId: "c1", version: [0, 1] },
+      {
+        kind: "member",
+        action: "joined",
+        userId: "u1",
+        excludeConnectionId: "c1",
+        version: [0, 1],
+      },
       { kind: "subscriber_count", count: 1 },
       { kind: "status", userId: "u1", status: "away" },
     ]);

@@ -1,5 +1,5 @@
 import type { Config } from "../../../shared/src/config/load.js";
-import type { UserStatus } from "../../../shared/src/engine/engine.js";
+import type { UserStatus } from "../../../shared/src/model.js";
 import type {
   ChannelInfo,
   ChannelSubscription,

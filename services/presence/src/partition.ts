@@ -11,8 +11,8 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import type { UserStatus } from "../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../shared/src/log.js";
+import type { UserStatus } from "../../../shared/src/model.js";
 import {
   type ConnectionSnapshot,
   decodeMessage,
@@ -307,7 +307,7 @@ export class OwnedPartition {
     for (const s of dirty.statuses) this.unsaved.add(`s\0${s.appId}\0${s.userId}`);
     // Only versioned signals: receivers can tell a repeat of those from news.
     const signals = effects.filter(
-      (e) => e.to === "channel" && (e.signal.kind === "member" || e.signal.kind === "presence"),
+      (e) => e.to === "channel" && (e.signal.kind === "member" || e.signal.kind === "entry"),
     );
     if (this.unsaved.size === 0 && signals.length === 0) return;
     const keys = [...this.unsaved];

@@ -1,5 +1,5 @@
 /** What the presence state machine stores and returns (see `core.ts`). */
-import type { Signal } from "../../../shared/src/engine/engine.js";
+import type { Signal } from "../../../shared/src/model.js";
 import type { ChannelSubscription } from "../../../shared/src/presence/api.js";
 import type { ConnectionSnapshot } from "../../../shared/src/presence/messages.js";
 

@@ -3,7 +3,7 @@
  * status/watch announcements when a user's visible status changes) and the
  * read-side views (members, channel listings). Pure helpers of `PresenceCore`.
  */
-import type { Signal, UserStatus } from "../../../shared/src/engine/engine.js";
+import type { Signal, UserStatus } from "../../../shared/src/model.js";
 import type { ChannelInfo, Member } from "../../../shared/src/presence/api.js";
 import type { AppState } from "./indexes.js";
 import type { ConnectionRecord, PresenceEffect } from "./types.js";

@@ -70,7 +70,7 @@ describe("presence replica failover", () => {
     await g1.client.setPresence(pres("enter", "p3", "cat"));
     const entries = () =>
       rec.all.flatMap((r) =>
-        r.signal.kind === "presence"
+        r.signal.kind === "entry"
           ? [`${r.signal.action}:${r.signal.clientId}:${r.signal.connectionId}`]
           : [],
       );

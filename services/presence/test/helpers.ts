@@ -7,9 +7,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import type { PresenceVersion, Signal } from "../../../shared/src/engine/engine.js";
 import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
 import { createLogger } from "../../../shared/src/log.js";
+import type { PresenceVersion, Signal } from "../../../shared/src/model.js";
 import { compareVersions } from "../../../shared/src/presence/api.js";
 import { decodeToken } from "../../../shared/src/subjects.js";
 import { NatsPresenceClient } from "../src/client.js";
@@ -47,8 +47,7 @@ export async function recordSignals(url: string): Promise<Recorder> {
       const name = decodeToken(token);
       // As a gateway does: a versioned signal no newer than the channel's last is a
       // repeat (a new owner resending its predecessor's last batch), not news.
-      const version =
-        signal.kind === "member" || signal.kind === "presence" ? signal.version : undefined;
+      const version = signal.version;
       if (version) {
         const last = newest.get(msg.subject);
         if (last && compareVersions(version, last) <= 0) return;
@@ -74,7 +73,7 @@ export async function recordSignals(url: string): Promise<Recorder> {
               {
                 action: r.signal.action,
                 userId: r.signal.userId,
-                connectionId: r.signal.connectionId,
+                connectionId: r.signal.excludeConnectionId,
               },
             ]
           : [],

@@ -5,110 +5,11 @@
  * pass `shared/test/engine.contract.ts` unchanged.
  *
  * The interface speaks apps, channels, users, connection ids and sequence
- * numbers; it never sees a socket or a dialect.
+ * numbers; it never sees a socket or a dialect. What it stores and fans out
+ * (events, signals, deliveries) is the shared vocabulary in `../model.ts`.
  */
 
-/** JSON-compatible value. Event payloads are stored and delivered as JSON. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-/** What a publisher hands to the engine. */
-export interface EventInput {
-  /** Event name (Herald `type`, Pusher `event`, Foony `name`, ...). */
-  name: string;
-  data: Json;
-  /** Opaque application metadata (Herald `meta`). */
-  meta?: { [key: string]: Json } | undefined;
-  /** Publishing user; absent for events published through an HTTP API. */
-  userId?: string | undefined;
-  /**
-   * Sockudo tags: string labels a subscriber's filter is matched against.
-   * Stored with the event and returned by history and replay.
-   */
-  tags?: { [key: string]: string } | undefined;
-  /**
-   * Connection that must not receive the live copy (Pusher `socket_id`
-   * exclusion). Replay and history still return the event to everyone.
-   */
-  excludeConnectionId?: string | undefined;
-}
-
-/** An event as stored: what history, replay and live delivery return. */
-export interface StoredEvent extends EventInput {
-  channel: string;
-  /**
-   * Sequence number: unique within the app, strictly increasing within a
-   * channel, not contiguous (other channels' events take numbers in between).
-   */
-  seq: number;
-  /** Unique per app; derived from `seq` (see `eventIdOf`). */
-  id: string;
-  /** Milliseconds since the epoch, assigned by the engine when stored. */
-  time: number;
-}
-
-/**
- * A transient signal: fanned out to live subscribers of a channel (or a
- * user), never stored, no sequence number, at-most-once.
- */
-/**
- * Where a membership change stands among the changes the presence service
- * announces: the owner's epoch (larger after every takeover), then a count
- * within it, compared in that order. A member list taken at version `v`
- * already reflects every change up to `v`, so a subscriber that got that
- * list skips such changes when they arrive after it.
- */
-export type PresenceVersion = readonly [epoch: number, n: number];
-
-export type Signal =
-  /** Ephemeral event (Herald event.trigger, Pusher client-*). */
-  | { kind: "trigger"; name: string; data: Json; userId?: string | undefined; connectionId: string }
-  | { kind: "typing"; userId: string; active: boolean; connectionId: string }
-  | { kind: "cursor"; userId: string; seq: number; connectionId: string }
-  | {
-      kind: "reaction";
-      userId: string;
-      eventId: string;
-      emoji: string;
-      action: "add" | "remove";
-      count: number;
-    }
-  /** Membership change on a presence-tracked channel (user level). */
-  | {
-      kind: "member";
-      action: "joined" | "left";
-      userId: string;
-      info?: Json | undefined;
-      /** The connection whose join caused it: it learns the members from its own reply instead. */
-      connectionId?: string | undefined;
-      /** Set by the presence service: a member list at this version or later already has it. */
-      version?: PresenceVersion | undefined;
-    }
-  /** Connection-level presence (Foony `pres`): enter/leave/update with data. */
-  | {
-      kind: "presence";
-      action: "enter" | "leave" | "update";
-      clientId: string;
-      connectionId: string;
-      data?: Json | undefined;
-      /** As for `member`: an entry list at this version or later already has it. */
-      version?: PresenceVersion | undefined;
-    }
-  | { kind: "subscriber_count"; count: number }
-  /** A user's visible status changed (manual status or online/offline). */
-  | { kind: "status"; userId: string; status: UserStatus }
-  /** Sent on a user's own subject: one of its watched users came or went. */
-  | { kind: "watch"; userId: string; online: boolean }
-  /** Sent on a user's own subject: close every connection of that user. */
-  | { kind: "terminate" }
-  /** Sent on a user's own subject: the user was blocked in (or unblocked from) a channel. */
-  | { kind: "blocked"; channel: string; blocked: boolean }
-  /** Sent on a user's own subject: an event addressed to the user (Pusher server-to-user). */
-  | { kind: "user_event"; name: string; data: Json };
-
-export type UserStatus = "online" | "away" | "dnd" | "offline";
-
-/** A live delivery on a channel: a stored event, or a signal. */
-export type Delivery = { type: "event"; event: StoredEvent } | { type: "signal"; signal: Signal };
+import type { Delivery, EventInput, Json, KvBucket, Signal, StoredEvent } from "../model.js";
 
 export interface PublishOptions {
   /**
@@ -210,9 +111,6 @@ export interface KvStore {
   keys(prefix: string): Promise<string[]>;
 }
 
-/** The KV buckets Tidings uses; each implementation maps them to storage. */
-export type KvBucket = "cursors" | "acks" | "reactions" | "presence" | "chat" | "blocks";
-
 export interface Engine {
   /**
    * Prepares storage for an app (creates or updates the stream and limits).
@@ -286,15 +184,4 @@ export interface Engine {
 /** Storage is unreachable or timed out; the operation may be retried. */
 export class EngineUnavailableError extends Error {
   override name = "EngineUnavailableError";
-}
-
-/** Event ids encode the app-unique seq so an id can be resolved without an index. */
-export function eventIdOf(seq: number): string {
-  return `evt_${seq}`;
-}
-
-/** The seq an event id stands for, or null if the id is not one of ours. */
-export function seqOfEventId(id: string): number | null {
-  const m = /^evt_([1-9][0-9]{0,15})$/.exec(id);
-  return m ? Number(m[1]) : null;
 }

@@ -36,6 +36,13 @@ import {
 } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import {
+  type EventInput,
+  eventIdOf,
+  type KvBucket,
+  type Signal,
+  type StoredEvent,
+} from "../model.js";
+import {
   eventSubject,
   eventWildcard,
   generatedMsgId,
@@ -51,17 +58,12 @@ import {
   type DeliveryHandler,
   type Engine,
   EngineUnavailableError,
-  type EventInput,
-  eventIdOf,
   type HistoryPage,
   type HistoryQuery,
-  type KvBucket,
   type KvStore,
   type LiveSubscription,
   type PublishOptions,
   type PublishResult,
-  type Signal,
-  type StoredEvent,
   type SubscribeOptions,
 } from "./engine.js";
 import { encodeEventBody, encodeJson, wrapError } from "./js-codec.js";

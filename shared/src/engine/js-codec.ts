@@ -11,14 +11,8 @@ import {
   RequestError,
   TimeoutError,
 } from "@nats-io/nats-core";
-import {
-  EngineUnavailableError,
-  type EventInput,
-  eventIdOf,
-  type Json,
-  type Signal,
-  type StoredEvent,
-} from "./engine.js";
+import { type EventInput, eventIdOf, type Json, type Signal, type StoredEvent } from "../model.js";
+import { EngineUnavailableError } from "./engine.js";
 
 /** What the stream stores as the message body. */
 interface EventBody {

@@ -9,8 +9,9 @@
  */
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
+import type { Json, KvBucket } from "../model.js";
 import { decodeKvKey, kvAppFilter, kvBucketName, kvKey } from "../subjects.js";
-import type { Json, KvBucket, KvStore } from "./engine.js";
+import type { KvStore } from "./engine.js";
 import { decodeJson, encodeJson, wrapError } from "./js-codec.js";
 
 const WRONG_LAST_SEQUENCE = 10071;

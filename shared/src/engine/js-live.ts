@@ -18,13 +18,12 @@
  * handler's `onGap` is called once: the subscriber replays from history.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Signal, StoredEvent } from "../model.js";
 import {
   type DeliveryGap,
   type DeliveryHandler,
   EngineUnavailableError,
   type LiveSubscription,
-  type Signal,
-  type StoredEvent,
 } from "./engine.js";
 import { decodeEvent, decodeSignal } from "./js-codec.js";
 import type { StreamReader } from "./js-reader.js";

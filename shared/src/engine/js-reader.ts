@@ -16,7 +16,8 @@ import {
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { EngineUnavailableError, type HistoryPage, type StoredEvent } from "./engine.js";
+import type { StoredEvent } from "../model.js";
+import { EngineUnavailableError, type HistoryPage } from "./engine.js";
 import {
   decodeEvent,
   isStreamNotFound,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { StoredEvent } from "./engine.js";
+import type { StoredEvent } from "../model.js";
 import { RepeatFilter } from "./js-repeats.js";
 
 const ev = (seq: number, time: number): StoredEvent => ({

@@ -16,7 +16,7 @@
  * is not known (0), only a byte-identical retry (same time) counts, which
  * never drops a real event.
  */
-import type { StoredEvent } from "./engine.js";
+import type { StoredEvent } from "../model.js";
 import { decodeEvent } from "./js-codec.js";
 
 /** Ids remembered per live channel; a repeat after this many later events gets through. */

@@ -1,19 +1,21 @@
 import {
-  type AppStreamLimits,
-  type DeliveryHandler,
-  type Engine,
   type EventInput,
   eventIdOf,
-  type HistoryPage,
-  type HistoryQuery,
   type Json,
   type KvBucket,
-  type KvStore,
-  type LiveSubscription,
-  type PublishOptions,
-  type PublishResult,
   type Signal,
   type StoredEvent,
+} from "../model.js";
+import type {
+  AppStreamLimits,
+  DeliveryHandler,
+  Engine,
+  HistoryPage,
+  HistoryQuery,
+  KvStore,
+  LiveSubscription,
+  PublishOptions,
+  PublishResult,
 } from "./engine.js";
 
 const DEFAULT_LIMITS: AppStreamLimits = {

@@ -1,4 +1,4 @@
-import type { Json, PresenceVersion, UserStatus } from "../engine/engine.js";
+import type { Json, PresenceVersion, UserStatus } from "../model.js";
 
 /** A member of a presence-tracked channel (user level). */
 export interface Member {

@@ -4,7 +4,7 @@
  * `PresenceReport`, sent in order inside a `batch` to the partition owner;
  * queries go to the same subject so they are answered after earlier reports.
  */
-import type { Json, PresenceVersion, UserStatus } from "../engine/engine.js";
+import type { Json, PresenceVersion, UserStatus } from "../model.js";
 import type {
   ChannelInfo,
   ChannelSubscription,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../../shared/src/config/load.js";
-import { EngineUnavailableError, type Signal } from "../../../../shared/src/engine/engine.js";
+import { EngineUnavailableError } from "../../../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../../../shared/src/engine/memory.js";
+import type { Signal } from "../../../../shared/src/model.js";
 import { LocalPresence } from "../../../presence/src/local.js";
 import { Blocks } from "../core/blocks.js";
 import { STORAGE_UNAVAILABLE } from "../core/define-dialect.js";
@@ -145,10 +146,7 @@ describe("ServerApi", () => {
     const ann = signals("ann");
     api.sendToUser(app, "ann", { name: "note", data: { n: 1 } });
     api.terminate(app, "ann");
-    expect(ann).toEqual([
-      { kind: "user_event", name: "note", data: { n: 1 } },
-      { kind: "terminate" },
-    ]);
+    expect(ann).toEqual([{ kind: "direct", name: "note", data: { n: 1 } }, { kind: "terminate" }]);
     expect(await apiError(() => api.terminate(app, ""))).toEqual({
       status: 400,
       message: "Invalid user id",

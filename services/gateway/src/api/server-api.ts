@@ -5,7 +5,8 @@ import {
   USER_ID_RULE,
 } from "../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
-import type { EventInput, Json, PublishResult } from "../../../../shared/src/engine/engine.js";
+import type { PublishResult } from "../../../../shared/src/engine/engine.js";
+import type { EventInput, Json } from "../../../../shared/src/model.js";
 import type { ChannelInfo, Member } from "../../../../shared/src/presence/api.js";
 import type { GatewayContext } from "../core/dialect.js";
 import type { PublishFrom } from "../core/publish.js";
@@ -46,7 +47,7 @@ export class ServerApi {
 
   /** Delivers an event to every connection signed in as the user, live only (nothing stored). */
   sendToUser(app: AppConfig, userId: string, event: { name: string; data: Json }): void {
-    this.ctx.engine.signalUser(app.id, userId, { kind: "user_event", ...event });
+    this.ctx.engine.signalUser(app.id, userId, { kind: "direct", ...event });
   }
 
   /** Occupied channels whose name starts with `prefix`. */

@@ -1,7 +1,7 @@
 import { isValidChannel } from "../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
-import type { Json } from "../../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../../shared/src/log.js";
+import type { Json } from "../../../../shared/src/model.js";
 import { ApiError } from "../api/errors.js";
 import { ServerApi } from "../api/server-api.js";
 import type { GatewayContext } from "../core/dialect.js";

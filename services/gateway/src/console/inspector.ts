@@ -1,7 +1,7 @@
 import { isValidChannel } from "../../../../shared/src/channels.js";
 import type { ClusterBus } from "../../../../shared/src/cluster/bus.js";
 import type { ConnectionInfo, ProbeAnswer } from "../../../../shared/src/cluster/messages.js";
-import type { StoredEvent } from "../../../../shared/src/engine/engine.js";
+import type { StoredEvent } from "../../../../shared/src/model.js";
 import type { GatewayContext } from "../core/dialect.js";
 import { appsInScope, inScope, type Session } from "./auth.js";
 import { ConsoleHttpError } from "./http.js";

@@ -1,13 +1,10 @@
 import type {
-  Delivery,
   DeliveryGap,
   Engine,
   LiveSubscription,
-  PresenceVersion,
-  Signal,
-  StoredEvent,
 } from "../../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../../shared/src/log.js";
+import type { Delivery, PresenceVersion, StoredEvent } from "../../../../shared/src/model.js";
 import { compareVersions } from "../../../../shared/src/presence/api.js";
 import type { Metrics } from "../metrics.js";
 import type { Connection } from "./connection.js";
@@ -361,25 +358,17 @@ export class Hub {
   }
 }
 
-/** Which connection must not get this delivery: the publisher of a sender-excluded event. */
+/**
+ * Which connection must not get this delivery: the publisher of a
+ * sender-excluded event, or the connection that caused a signal.
+ */
 function excludedConnection(d: Delivery): string | undefined {
-  if (d.type === "event") return d.event.excludeConnectionId;
-  const s: Signal = d.signal;
-  switch (s.kind) {
-    case "trigger":
-    case "typing":
-    case "cursor":
-    case "member":
-      return s.connectionId;
-    default:
-      return undefined;
-  }
+  return d.type === "event" ? d.event.excludeConnectionId : d.signal.excludeConnectionId;
 }
 
+/** Where a membership change stands (see `PresenceVersion`); undefined for anything else. */
 function versionOf(d: Delivery): PresenceVersion | undefined {
-  if (d.type !== "signal") return undefined;
-  const s = d.signal;
-  return s.kind === "member" || s.kind === "presence" ? s.version : undefined;
+  return d.type === "signal" ? d.signal.version : undefined;
 }
 
 /** The subscriber's member list already has this change. */

@@ -1,4 +1,5 @@
-import type { Engine, EventInput, PublishResult } from "../../../../shared/src/engine/engine.js";
+import type { Engine, PublishResult } from "../../../../shared/src/engine/engine.js";
+import type { EventInput } from "../../../../shared/src/model.js";
 import type { Metrics } from "../metrics.js";
 
 /** Who publishes: the dialect (for metrics) and, optionally, a resend key. */

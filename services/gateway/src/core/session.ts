@@ -1,19 +1,21 @@
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
 import type {
   Engine,
-  EventInput,
   HistoryPage,
   HistoryQuery,
+  KvStore,
+  PublishResult,
+} from "../../../../shared/src/engine/engine.js";
+import type { Logger } from "../../../../shared/src/log.js";
+import type {
+  EventInput,
   Json,
   KvBucket,
-  KvStore,
   PresenceVersion,
-  PublishResult,
   Signal,
   StoredEvent,
   UserStatus,
-} from "../../../../shared/src/engine/engine.js";
-import type { Logger } from "../../../../shared/src/log.js";
+} from "../../../../shared/src/model.js";
 import type {
   Member,
   PresenceApi,

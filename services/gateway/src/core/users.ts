@@ -1,4 +1,5 @@
-import type { Engine, LiveSubscription, Signal } from "../../../../shared/src/engine/engine.js";
+import type { Engine, LiveSubscription } from "../../../../shared/src/engine/engine.js";
+import type { Signal } from "../../../../shared/src/model.js";
 import type { Connection } from "./connection.js";
 
 type Handler = (signal: Signal) => void;

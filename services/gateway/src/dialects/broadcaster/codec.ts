@@ -5,7 +5,7 @@
  */
 
 import { isValidChannel } from "../../../../../shared/src/channels.js";
-import type { Json, StoredEvent } from "../../../../../shared/src/engine/engine.js";
+import type { Json, StoredEvent } from "../../../../../shared/src/model.js";
 import type { BroadcasterCode } from "./codes.js";
 
 /** The client's `id`, echoed as `requestId`; null when the frame carried none we could read. */

@@ -1,7 +1,8 @@
 import { TokenError, verifyJwt } from "../../../../../shared/src/auth/jwt.js";
 import { isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
-import { EngineUnavailableError, type Signal } from "../../../../../shared/src/engine/engine.js";
+import { EngineUnavailableError } from "../../../../../shared/src/engine/engine.js";
+import type { Signal } from "../../../../../shared/src/model.js";
 import type { Connection } from "../../core/connection.js";
 import type { Dialect, FrameProblem, GatewayContext } from "../../core/dialect.js";
 import { HeldFrames } from "../../core/held-frames.js";
@@ -69,7 +70,7 @@ export function createChatDialect(ctx: GatewayContext): Dialect {
           kind: "typing",
           userId: me,
           active: true,
-          connectionId: conn.id,
+          excludeConnectionId: conn.id,
         });
         return;
       case "request": {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { StoredEvent } from "../../../../../shared/src/engine/engine.js";
+import type { StoredEvent } from "../../../../../shared/src/model.js";
 import { type CallRecord, decode, encode, encodeStored, toInbox } from "./codec.js";
 
 const fixture = (name: string): unknown =>

@@ -4,7 +4,7 @@
  * by `type`: client `request` / `ack` / `event`, server `response` / `event`.
  */
 
-import type { EventInput, Json, StoredEvent } from "../../../../../shared/src/engine/engine.js";
+import type { EventInput, Json, StoredEvent } from "../../../../../shared/src/model.js";
 import type { ChatCode } from "./codes.js";
 
 export type CallType = "video" | "audio";

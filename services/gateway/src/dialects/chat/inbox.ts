@@ -12,8 +12,9 @@
  * A connecting device replays the inbox after `floor`, skipping `acked`.
  */
 
-import type { Json, KvStore } from "../../../../../shared/src/engine/engine.js";
+import type { KvStore } from "../../../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../../../shared/src/log.js";
+import type { Json } from "../../../../../shared/src/model.js";
 
 export interface AckState {
   floor: number;

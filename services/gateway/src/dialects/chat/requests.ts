@@ -4,7 +4,7 @@ import {
   type Json,
   type StoredEvent,
   seqOfEventId,
-} from "../../../../../shared/src/engine/engine.js";
+} from "../../../../../shared/src/model.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import { type CallRecord, type CallType, type Request, toInbox } from "./codec.js";
 import { ChatRequestError } from "./codes.js";

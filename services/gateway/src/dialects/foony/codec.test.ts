@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { StoredEvent } from "../../../../../shared/src/engine/engine.js";
+import type { StoredEvent } from "../../../../../shared/src/model.js";
 import { decode, encode, messageIdOf, seqOfMessageId } from "./codec.js";
 import { FoonyCodes } from "./codes.js";
 
@@ -65,7 +65,7 @@ describe("foony encode", () => {
 
   it("presEvt and histRes", () => {
     const signal = {
-      kind: "presence" as const,
+      kind: "entry" as const,
       action: "enter" as const,
       clientId: "ann",
       connectionId: "1.2",

@@ -5,7 +5,7 @@
  */
 
 import { isValidChannel } from "../../../../../shared/src/channels.js";
-import type { Json, Signal, StoredEvent } from "../../../../../shared/src/engine/engine.js";
+import type { Json, Signal, StoredEvent } from "../../../../../shared/src/model.js";
 import { type FoonyCode, FoonyError } from "./codes.js";
 
 export type PresenceAction = "enter" | "leave" | "update";
@@ -188,7 +188,7 @@ export const encode = {
   pong: () => '{"t":"pong"}',
   msg: (e: StoredEvent) => JSON.stringify(messagePayload(e)),
   /** `timestamp` is when the gateway saw the change: signals carry no time of their own. */
-  presEvt: (channel: string, s: Signal & { kind: "presence" }, timestamp: number) =>
+  presEvt: (channel: string, s: Signal & { kind: "entry" }, timestamp: number) =>
     JSON.stringify({
       t: "presEvt",
       channel,

@@ -1,4 +1,4 @@
-import type { Json } from "../../../../../shared/src/engine/engine.js";
+import type { Json } from "../../../../../shared/src/model.js";
 import type { PresenceEntry } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
@@ -133,7 +133,7 @@ export class FoonyCommands {
         ack();
         const now = Date.now();
         for (const e of entries)
-          conn.send(encode.presEvt(f.channel, { kind: "presence", action: "enter", ...e }, now));
+          conn.send(encode.presEvt(f.channel, { kind: "entry", action: "enter", ...e }, now));
       },
     });
     s.registered = true;

@@ -7,7 +7,7 @@ export const foonyEncoder: ChannelEncoder = {
   topic: "foony",
   encode: (channel, d) => {
     if (d.type === "event") return encode.msg(d.event);
-    if (d.signal.kind === "presence") return encode.presEvt(channel, d.signal, Date.now());
+    if (d.signal.kind === "entry") return encode.presEvt(channel, d.signal, Date.now());
     // Ephemeral events of other dialects carry no messageId, which every Foony msg needs.
     return null;
   },

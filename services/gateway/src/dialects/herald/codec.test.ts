@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { StoredEvent } from "../../../../../shared/src/engine/engine.js";
+import type { StoredEvent } from "../../../../../shared/src/model.js";
 import { decode, encode, encodeDelivery, encodeUserSignal, REF_MAX } from "./codec.js";
 
 interface Fixture {
@@ -56,18 +56,18 @@ describe("herald encode", () => {
 
   it.each([
     [
-      { kind: "trigger", name: "t", data: 1, userId: "u", connectionId: "1.1" },
+      { kind: "transient", name: "t", data: 1, userId: "u", excludeConnectionId: "1.1" },
       {
         type: "event.new",
         payload: { stream_id: "room", type: "t", body: 1, user_id: "u", ephemeral: true },
       },
     ],
     [
-      { kind: "typing", userId: "u", active: true, connectionId: "1.1" },
+      { kind: "typing", userId: "u", active: true, excludeConnectionId: "1.1" },
       { type: "typing", payload: { stream_id: "room", user_id: "u", active: true } },
     ],
     [
-      { kind: "cursor", userId: "u", seq: 3, connectionId: "1.1" },
+      { kind: "cursor", userId: "u", seq: 3, excludeConnectionId: "1.1" },
       { type: "cursor.moved", payload: { stream_id: "room", user_id: "u", seq: 3 } },
     ],
     [

@@ -4,12 +4,7 @@
  */
 
 import { isValidChannel } from "../../../../../shared/src/channels.js";
-import type {
-  Delivery,
-  Json,
-  StoredEvent,
-  UserStatus,
-} from "../../../../../shared/src/engine/engine.js";
+import type { Delivery, Json, StoredEvent, UserStatus } from "../../../../../shared/src/model.js";
 
 export type Ref = string | number | undefined;
 
@@ -239,7 +234,7 @@ export function encodeDelivery(streamId: string, d: Delivery): string | null {
   if (d.type === "event") return encode.eventNew(d.event);
   const s = d.signal;
   switch (s.kind) {
-    case "trigger":
+    case "transient":
       return frame("event.new", {
         stream_id: streamId,
         type: s.name,

@@ -1,5 +1,5 @@
 import { channelAllowed, channelKind } from "../../../../../shared/src/channels.js";
-import { seqOfEventId } from "../../../../../shared/src/engine/engine.js";
+import { seqOfEventId } from "../../../../../shared/src/model.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import type { ChannelEncoder } from "../../core/hub.js";
 import type { JoinPlan } from "../../core/session.js";
@@ -53,11 +53,11 @@ export class HeraldCommands {
         if (!h.triggers.take())
           throw new HeraldRequestError("rate_limited", "too many ephemeral events");
         session.signal(c.stream_id, {
-          kind: "trigger",
+          kind: "transient",
           name: c.event_type,
           data: c.body,
           userId,
-          connectionId: conn.id,
+          excludeConnectionId: conn.id,
         });
         return;
       case "events.fetch": {
@@ -73,7 +73,12 @@ export class HeraldCommands {
       case "cursor.update":
         await this.permit(h, c.stream_id);
         await session.store("cursors").put(pairKey(userId, c.stream_id), c.seq);
-        session.signal(c.stream_id, { kind: "cursor", userId, seq: c.seq, connectionId: conn.id });
+        session.signal(c.stream_id, {
+          kind: "cursor",
+          userId,
+          seq: c.seq,
+          excludeConnectionId: conn.id,
+        });
         return;
       case "typing.start":
       case "typing.stop":
@@ -240,7 +245,7 @@ export class HeraldCommands {
       kind: "typing",
       userId: session.userId,
       active,
-      connectionId: session.id,
+      excludeConnectionId: session.id,
     });
   }
 }

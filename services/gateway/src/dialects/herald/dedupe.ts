@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Json } from "../../../../../shared/src/engine/engine.js";
+import type { Json } from "../../../../../shared/src/model.js";
 import type { Ref } from "./codec.js";
 
 /**

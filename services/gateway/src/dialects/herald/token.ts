@@ -7,7 +7,7 @@ import {
 } from "../../../../../shared/src/auth/jwt.js";
 import { isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
-import type { Json } from "../../../../../shared/src/engine/engine.js";
+import type { Json } from "../../../../../shared/src/model.js";
 
 export interface HeraldGrant {
   userId: string;

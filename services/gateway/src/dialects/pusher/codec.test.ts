@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { Delivery, StoredEvent } from "../../../../../shared/src/engine/engine.js";
+import type { Delivery, StoredEvent } from "../../../../../shared/src/model.js";
 import { dataFromPusher, dataToPusher, decode, encode, encodeDelivery } from "./codec.js";
 import { PusherClose, PusherCodeText, PusherErrorCode, PusherHttpStatus } from "./codes.js";
 
@@ -78,7 +78,13 @@ describe("pusher codec encode", () => {
     expect(JSON.parse(encodeDelivery("presence-x", d)!)).toMatchObject({ user_id: "u" });
     const trigger: Delivery = {
       type: "signal",
-      signal: { kind: "trigger", name: "client-t", data: "raw", userId: "u", connectionId: "1.1" },
+      signal: {
+        kind: "transient",
+        name: "client-t",
+        data: "raw",
+        userId: "u",
+        excludeConnectionId: "1.1",
+      },
     };
     expect(JSON.parse(encodeDelivery("private-x", trigger)!)).toEqual({
       event: "client-t",
@@ -103,7 +109,7 @@ describe("pusher codec encode", () => {
     expect(encodeDelivery("presence-x", count)).toBeNull();
     const typing: Delivery = {
       type: "signal",
-      signal: { kind: "typing", userId: "u", active: true, connectionId: "1.1" },
+      signal: { kind: "typing", userId: "u", active: true, excludeConnectionId: "1.1" },
     };
     expect(encodeDelivery("public", typing)).toBeNull();
   });

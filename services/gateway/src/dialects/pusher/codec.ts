@@ -5,8 +5,8 @@
  */
 
 import { channelKind, isValidChannel } from "../../../../../shared/src/channels.js";
-import type { Delivery, Json } from "../../../../../shared/src/engine/engine.js";
 import { jsonTooDeep } from "../../../../../shared/src/json-depth.js";
+import type { Delivery, Json } from "../../../../../shared/src/model.js";
 import { type Parsed, parseFilter, type TagFilter } from "./filter.js";
 
 export type Command =
@@ -286,7 +286,7 @@ export function encodeDelivery(channel: string, d: Delivery): string | null {
   }
   const s = d.signal;
   switch (s.kind) {
-    case "trigger":
+    case "transient":
       return encode.event(channel, s.name, s.data, presence ? s.userId : undefined);
     case "member":
       if (!presence) return null;

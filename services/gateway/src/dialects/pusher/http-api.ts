@@ -1,7 +1,7 @@
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
-import type { Json } from "../../../../../shared/src/engine/engine.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
+import type { Json } from "../../../../../shared/src/model.js";
 import { failureOf } from "../../api/errors.js";
 import { ServerApi } from "../../api/server-api.js";
 import type { GatewayContext } from "../../core/dialect.js";

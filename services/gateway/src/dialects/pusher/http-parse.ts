@@ -1,6 +1,6 @@
 import { isValidChannel } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
-import type { Json } from "../../../../../shared/src/engine/engine.js";
+import type { Json } from "../../../../../shared/src/model.js";
 import { EVENT_NAME_MAX, isServerToUser } from "./codec.js";
 import { PusherHttpError } from "./codes.js";
 import { parseTags, type Tags } from "./filter.js";

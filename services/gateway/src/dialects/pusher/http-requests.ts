@@ -1,6 +1,6 @@
 import { channelKind } from "../../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
-import type { Json } from "../../../../../shared/src/engine/engine.js";
+import type { Json } from "../../../../../shared/src/model.js";
 import { checkChannel, type ServerApi } from "../../api/server-api.js";
 import { dataFromPusher, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
 import { PusherHttpError } from "./codes.js";

@@ -1,5 +1,5 @@
 import { channelKind, isValidUserId } from "../../../../../shared/src/channels.js";
-import type { Json, Signal } from "../../../../../shared/src/engine/engine.js";
+import type { Json, Signal } from "../../../../../shared/src/model.js";
 import type { Member, SubscribeOutcome } from "../../../../../shared/src/presence/api.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
@@ -147,11 +147,11 @@ export class PusherChannels {
       return;
     }
     const signal: Signal = {
-      kind: "trigger",
+      kind: "transient",
       name: c.event,
       data: c.data,
       userId: s.presenceIds.get(c.channel) ?? conn.userId,
-      connectionId: conn.id,
+      excludeConnectionId: conn.id,
     };
     this.ctx.engine.signal(conn.app!.id, c.channel, signal);
     const presenceId = s.presenceIds.get(c.channel);

@@ -1,5 +1,5 @@
 import { isValidUserId, USER_ID_RULE } from "../../../../../shared/src/channels.js";
-import type { Signal } from "../../../../../shared/src/engine/engine.js";
+import type { Signal } from "../../../../../shared/src/model.js";
 import type { Connection } from "../../core/connection.js";
 import type { GatewayContext } from "../../core/dialect.js";
 import { verifyUserAuth } from "./auth.js";
@@ -41,7 +41,7 @@ export class PusherUsers {
 
   private userSignal(conn: Connection, userId: string, signal: Signal): void {
     switch (signal.kind) {
-      case "user_event":
+      case "direct":
         conn.send(encode.userEvent(userId, signal.name, signal.data));
         return;
       case "watch": {
