@@ -101,15 +101,8 @@ export async function readJsonBody(
   res: HttpResponse,
   state: { aborted: boolean },
 ): Promise<Record<string, unknown> | null> {
-  const body = await readBody(res, BODY_LIMIT);
-  if (body === null) {
-    state.aborted = true;
-    return null;
-  }
-  // readBody's abort handler is spent; keep tracking aborts for the reply.
-  res.onAborted(() => {
-    state.aborted = true;
-  });
+  const body = await readBody(res, BODY_LIMIT, state);
+  if (body === null) return null;
   let v: unknown;
   try {
     v = JSON.parse(body.toString("utf8") || "{}");

@@ -5,7 +5,7 @@ import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-dept
 import { failureOf } from "../../api/errors.js";
 import { ServerApi } from "../../api/server-api.js";
 import type { GatewayContext } from "../../core/dialect.js";
-import { BodyTooLargeError, readBody } from "../../http/body.js";
+import { type Aborted, BodyTooLargeError, readBody } from "../../http/body.js";
 import { decodePublishBody, encode } from "./codec.js";
 import { type BroadcasterCode, BroadcasterCodes } from "./codes.js";
 
@@ -58,9 +58,10 @@ async function publish(
   app: AppConfig,
   idempotencyKey: string | undefined,
 ): Promise<void> {
+  const state: Aborted = { aborted: false };
   let body: Buffer | null;
   try {
-    body = await readBody(res, app.limits.maxFrameBytes);
+    body = await readBody(res, app.limits.maxFrameBytes, state);
   } catch (err) {
     if (err instanceof BodyTooLargeError) {
       res.cork(() => reply(res, "InvalidArgument", err.message, 413));
@@ -69,11 +70,6 @@ async function publish(
     throw err;
   }
   if (body === null) return;
-  let aborted = false;
-  // The body is complete, so readBody's abort handler has served its purpose.
-  res.onAborted(() => {
-    aborted = true;
-  });
   const text = body.toString("utf8");
   const input = jsonTooDeep(text)
     ? `body nested deeper than ${MAX_JSON_DEPTH}`
@@ -89,14 +85,14 @@ async function publish(
       { name: input.event, data: input.payload },
       { dialect: "broadcaster", idempotencyKey },
     );
-    if (aborted) return;
+    if (state.aborted) return;
     res.cork(() => send(res, 200, JSON.stringify(encode.published(r.id, r.time))));
   } catch (err) {
     const failure = failureOf(err);
     if (failure.kind !== "unavailable")
       ctx.log.error({ err, dialect: "broadcaster" }, "REST publish failed");
     const message = failure.kind === "unavailable" ? failure.message : "internal error";
-    if (!aborted) res.cork(() => reply(res, "Internal", message));
+    if (!state.aborted) res.cork(() => reply(res, "Internal", message));
   }
 }
 

@@ -5,7 +5,7 @@ import type { Json } from "../../../../../shared/src/model.js";
 import { failureOf } from "../../api/errors.js";
 import { ServerApi } from "../../api/server-api.js";
 import type { GatewayContext } from "../../core/dialect.js";
-import { BodyTooLargeError, readBody } from "../../http/body.js";
+import { type Aborted, BodyTooLargeError, readBody } from "../../http/body.js";
 import { PusherHttpError, PusherHttpStatus } from "./codes.js";
 import { type ApiRequest, MAX_BATCH, PusherHttpApi } from "./http-requests.js";
 import { verifyEnvelope, verifyRequest } from "./http-sign.js";
@@ -46,7 +46,7 @@ export function registerPusherHttp(uws: TemplatedApp, ctx: GatewayContext): void
 function serve(
   ctx: GatewayContext,
   res: HttpResponse,
-  state: { aborted: boolean },
+  state: Aborted,
   method: "get" | "post" | "del",
   path: string,
   query: URLSearchParams,
@@ -66,16 +66,9 @@ function serve(
     let body: Buffer = Buffer.alloc(0);
     if (method === "post") {
       verifyEnvelope(app, query, Math.floor(Date.now() / 1000));
-      const read = await readBody(res, bodyLimit(app));
-      if (read === null) {
-        state.aborted = true;
-        return undefined;
-      }
+      const read = await readBody(res, bodyLimit(app), state);
+      if (read === null) return undefined;
       body = read;
-      // readBody's abort handler is spent; keep tracking aborts for the reply.
-      res.onAborted(() => {
-        state.aborted = true;
-      });
     }
     const verb = method === "del" ? "DELETE" : method.toUpperCase();
     verifyRequest(app, verb, path, query, body, Math.floor(Date.now() / 1000));
