@@ -1,18 +1,18 @@
 /**
- * Composition root: builds the engine, presence and gateway for a role and
- * wires shutdown. `services/main.ts` (npm start) and the per-service mains
- * call `run`.
+ * The process around a composition root: loads config (exit 2 on a bad
+ * one), picks the root for the mode (services/roots/memory.ts without
+ * NATS_URL, services/roots/nats.ts with it), prints where it listens,
+ * stops it on SIGTERM/SIGINT, and turns a failed start into one line.
+ * `services/main.ts` (npm start) and the per-service mains reach `run`
+ * through the `tidings start` command.
  */
 import { type Config, ConfigError, loadConfig } from "../shared/src/config/load.js";
-import type { Engine } from "../shared/src/engine/engine.js";
-import { MemoryEngine } from "../shared/src/engine/memory.js";
 import { ListenError } from "../shared/src/http/listen.js";
 import { createLogger, type Logger } from "../shared/src/log.js";
-import { NatsUnreachableError } from "../shared/src/nats/link.js";
-import { webhookCounters } from "../shared/src/webhooks/metrics.js";
-import { localWebhooks } from "../shared/src/webhooks/setup.js";
-import { type Gateway, startGateway } from "./gateway/src/gateway.js";
-import { LocalPresence } from "./presence/src/local.js";
+import { NatsUnreachableError } from "../shared/src/nats/connect.js";
+import type { Gateway } from "./gateway/src/gateway.js";
+import { startMemory } from "./roots/memory.js";
+import type { Running } from "./roots/running.js";
 
 export async function run(role?: Config["role"]): Promise<void> {
   let config: Config;
@@ -28,23 +28,17 @@ export async function run(role?: Config["role"]): Promise<void> {
   const log = createLogger(config.logLevel, "tidings");
   for (const w of config.warnings) log.warn(w);
 
+  let running: Running;
   if (config.natsUrl) {
-    const { startClustered } = await import("./clustered.js");
-    await startClustered(config, log);
-    return;
+    // Loaded only with NATS_URL: memory mode needs none of the NATS composition.
+    const { startNats } = await import("./roots/nats.js");
+    running = await startNats(config, log);
+  } else {
+    running = await startMemory(config, log);
   }
-  const engine: Engine = new MemoryEngine();
-  const webhooks = localWebhooks(config, log.child({ component: "webhooks" }));
-  const presence = new LocalPresence({ engine, config, log, webhooks: webhooks.sink });
-  const gateway = await startGateway({ config, engine, presence, log, webhooks: webhooks.sink });
-  webhooks.queue?.useCounters(webhookCounters(gateway.metrics.registry));
-  announce(log, config, gateway, "memory");
-  onShutdown(log, async () => {
-    await gateway.stop();
-    await presence.close();
-    await webhooks.close();
-    await engine.close();
-  });
+  if (running.gateway)
+    announce(log, config, running.gateway, config.natsUrl ? "jetstream" : "memory");
+  onShutdown(log, running.stop);
 }
 
 export function fatal(err: unknown): never {

@@ -2,12 +2,9 @@ import { once } from "node:events";
 import { type AddressInfo, createServer } from "node:net";
 import { loadConfig } from "../../../shared/src/config/load.js";
 import type { Engine } from "../../../shared/src/engine/engine.js";
-import { MemoryEngine } from "../../../shared/src/engine/memory.js";
 import { createLogger } from "../../../shared/src/log.js";
-import type { PresenceApi } from "../../../shared/src/presence/api.js";
-import { localWebhooks } from "../../../shared/src/webhooks/setup.js";
-import { LocalPresence } from "../../presence/src/local.js";
-import { type Gateway, startGateway } from "../src/gateway.js";
+import { type MemoryParts, startMemory } from "../../roots/memory.js";
+import type { Gateway } from "../src/gateway.js";
 
 export const TEST_APP = { id: "app-id", key: "app-key", secret: "app-secret" };
 
@@ -21,11 +18,13 @@ export interface TestGateway extends AsyncDisposable {
 }
 
 /**
- * A real gateway on a free port, in this process, on the memory engine (or
- * the engine/presence given). `env` takes config variables as in production.
+ * A real gateway on a free port, in this process, started by the memory
+ * composition root as `npm start` runs it (services/roots/memory.ts), on
+ * the memory engine or the engine/presence given (kept by the caller).
+ * `env` takes config variables as in production.
  */
 export async function startTestGateway(
-  options: { env?: Record<string, string>; engine?: Engine; presence?: PresenceApi } = {},
+  options: MemoryParts & { env?: Record<string, string> } = {},
 ): Promise<TestGateway> {
   const config = loadConfig({
     PORT: "0",
@@ -36,17 +35,11 @@ export async function startTestGateway(
     ...options.env,
   });
   const log = createLogger(config.logLevel, "test-gateway");
-  const engine = options.engine ?? new MemoryEngine();
-  const webhooks = localWebhooks(config, log);
-  const presence =
-    options.presence ?? new LocalPresence({ engine, config, log, webhooks: webhooks.sink });
-  const gateway = await startGateway({ config, engine, presence, log, webhooks: webhooks.sink });
-  const stop = async () => {
-    await gateway.stop();
-    if (!options.presence) await presence.close();
-    await webhooks.close();
-    if (!options.engine) await engine.close();
-  };
+  const running = await startMemory(config, log, {
+    engine: options.engine,
+    presence: options.presence,
+  });
+  const { gateway, engine, stop } = running;
   return {
     gateway,
     engine,

@@ -35,6 +35,7 @@ import {
   type TlsOptions,
 } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import { LINK_OPTIONS } from "../nats/link.js";
 import {
   type EventInput,
   eventIdOf,
@@ -76,19 +77,10 @@ import {
 } from "./js-publisher.js";
 import { StreamReader } from "./js-reader.js";
 
-export interface JetStreamEngineOptions {
-  /** NATS URLs, as an array or a comma-separated string. */
-  servers: string[] | string;
-  user?: string | undefined;
-  pass?: string | undefined;
-  token?: string | undefined;
-  /** Credentials (.creds / NKey / JWT) authenticator; see shared/src/config/nats.ts. */
-  authenticator?: Authenticator | undefined;
-  tls?: TlsOptions | undefined;
+/** What the engine needs beyond a connection (`JetStreamEngine.fromConnection`). */
+export interface JetStreamEngineSettings {
   /** Stream and KV replicas: 1 (single node) or 3 (cluster). */
   replicas?: 1 | 3 | undefined;
-  /** Connection name shown in NATS monitoring. */
-  name?: string | undefined;
   /** Timeout of JetStream API requests (reads, stream admin), ms. */
   requestTimeoutMs?: number | undefined;
   publisher?: Partial<PublisherOptions> | undefined;
@@ -98,6 +90,20 @@ export interface JetStreamEngineOptions {
   onError?: ((err: unknown) => void) | undefined;
   /** Changes of the NATS link (lost, back, stale), for the log. */
   onLink?: ((event: string, server?: string) => void) | undefined;
+}
+
+/** An engine with a connection of its own (`JetStreamEngine.connect`). */
+export interface JetStreamEngineOptions extends JetStreamEngineSettings {
+  /** NATS URLs, as an array or a comma-separated string. */
+  servers: string[] | string;
+  user?: string | undefined;
+  pass?: string | undefined;
+  token?: string | undefined;
+  /** Credentials (.creds / NKey / JWT) authenticator; see shared/src/config/nats.ts. */
+  authenticator?: Authenticator | undefined;
+  tls?: TlsOptions | undefined;
+  /** Connection name shown in NATS monitoring. */
+  name?: string | undefined;
 }
 
 const STREAM_NAME_IN_USE = 10058;
@@ -136,7 +142,10 @@ export class JetStreamEngine implements Engine {
   private closing = false;
   private readonly onLink: (event: string, server?: string) => void;
 
-  /** Connects to NATS; reconnects forever afterwards (readiness reflects the link). */
+  /**
+   * Opens a connection of its own (reconnecting forever, like every Tidings
+   * link: `LINK_OPTIONS`) and closes it with the engine.
+   */
   static async connect(options: JetStreamEngineOptions): Promise<JetStreamEngine> {
     const servers =
       typeof options.servers === "string"
@@ -155,28 +164,46 @@ export class JetStreamEngine implements Engine {
         authenticator: options.authenticator,
         tls: options.tls,
         name: options.name ?? "tidings",
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 250,
-        // A link that is open but dead (no FIN, e.g. a partition) is found by
-        // unanswered pings: in ~10 s instead of the client's default 4 minutes.
-        pingInterval: 5000,
-        maxPingOut: 2,
-        // Async stack traces cost ~40% of request throughput in the client.
-        noAsyncTraces: true,
+        ...LINK_OPTIONS,
       });
     } catch (err) {
       throw wrapError("connect", err);
     }
     try {
+      return await JetStreamEngine.open(nc, options, true);
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+  }
+
+  /**
+   * An engine on a connection the caller opened (a process's one NATS
+   * connection, shared with presence and the cluster bus) and keeps: `close`
+   * stops the engine and leaves the connection open for its owner to drain.
+   * Readiness still follows the link.
+   */
+  static fromConnection(
+    nc: NatsConnection,
+    settings: JetStreamEngineSettings = {},
+  ): Promise<JetStreamEngine> {
+    return JetStreamEngine.open(nc, settings, false);
+  }
+
+  private static async open(
+    nc: NatsConnection,
+    settings: JetStreamEngineSettings,
+    ownsConnection: boolean,
+  ): Promise<JetStreamEngine> {
+    try {
       // Also checks that JetStream is enabled for this account.
-      const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs ?? 5000 });
+      const jsm = await jetstreamManager(nc, { timeout: settings.requestTimeoutMs ?? 5000 });
       const liveJsm = await jetstreamManager(nc, {
         timeout: LIVE_READ_TIMEOUT_MS,
         checkAPI: false,
       });
-      return new JetStreamEngine(nc, jsm, liveJsm, options);
+      return new JetStreamEngine(nc, jsm, liveJsm, settings, ownsConnection);
     } catch (err) {
-      await nc.close();
       throw wrapError("JetStream", err);
     }
   }
@@ -185,7 +212,8 @@ export class JetStreamEngine implements Engine {
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     liveJsm: JetStreamManager,
-    options: JetStreamEngineOptions,
+    options: JetStreamEngineSettings,
+    private readonly ownsConnection: boolean,
   ) {
     const timeout = options.requestTimeoutMs ?? 5000;
     const onError = options.onError ?? (() => {});
@@ -396,6 +424,7 @@ export class JetStreamEngine implements Engine {
     this.closing = true;
     this.live.close();
     this.publisher.close();
+    if (!this.ownsConnection) return;
     if (this.connected) {
       try {
         await this.nc.drain();
