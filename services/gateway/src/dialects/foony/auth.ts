@@ -33,6 +33,16 @@ export function allows(capability: Capability, channel: string, op: Operation): 
   return false;
 }
 
+/** The `auth` frame's credential: exactly one of `key` and `token` (the codec checks). Throws TokenError. */
+export async function verifyCredential(
+  apps: AppDirectory,
+  credential: { key?: string | undefined; token?: string | undefined },
+): Promise<FoonyGrant> {
+  if (credential.key !== undefined) return verifyKey(apps, credential.key);
+  if (credential.token !== undefined) return verifyToken(apps, credential.token);
+  throw new TokenError("auth needs exactly one of token or key");
+}
+
 /**
  * `key` = "APP_KEY:SECRET": a trusted server-side client with every
  * capability. The secret is the app secret or one of its API keys.
@@ -63,7 +73,7 @@ export async function verifyToken(apps: AppDirectory, token: string): Promise<Fo
     app,
     clientId,
     capability: parseCapability(claims.capability),
-    expiresAtMs: claims.exp! * 1000,
+    expiresAtMs: claims.exp * 1000,
   };
 }
 
