@@ -35,7 +35,6 @@ import {
   type TlsOptions,
 } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { LINK_OPTIONS } from "../nats/link.js";
 import {
   type EventInput,
   eventIdOf,
@@ -43,6 +42,7 @@ import {
   type Signal,
   type StoredEvent,
 } from "../model.js";
+import { LINK_OPTIONS } from "../nats/link.js";
 import {
   eventSubject,
   eventWildcard,
