@@ -109,6 +109,8 @@ export interface NatsHandle extends AsyncDisposable {
   streamLeader(stream: string): Promise<number>;
   /** Last seq of a stream in one node's own store (null if it has none or does not answer). */
   replicaLastSeq(index: number, stream: string): Promise<number | null>;
+  /** Client connections open on one node, as its monitoring endpoint lists them (`/connz`). */
+  clients(index: number): Promise<{ name: string; port: number }[]>;
   /** Kills every node and removes every temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -310,6 +312,16 @@ class Cluster implements NatsHandle {
       }
     }
     return null;
+  }
+
+  async clients(index: number): Promise<{ name: string; port: number }[]> {
+    const n = this.node(index);
+    const res = await fetch(`http://127.0.0.1:${n.ports.monitor}/connz?limit=1024`, {
+      signal: AbortSignal.timeout(2000),
+    });
+    if (!res.ok) throw new NatsHarnessError(`connz answered ${res.status}`);
+    const body = (await res.json()) as { connections?: { name?: string; port: number }[] };
+    return (body.connections ?? []).map((c) => ({ name: c.name ?? "", port: c.port }));
   }
 
   async kill(index: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
