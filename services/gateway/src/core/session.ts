@@ -63,7 +63,12 @@ export interface JoinPlan {
   afterSeq?: number | undefined;
   /** Stored events to leave out of the replay (already acknowledged). */
   skip?: ((event: StoredEvent) => boolean) | undefined;
-  presence: PresenceRole;
+  /**
+   * How presence counts the subscription; false: presence is not told of it
+   * at all (no occupancy, counts or webhooks), for a channel only the server
+   * names, such as a user's own inbox.
+   */
+  presence: PresenceRole | false;
   /**
    * The dialect's own view of the channel's presence, taken once live signals
    * flow (Foony's entry set): resolves with the version it was taken at, which
@@ -107,6 +112,8 @@ export class Session {
   private readonly joining = new Set<string>();
   /** The tail of each channel's queued operations (see `inOrder`). */
   private readonly ops = new Map<string, Promise<void>>();
+  /** Subscriptions presence was not told of (`JoinPlan.presence` false): nothing to report at leave. */
+  private readonly untracked = new Set<string>();
   /** Presence holds something of this connection, so its close must be reported. */
   private presenceTold = false;
   private ended = false;
@@ -143,13 +150,21 @@ export class Session {
     watchlist: readonly string[],
     reported?: () => void,
   ): Promise<string[]> {
-    this.presenceTold = true;
-    await this.core.presence.connectionOpened(this.app.id, this.id, userId, watchlist);
+    await this.reportOnline(userId, watchlist);
     reported?.();
     const statuses = await Promise.all(
       watchlist.map((u) => this.core.presence.status(this.app.id, u)),
     );
     return watchlist.filter((_, i) => statuses[i] !== "offline");
+  }
+
+  /**
+   * Reports the signed-in user online with its watchlist, without asking who
+   * is online already: for a dialect whose clients hear only of changes.
+   */
+  reportOnline(userId: string, watchlist: readonly string[]): Promise<void> {
+    this.presenceTold = true;
+    return this.core.presence.connectionOpened(this.app.id, this.id, userId, watchlist);
   }
 
   setStatus(userId: string, status: UserStatus): Promise<void> {
@@ -206,6 +221,9 @@ export class Session {
     }
     // Left (or closed) while the plan was made: nothing to undo.
     if (!this.joining.delete(channel) || this.conn.closed) return undefined;
+    const presence = p.presence;
+    if (presence) this.untracked.delete(channel);
+    else this.untracked.add(channel);
     let outcome: (SubscribeOutcome & { ok: true }) | undefined;
     let joined: Joined | undefined;
     let reported = false;
@@ -214,8 +232,10 @@ export class Session {
       skip: p.skip,
       // Taken once the channel's signals flow, so no member change falls between.
       snapshot: async () => {
-        reported = true;
-        outcome = await this.reportSubscribe(channel, p.presence);
+        if (presence) {
+          reported = true;
+          outcome = await this.reportSubscribe(channel, presence);
+        }
         return p.snapshot ? p.snapshot() : outcome?.version;
       },
       beforeEvents: ({ lastSeq, truncated }) => {
@@ -259,7 +279,8 @@ export class Session {
     if (this.joining.delete(channel)) return;
     if (!this.conn.channels.has(channel)) return;
     this.core.hub.leave(this.conn, channel);
-    if (this.presenceTold) this.reportUnsubscribe(channel);
+    if (this.untracked.delete(channel) || !this.presenceTold) return;
+    this.reportUnsubscribe(channel);
   }
 
   /**
@@ -292,6 +313,11 @@ export class Session {
     this.core.engine.signal(this.app.id, channel, signal);
   }
 
+  /** Sends a signal to a user's connections on every gateway (not stored). */
+  signalUser(userId: string, signal: Signal): void {
+    this.core.engine.signalUser(this.app.id, userId, signal);
+  }
+
   history(channel: string, query: HistoryQuery): Promise<HistoryPage> {
     return this.core.engine.history(this.app.id, channel, query);
   }
@@ -318,6 +344,7 @@ export class Session {
     if (this.ended) return;
     this.ended = true;
     this.joining.clear();
+    this.untracked.clear();
     this.core.hub.leaveAll(this.conn);
     if (!this.presenceTold) return;
     this.core.presence.connectionClosed(this.app.id, this.id).catch((err: unknown) => {
