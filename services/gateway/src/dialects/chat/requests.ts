@@ -5,7 +5,7 @@ import {
   type StoredEvent,
   seqOfEventId,
 } from "../../../../../shared/src/model.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { UserSession } from "../../core/session.js";
 import { type CallRecord, type CallType, type Request, toInbox } from "./codec.js";
 import { ChatRequestError } from "./codes.js";
 import { inboxOf } from "./inbox.js";
@@ -23,7 +23,7 @@ interface CallState extends CallRecord {
 }
 
 /**
- * The chat requests, each turned into engine calls. A messageId is the id
+ * The chat requests, each turned into session calls. A messageId is the id
  * (`evt_<seq>`) of the event that carried the message into the recipient's
  * inbox: unique within the app, and enough to find the stored message again
  * (sender = its `userId`) without an index. So a message can be edited,
@@ -31,56 +31,55 @@ interface CallState extends CallRecord {
  * (`historyPerChannel` / `historyMaxAgeSec`); older ones are `not_found`.
  */
 export class ChatRequests {
-  constructor(private readonly ctx: GatewayContext) {}
-
-  /** Runs one request for `me`; resolves with the response payload. */
-  async handle(appId: string, me: string, r: Request, now: number): Promise<Json> {
+  /** Runs one request of the session's user; resolves with the response payload. */
+  async handle(session: UserSession, r: Request, now: number): Promise<Json> {
+    const me = session.userId;
     switch (r.payloadType) {
       case "new": {
         notSelf(me, r.chatId);
         // Scoped to the sender: two users may pick the same clientMessageId.
         const key =
           r.clientMessageId === undefined ? undefined : idem("new", me, r.clientMessageId);
-        const res = await this.publish(appId, r.chatId, toInbox.new(me, r), key);
+        const res = await publish(session, r.chatId, toInbox.new(me, r), key);
         return { messageId: res.id };
       }
       case "edit": {
-        const original = await this.ownMessage(appId, me, r.chatId, r.originalMessageId);
+        const original = await this.ownMessage(session, r.chatId, r.originalMessageId);
         if (original.deleted)
           throw new ChatRequestError("not_found", `message ${r.originalMessageId} was deleted`);
-        const res = await this.publish(
-          appId,
+        const res = await publish(
+          session,
           r.chatId,
           toInbox.edit(me, r, clientMessageIdOf(original.event)),
         );
         return { messageId: res.id };
       }
       case "delete": {
-        const original = await this.ownMessage(appId, me, r.chatId, r.originalMessageId);
+        const original = await this.ownMessage(session, r.chatId, r.originalMessageId);
         // Deleting twice is a retry: answered, not told to the other side again.
         if (original.deleted) return {};
-        await this.publish(
-          appId,
+        await publish(
+          session,
           r.chatId,
           toInbox.delete(me, r, clientMessageIdOf(original.event)),
           idem("delete", me, r.originalMessageId),
         );
         // Written after the event so a failure in between leaves a retry that still tells.
-        await this.kv(appId).create(deletedKey(r.originalMessageId), now);
+        await session.store("chat").create(deletedKey(r.originalMessageId), now);
         return {};
       }
       case "dlvrd":
       case "read": {
         // Receipts are for messages in the reader's own inbox that `chatId` sent.
-        const m = await this.message(appId, me, r.messageId);
+        const m = await message(session, me, r.messageId);
         if (!m || m.userId !== r.chatId) {
           throw new ChatRequestError(
             "not_found",
             `no message ${r.messageId} from ${r.chatId} to you`,
           );
         }
-        await this.publish(
-          appId,
+        await publish(
+          session,
           r.chatId,
           toInbox.receipt(r.payloadType, me, r.messageId),
           idem(r.payloadType, me, r.messageId),
@@ -88,19 +87,19 @@ export class ChatRequests {
         return {};
       }
       case "newCall":
-        return this.newCall(appId, me, r.chatId, r.callType, now);
+        return this.newCall(session, r.chatId, r.callType, now);
       case "closeCall":
-        return this.closeCall(appId, me, r.callId, now);
+        return this.closeCall(session, r.callId, now);
     }
   }
 
   private async newCall(
-    appId: string,
-    me: string,
+    session: UserSession,
     chatId: string,
     callType: CallType,
     now: number,
   ): Promise<Json> {
+    const me = session.userId;
     notSelf(me, chatId);
     const call: CallState = {
       callId: randomUUID(),
@@ -109,8 +108,8 @@ export class ChatRequests {
       callType,
       startedAt: now,
     };
-    await this.kv(appId).create(callKey(call.callId), { ...call });
-    await this.publish(appId, chatId, toInbox.newCall(call));
+    await session.store("chat").create(callKey(call.callId), { ...call });
+    await publish(session, chatId, toInbox.newCall(call));
     return { callId: call.callId };
   }
 
@@ -119,8 +118,9 @@ export class ChatRequests {
    * get `closeCall` and the stored `call` message under idempotency keys, so
    * a retry, or both participants closing at once, stores each event once.
    */
-  private async closeCall(appId: string, me: string, callId: string, now: number): Promise<Json> {
-    const kv = this.kv(appId);
+  private async closeCall(session: UserSession, callId: string, now: number): Promise<Json> {
+    const me = session.userId;
+    const kv = session.store("chat");
     for (;;) {
       const entry = await kv.get(callKey(callId));
       const call = entry ? parseCall(entry.value) : null;
@@ -138,9 +138,9 @@ export class ChatRequests {
       const duration = call.callDuration;
       for (const owner of [call.caller, call.callee]) {
         const close = toInbox.closeCall(me, callId, duration);
-        await this.publish(appId, owner, close, idem("closeCall", callId, owner));
+        await publish(session, owner, close, idem("closeCall", callId, owner));
         const stored = toInbox.call(me, call, duration, owner);
-        await this.publish(appId, owner, stored, idem("call", callId, owner));
+        await publish(session, owner, stored, idem("call", callId, owner));
       }
       // Losing this race only means the other closer marked it first.
       await kv.update(callKey(callId), { ...call, done: true }, revision);
@@ -150,44 +150,35 @@ export class ChatRequests {
 
   /** The message if `me` sent it to `chatId` (not_found / forbidden otherwise), and whether it is deleted. */
   private async ownMessage(
-    appId: string,
-    me: string,
+    session: UserSession,
     chatId: string,
     messageId: string,
   ): Promise<{ event: StoredEvent; deleted: boolean }> {
-    const m = await this.message(appId, chatId, messageId);
+    const m = await message(session, chatId, messageId);
     if (!m)
       throw new ChatRequestError("not_found", `no message ${messageId} in the chat with ${chatId}`);
-    if (m.userId !== me)
+    if (m.userId !== session.userId)
       throw new ChatRequestError("forbidden", "only the sender may edit or delete a message");
-    return { event: m, deleted: (await this.kv(appId).get(deletedKey(messageId))) !== null };
+    const deleted = (await session.store("chat").get(deletedKey(messageId))) !== null;
+    return { event: m, deleted };
   }
+}
 
-  /** A message stored in `owner`'s inbox, by messageId. */
-  private async message(
-    appId: string,
-    owner: string,
-    messageId: string,
-  ): Promise<StoredEvent | null> {
-    const seq = seqOfEventId(messageId);
-    if (seq === null) return null;
-    const e = await this.ctx.engine.getEvent(appId, inboxOf(owner), seq);
-    return e && MESSAGES.has(e.name) ? e : null;
-  }
+/** A message stored in `owner`'s inbox, by messageId. */
+async function message(
+  session: UserSession,
+  owner: string,
+  messageId: string,
+): Promise<StoredEvent | null> {
+  const seq = seqOfEventId(messageId);
+  if (seq === null) return null;
+  const e = await session.event(inboxOf(owner), seq);
+  return e && MESSAGES.has(e.name) ? e : null;
+}
 
-  private async publish(appId: string, to: string, event: EventInput, idempotencyKey?: string) {
-    const started = performance.now();
-    const res = await this.ctx.engine.publish(appId, inboxOf(to), event, { idempotencyKey });
-    this.ctx.metrics.publishLatency.observe(
-      { dialect: "chat" },
-      (performance.now() - started) / 1000,
-    );
-    return res;
-  }
-
-  private kv(appId: string) {
-    return this.ctx.engine.kv(appId, "chat");
-  }
+/** Into `to`'s inbox, through the session's one publish path. */
+function publish(session: UserSession, to: string, event: EventInput, idempotencyKey?: string) {
+  return session.publish(inboxOf(to), event, idempotencyKey);
 }
 
 function notSelf(me: string, chatId: string): void {
