@@ -3,13 +3,12 @@
  * encoder a Pusher subscription uses, and the delta opt-in.
  */
 import { channelKind } from "../../../../../shared/src/channels.js";
-import type { Connection } from "../../core/connection.js";
-import type { GatewayContext } from "../../core/dialect.js";
 import type { ChannelEncoder } from "../../core/hub.js";
 import { encode, encodeDelivery } from "./codec.js";
 import { DeltaBases } from "./delta.js";
 import { matchesFilter } from "./filter.js";
-import type { PusherSession } from "./session.js";
+import type { PusherReplies } from "./replies.js";
+import type { PusherConnection } from "./state.js";
 
 /** Every plain Pusher subscriber of a channel gets the same bytes, so uWS fans them out. */
 export const sharedEncoder: ChannelEncoder = { topic: "pusher", encode: encodeDelivery };
@@ -20,7 +19,7 @@ export const sharedEncoder: ChannelEncoder = { topic: "pusher", encode: encodeDe
  * encoder without `topic` is called per subscriber); everyone else keeps
  * the encode-once fast path and today's frames.
  */
-export function encoderFor(s: PusherSession, channel: string): ChannelEncoder {
+export function encoderFor(s: PusherConnection, channel: string): ChannelEncoder {
   const filter = s.filters.get(channel);
   // Ciphertext of private-encrypted- channels does not diff: deltas would only cost CPU.
   const deltas = channelKind(channel).encrypted ? undefined : s.deltas;
@@ -43,25 +42,24 @@ export function encoderFor(s: PusherSession, channel: string): ChannelEncoder {
  * subscribes, so channels already live are moved off the shared topic.
  */
 export function enableDelta(
-  ctx: GatewayContext,
-  conn: Connection,
-  s: PusherSession,
+  replies: PusherReplies,
+  s: PusherConnection,
   algorithms: string[] | undefined,
 ): void {
+  const { conn } = s.session;
   if (algorithms && !algorithms.includes("fossil")) {
-    ctx.metrics.errors.inc({ dialect: "pusher", code: "protocol" });
-    conn.send(encode.error(null, "Delta compression: only the fossil algorithm is supported"));
+    replies.error(conn, null, "Delta compression: only the fossil algorithm is supported");
     return;
   }
   if (!s.deltas) {
     s.deltas = new DeltaBases();
-    for (const channel of conn.channels) ctx.hub.setEncoder(conn, channel, encoderFor(s, channel));
+    for (const channel of conn.channels) s.session.setEncoder(channel, encoderFor(s, channel));
   }
   conn.send(encode.deltaCompressionEnabled());
 }
 
 /** Forgets a channel's filter and delta base (unsubscribed, or the subscribe failed). */
-export function forgetChannel(s: PusherSession, channel: string): void {
+export function forgetChannel(s: PusherConnection, channel: string): void {
   s.filters.delete(channel);
   s.deltas?.drop(channel);
 }

@@ -101,7 +101,7 @@ function node(value: unknown, depth: number, budget: { nodes: number }): TagFilt
     if (k === "and" || k === "or") return { kind: k, nodes: list(v, k, depth, budget) };
     return conditions(k, v);
   });
-  return parts.length === 1 ? parts[0]! : { kind: "and", nodes: parts };
+  return allOf(parts);
 }
 
 function list(v: unknown, op: string, depth: number, budget: { nodes: number }): TagFilter[] {
@@ -110,13 +110,19 @@ function list(v: unknown, op: string, depth: number, budget: { nodes: number }):
   return v.map((n) => node(n, depth + 1, budget));
 }
 
+/** One filter as itself; several must all match. */
+function allOf(parts: TagFilter[]): TagFilter {
+  const [first, ...rest] = parts;
+  return first && rest.length === 0 ? first : { kind: "and", nodes: parts };
+}
+
 /** Shorthand `{"team": {"eq": "home", "neq": "x"}}`: every comparison must hold. */
 function conditions(key: string, v: unknown): TagFilter {
   if (!isObject(v)) throw new InvalidFilter(`condition on ${key.slice(0, 64)} must be an object`);
   const ops = Object.entries(v);
   if (ops.length === 0) throw new InvalidFilter(`condition on ${key.slice(0, 64)} is empty`);
   const parts = ops.map(([op, operand]) => leaf(key, op, operand));
-  return parts.length === 1 ? parts[0]! : { kind: "and", nodes: parts };
+  return allOf(parts);
 }
 
 function sockudoNode(
@@ -129,8 +135,9 @@ function sockudoNode(
       throw new InvalidFilter(`unknown op ${String(v.op).slice(0, 20)}`);
     const nodes = list(v.nodes, v.op, depth, budget);
     if (v.op === "not") {
-      if (nodes.length !== 1) throw new InvalidFilter("not takes exactly one node");
-      return { kind: "not", node: nodes[0]! };
+      const [only] = nodes;
+      if (nodes.length !== 1 || !only) throw new InvalidFilter("not takes exactly one node");
+      return { kind: "not", node: only };
     }
     return { kind: v.op as "and" | "or", nodes };
   }

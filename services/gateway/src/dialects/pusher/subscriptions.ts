@@ -1,161 +1,96 @@
 import { channelKind, isValidUserId } from "../../../../../shared/src/channels.js";
-import type { Json, Signal } from "../../../../../shared/src/model.js";
-import type { Member, SubscribeOutcome } from "../../../../../shared/src/presence/api.js";
-import type { Connection } from "../../core/connection.js";
+import type { Json } from "../../../../../shared/src/model.js";
+import type { Member } from "../../../../../shared/src/presence/api.js";
 import type { GatewayContext } from "../../core/dialect.js";
+import type { JoinPlan } from "../../core/session.js";
 import { verifyChannelAuth } from "./auth.js";
 import { type Command, encode, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
 import { PusherErrorCode } from "./codes.js";
 import { encoderFor, forgetChannel } from "./extensions.js";
-import type { PusherSession } from "./session.js";
+import { type PusherReplies, PusherSubscriptionError } from "./replies.js";
+import type { PusherConnection } from "./state.js";
 
 type Subscribe = Command & { type: "subscribe" };
 type ClientEvent = Command & { type: "client_event" };
+type PresenceMember = { userId: string; info: Json | undefined };
 
-/** Channel subscriptions and client events of Pusher connections. */
+/**
+ * Channel subscriptions and client events of Pusher connections. Refusals
+ * the client caused are thrown as PusherSubscriptionError; the core's
+ * limits as SessionError (see PusherReplies.failed).
+ */
 export class PusherChannels {
-  constructor(private readonly ctx: GatewayContext) {}
+  constructor(
+    private readonly ctx: Pick<GatewayContext, "webhooks">,
+    private readonly replies: PusherReplies,
+  ) {}
 
-  async subscribe(conn: Connection, s: PusherSession, c: Subscribe): Promise<void> {
-    const app = conn.app!;
+  async subscribe(s: PusherConnection, c: Subscribe): Promise<void> {
+    const { session } = s;
     const { channel } = c;
-    if (isServerToUser(channel)) return this.subscribeServerToUser(conn, s, channel);
+    if (isServerToUser(channel)) return this.subscribeServerToUser(s, channel);
     if (s.pending.has(channel)) return;
     if (c.filter && !c.filter.ok)
-      return this.refuse(conn, channel, "InvalidFilter", c.filter.message, 400);
-    const kind = channelKind(channel);
-    if (conn.channels.has(channel)) {
+      throw new PusherSubscriptionError(channel, "InvalidFilter", c.filter.message, 400);
+    if (session.subscribed(channel)) {
       // pusher-js resubscribes after a state change; answer again without rejoining.
-      const members = kind.presence ? await this.ctx.presence.members(app.id, channel) : undefined;
-      conn.send(encode.subscriptionSucceeded(channel, members && presenceHash(members)));
+      const members = channelKind(channel).presence ? await session.members(channel) : undefined;
+      session.conn.send(encode.subscriptionSucceeded(channel, members && presenceHash(members)));
       return;
     }
-    if (subscriptionCount(conn, s) >= app.limits.maxSubscriptions) {
-      return this.refuse(
-        conn,
-        channel,
-        "LimitReached",
-        `at most ${app.limits.maxSubscriptions} subscriptions per connection`,
-        4100,
-      );
-    }
-    let member: { userId: string; info: Json | undefined } | undefined;
-    if (kind.private) {
-      const data = kind.presence ? c.channelData : undefined;
-      if (!verifyChannelAuth(app, conn.id, channel, c.auth, data)) {
-        return this.refuse(conn, channel, "AuthError", "Invalid signature", 401);
-      }
-      if (kind.presence) {
-        member = parseChannelData(c.channelData);
-        if (!member) {
-          return this.refuse(conn, channel, "AuthError", "channel_data needs a user_id", 400);
-        }
-      }
-    }
-    s.pending.add(channel);
     try {
-      // A cache channel starts with its newest stored event; replaying from just
-      // before it hands it over through the hub, with no gap to the live stream.
-      const last = kind.cache
-        ? (await this.ctx.engine.history(app.id, channel, { limit: 1 })).events[0]
-        : undefined;
-      if (conn.closed || !s.pending.has(channel)) return;
-      if (member) s.presenceIds.set(channel, member.userId);
-      if (c.filter?.ok) s.filters.set(channel, c.filter.value);
-      let outcome: SubscribeOutcome & { ok: true };
-      // Chosen now, not before the awaits: delta compression may have been enabled meanwhile.
-      await this.ctx.hub
-        .join(conn, channel, encoderFor(s, channel), {
-          afterSeq: kind.cache ? (last ? last.seq - 1 : 0) : undefined,
-          // Joined once the channel's signals flow, so no member change falls between.
-          snapshot: async () => {
-            const o = await this.ctx.presence.subscribe({
-              appId: app.id,
-              channel,
-              connectionId: conn.id,
-              userId: member?.userId ?? conn.userId,
-              info: member?.info,
-              member: kind.presence,
-              maxMembers: app.limits.maxPresenceMembers,
-            });
-            if (!o.ok) throw new ChannelFullError(channel);
-            outcome = o;
-            return o.version;
-          },
-          beforeEvents: ({ lastSeq }) => {
-            s.pending.delete(channel);
-            conn.send(
-              encode.subscriptionSucceeded(
-                channel,
-                kind.presence ? presenceHash(outcome.members) : undefined,
-              ),
-            );
-            if (kind.cache && !last && lastSeq === 0) {
-              conn.send(encode.cacheMiss(channel));
-              this.ctx.webhooks.enqueue(app.id, { name: "cache_miss", channel });
-            }
-          },
-        })
-        .catch((err: unknown) => {
-          if (!(err instanceof ChannelFullError)) throw err;
-          s.presenceIds.delete(channel);
-          this.refuse(
-            conn,
-            channel,
-            "LimitReached",
-            "The maximum members in this presence channel has been reached",
-            4100,
-          );
-        });
+      // The limit is checked first, then the plan's own checks (auth) run in its slot.
+      await session.join(channel, () => this.plan(s, c));
     } finally {
       s.pending.delete(channel);
-      if (!conn.channels.has(channel)) forgetChannel(s, channel);
+      if (!session.subscribed(channel)) {
+        forgetChannel(s, channel);
+        s.presenceIds.delete(channel);
+      }
     }
   }
 
-  unsubscribe(conn: Connection, s: PusherSession, channel: string): void {
+  unsubscribe(s: PusherConnection, channel: string): void {
     const wasPending = s.pending.delete(channel);
-    if (!conn.channels.has(channel) && !wasPending) return;
-    this.ctx.hub.leave(conn, channel);
+    if (!s.session.subscribed(channel) && !wasPending) return;
+    s.session.leave(channel);
     forgetChannel(s, channel);
     s.presenceIds.delete(channel);
-    this.ctx.presence.unsubscribe(conn.app!.id, channel, conn.id).catch((err: unknown) => {
-      conn.log.warn({ err }, "presence unsubscribe report failed");
-    });
   }
 
-  clientEvent(conn: Connection, s: PusherSession, c: ClientEvent): void {
+  clientEvent(s: PusherConnection, c: ClientEvent): void {
+    const { session } = s;
+    const { conn } = session;
     const kind = channelKind(c.channel);
     if (!kind.private || kind.encrypted || isServerToUser(c.channel)) {
-      this.error(
+      this.replies.error(
         conn,
         null,
         `Client events are not allowed on ${c.channel}: use a private- or presence- channel`,
       );
       return;
     }
-    if (!conn.channels.has(c.channel) || s.pending.has(c.channel)) {
-      this.error(conn, null, `Not subscribed to ${c.channel}`);
+    if (!session.subscribed(c.channel) || s.pending.has(c.channel)) {
+      this.replies.error(conn, null, `Not subscribed to ${c.channel}`);
       return;
     }
     if (!s.clientEvents.take()) {
-      this.error(
+      this.replies.error(
         conn,
         PusherErrorCode.rejected,
-        `Client event rejected: over ${conn.app!.limits.clientEventRate} client events per second`,
+        `Client event rejected: over ${session.app.limits.clientEventRate} client events per second`,
       );
       return;
     }
-    const signal: Signal = {
+    const presenceId = s.presenceIds.get(c.channel);
+    session.signal(c.channel, {
       kind: "transient",
       name: c.event,
       data: c.data,
-      userId: s.presenceIds.get(c.channel) ?? conn.userId,
+      userId: presenceId ?? session.userId,
       excludeConnectionId: conn.id,
-    };
-    this.ctx.engine.signal(conn.app!.id, c.channel, signal);
-    const presenceId = s.presenceIds.get(c.channel);
-    this.ctx.webhooks.enqueue(conn.app!.id, {
+    });
+    this.ctx.webhooks.enqueue(session.app.id, {
       name: "client_event",
       channel: c.channel,
       event: c.event,
@@ -166,51 +101,65 @@ export class PusherChannels {
     });
   }
 
-  error(conn: Connection, code: number | null, message: string): void {
-    this.ctx.metrics.errors.inc({ dialect: "pusher", code: String(code ?? "protocol") });
-    conn.send(encode.error(code, message));
+  /** What a subscribe that passed the limit does before joining: auth, then the cache lookup. */
+  private async plan(s: PusherConnection, c: Subscribe): Promise<JoinPlan> {
+    const { session } = s;
+    const { conn } = session;
+    const { channel } = c;
+    const kind = channelKind(channel);
+    const member = kind.private ? this.authorize(s, c, kind.presence) : undefined;
+    s.pending.add(channel);
+    // A cache channel starts with its newest stored event; replaying from just
+    // before it hands it over through the hub, with no gap to the live stream.
+    const last = kind.cache ? (await session.history(channel, { limit: 1 })).events[0] : undefined;
+    if (member) s.presenceIds.set(channel, member.userId);
+    if (c.filter?.ok) s.filters.set(channel, c.filter.value);
+    return {
+      // Chosen now, not before the awaits: delta compression may have been enabled meanwhile.
+      encoder: encoderFor(s, channel),
+      afterSeq: kind.cache ? (last ? last.seq - 1 : 0) : undefined,
+      presence: { member: kind.presence, userId: member?.userId, info: member?.info },
+      beforeEvents: ({ lastSeq, members }) => {
+        s.pending.delete(channel);
+        conn.send(
+          encode.subscriptionSucceeded(channel, kind.presence ? presenceHash(members) : undefined),
+        );
+        if (kind.cache && !last && lastSeq === 0) {
+          conn.send(encode.cacheMiss(channel));
+          this.ctx.webhooks.enqueue(session.app.id, { name: "cache_miss", channel });
+        }
+      },
+    };
   }
 
-  private subscribeServerToUser(conn: Connection, s: PusherSession, channel: string): void {
+  /** A private channel's signature; a presence channel's member from its channel_data. */
+  private authorize(
+    s: PusherConnection,
+    c: Subscribe,
+    presence: boolean,
+  ): PresenceMember | undefined {
+    const { channel } = c;
+    const data = presence ? c.channelData : undefined;
+    if (!verifyChannelAuth(s.session.app, s.session.id, channel, c.auth, data))
+      throw new PusherSubscriptionError(channel, "AuthError", "Invalid signature", 401);
+    if (!presence) return undefined;
+    const member = parseChannelData(c.channelData);
+    if (!member)
+      throw new PusherSubscriptionError(channel, "AuthError", "channel_data needs a user_id", 400);
+    return member;
+  }
+
+  private subscribeServerToUser(s: PusherConnection, channel: string): void {
     if (s.user && channel === `${SERVER_TO_USER_PREFIX}${s.user.id}`) {
-      conn.send(encode.subscriptionSucceeded(channel));
+      s.session.conn.send(encode.subscriptionSucceeded(channel));
       return;
     }
-    this.refuse(conn, channel, "AuthError", "Sign in as this user first", 401);
+    throw new PusherSubscriptionError(channel, "AuthError", "Sign in as this user first", 401);
   }
-
-  /** `pusher:subscription_error` on `channel`, which pusher-js emits on that channel object. */
-  refuse(conn: Connection, channel: string, type: string, message: string, status: number): void {
-    this.ctx.metrics.errors.inc({ dialect: "pusher", code: type });
-    conn.send(encode.subscriptionError(channel, type, message, status));
-  }
-}
-
-/** The member limit refused the join; answered as a subscription error, not a failure. */
-class ChannelFullError extends Error {
-  override name = "ChannelFullError";
-  constructor(channel: string) {
-    super(`presence channel ${channel} is full`);
-  }
-}
-
-/**
- * Channels that hold a slot of the subscription limit: subscribed ones, and
- * those whose subscribe is in flight, so a burst of subscribes cannot pass
- * the limit while the first ones wait on presence. A channel stays pending
- * after the hub counts it as subscribed (until its reply), so it is counted
- * once.
- */
-function subscriptionCount(conn: Connection, s: PusherSession): number {
-  let n = conn.channels.size;
-  for (const channel of s.pending) if (!conn.channels.has(channel)) n++;
-  return n;
 }
 
 /** Presence `channel_data`: `{user_id, user_info?}`; numeric ids become strings, as Pusher does. */
-function parseChannelData(
-  text: string | undefined,
-): { userId: string; info: Json | undefined } | undefined {
+function parseChannelData(text: string | undefined): PresenceMember | undefined {
   if (text === undefined) return undefined;
   let value: unknown;
   try {

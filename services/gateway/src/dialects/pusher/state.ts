@@ -1,10 +1,19 @@
 import type { TokenBucket } from "../../core/rate.js";
+import type { Session } from "../../core/session.js";
 import type { DeltaBases } from "./delta.js";
 import type { TagFilter } from "./filter.js";
 
-/** What the Pusher dialect keeps per connection beyond the core Connection. */
-export interface PusherSession {
-  /** Channels whose subscribe is in flight (auth, presence, replay). */
+/**
+ * A Pusher connection: bound to its app at open (the URL names the key), so
+ * its core session is there from the first frame.
+ */
+export interface PusherConnection {
+  session: Session;
+  /**
+   * Channels whose subscribe is in flight (auth, presence, replay) until
+   * `pusher_internal:subscription_succeeded`: a repeated subscribe is
+   * ignored and client events are refused meanwhile, as Pusher does.
+   */
   pending: Set<string>;
   /** The `user_id` from each presence channel's channel_data. */
   presenceIds: Map<string, string>;
