@@ -18,8 +18,12 @@ export type Failure<E> =
 /** How a connection is closed for a reason the server decides. */
 export type CloseWith = readonly [code: number, reason: string] | ((conn: Connection) => void);
 
-/** Runs one request of a connection; a failure goes to the dialect's `fail` with `ref`. */
-export type Run<R> = (ref: R, work: () => Promise<void> | void) => void;
+/**
+ * Runs one request of a connection; a failure goes to the dialect's `fail`
+ * with `ref`. Settles (never rejects) once the request is done and a failure
+ * answered, for a dialect that holds later frames until then.
+ */
+export type Run<R> = (ref: R, work: () => Promise<void> | void) => Promise<void>;
 
 export interface DialectSpec<S, R, E> {
   name: string;
@@ -48,6 +52,7 @@ export interface DialectSpec<S, R, E> {
 
 /** What a client is told when storage is down for now: by every dialect and HTTP route. */
 export const STORAGE_UNAVAILABLE = "storage temporarily unavailable; retry";
+const DONE: Promise<void> = Promise.resolve();
 
 /**
  * Builds a dialect from its pure parts: the error mapping, per-connection
@@ -76,8 +81,8 @@ export function defineDialect<S, R, E>(spec: DialectSpec<S, R, E>): Dialect {
       } catch (err) {
         pending = Promise.reject(err);
       }
-      if (!pending) return;
-      pending.catch((err: unknown) => {
+      if (!pending) return DONE;
+      return pending.catch((err: unknown) => {
         if (conn.closed) return;
         const s = states.get(conn);
         if (s !== undefined) spec.fail(conn, s, ref, classify(conn, err));
