@@ -14,7 +14,7 @@ import { Users } from "./core/users.js";
 import { registerDemo } from "./demo/routes.js";
 import { createDialects } from "./dialects/index.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import { type GatewayServer, startServer } from "./server.js";
+import { createServer, type GatewayServer } from "./server.js";
 
 export interface Gateway {
   port: number;
@@ -44,15 +44,10 @@ export async function startGateway(deps: {
       dedupeWindowSec: app.limits.dedupeWindowSec,
     });
   }
-  let server: GatewayServer | undefined;
-  const hub = new Hub(
-    engine,
-    (topic, bytes) => server?.app.publish(topic, bytes, false) ?? false,
-    metrics,
-    log,
-    (conn) => server?.closeSlowConsumer(conn),
-    (conn) => server?.closeForReplay(conn),
-  );
+  // The server first, routing nothing yet: the hub sends through it, the
+  // dialects need the hub, and `listen` mounts the dialects.
+  const server = createServer(metrics);
+  const hub = new Hub(engine, server, metrics, log);
   const publish = createPublish(engine, metrics);
   const users = new Users(engine);
   const ctx: GatewayContext = {
@@ -71,8 +66,7 @@ export async function startGateway(deps: {
   };
   const dialects: Dialect[] = createDialects(ctx);
   const operator = consoleFor(ctx, deps.cluster);
-  server = await startServer(ctx, dialects, config.port, config.host, operator.register);
-  const running = server;
+  const running = await server.listen(ctx, dialects, config.port, config.host, operator.register);
   operator.start(running);
   registerDemo(running.app, config);
   return {

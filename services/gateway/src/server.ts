@@ -4,6 +4,8 @@ import { listenExclusive } from "../../../shared/src/http/listen.js";
 import { jsonTooDeep } from "../../../shared/src/json-depth.js";
 import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
 import type { Dialect, GatewayContext } from "./core/dialect.js";
+import type { HubOutlet } from "./core/hub.js";
+import type { Metrics } from "./metrics.js";
 
 if (typeof (uWS as unknown as { getParts?: unknown }).getParts !== "function") {
   // Without a native binary for this Node, uWS falls back to a slow JS shim.
@@ -42,20 +44,78 @@ export interface GatewayServer {
 }
 
 /**
+ * A server that exists but routes and listens to nothing yet: the hub is
+ * built on it (publish to a topic, close a connection in its dialect's
+ * terms) before the dialects that need the hub, and `listen` mounts them.
+ */
+export interface UnstartedServer extends HubOutlet {
+  app: TemplatedApp;
+  /** Mounts the dialects' routes and the HTTP ones, then listens; call once. */
+  listen(
+    ctx: GatewayContext,
+    dialects: Dialect[],
+    port: number,
+    host: string,
+    /** More HTTP routes on the same port (the console), registered before the 404 catch-all. */
+    registerHttp?: (app: TemplatedApp) => void,
+  ): Promise<GatewayServer>;
+}
+
+/**
  * The uWS glue every dialect shares: upgrade, limits (frame size, rate,
  * connections, Origin, slow consumers), metrics, and routing to the
  * dialect adapter chosen by path.
  */
-export async function startServer(
+export function createServer(metrics: Metrics): UnstartedServer {
+  const app = uWS.App();
+  const connections = new Set<Connection>();
+  /** The dialect that opened each connection speaks for it when the gateway closes it. */
+  const dialectOf = new WeakMap<Connection, Dialect>();
+  const slowClosed = new WeakSet<Connection>();
+  const closeSlowConsumer = (conn: Connection) => {
+    if (conn.closed || slowClosed.has(conn)) return;
+    slowClosed.add(conn);
+    metrics.slowConsumerCloses.inc({ dialect: conn.dialect });
+    conn.log.warn({ buffered: conn.bufferedAmount() }, "slow consumer closed");
+    dialectOf.get(conn)?.slowConsumer(conn);
+  };
+  const closeForReplay = (conn: Connection) => {
+    if (conn.closed || conn.ending) return;
+    metrics.liveGapCloses.inc({ dialect: conn.dialect });
+    dialectOf.get(conn)?.deliveryGap(conn);
+  };
+  return {
+    app,
+    publish: (topic, bytes) => app.publish(topic, bytes, false),
+    closeSlowConsumer,
+    closeForReplay,
+    listen: (ctx, dialects, port, host, registerHttp) =>
+      listen(
+        { app, connections, dialectOf, closeSlowConsumer, closeForReplay },
+        ctx,
+        dialects,
+        port,
+        host,
+        registerHttp,
+      ),
+  };
+}
+
+async function listen(
+  server: {
+    app: TemplatedApp;
+    connections: Set<Connection>;
+    dialectOf: WeakMap<Connection, Dialect>;
+    closeSlowConsumer: (conn: Connection) => void;
+    closeForReplay: (conn: Connection) => void;
+  },
   ctx: GatewayContext,
   dialects: Dialect[],
   port: number,
   host: string,
-  /** More HTTP routes on the same port (the console), registered before the 404 catch-all. */
   registerHttp?: (app: TemplatedApp) => void,
 ): Promise<GatewayServer> {
-  const app = uWS.App();
-  const connections = new Set<Connection>();
+  const { app, connections, dialectOf, closeSlowConsumer, closeForReplay } = server;
   const quota = new AppQuota();
   let draining = false;
   const apps = ctx.apps.all();
@@ -114,6 +174,7 @@ export async function startServer(
         );
         data.conn = conn;
         connections.add(conn);
+        dialectOf.set(conn, dialect);
         dialect.open(conn);
       },
       message: (ws, message, isBinary) => {
@@ -180,15 +241,6 @@ export async function startServer(
     uWS.us_listen_socket_close(listenSocket);
   };
 
-  const byName = new Map(dialects.map((d) => [d.name, d]));
-  const slowClosed = new WeakSet<Connection>();
-  const closeSlowConsumer = (conn: Connection) => {
-    if (conn.closed || slowClosed.has(conn)) return;
-    slowClosed.add(conn);
-    ctx.metrics.slowConsumerCloses.inc({ dialect: conn.dialect });
-    conn.log.warn({ buffered: conn.bufferedAmount() }, "slow consumer closed");
-    byName.get(conn.dialect)!.slowConsumer(conn);
-  };
   // Direct sends (replies, replays) are not checked one by one: look every 250 ms.
   const sweep = setInterval(() => {
     for (const conn of connections) {
@@ -197,12 +249,6 @@ export async function startServer(
     }
   }, 250);
   sweep.unref();
-  const dialectOf = (conn: Connection) => byName.get(conn.dialect)!;
-  const closeForReplay = (conn: Connection) => {
-    if (conn.closed || conn.ending) return;
-    ctx.metrics.liveGapCloses.inc({ dialect: conn.dialect });
-    dialectOf(conn).deliveryGap(conn);
-  };
 
   return {
     app,
@@ -217,7 +263,7 @@ export async function startServer(
       // Spread reconnects so the remaining gateways are not hit all at once.
       const step = all.length > 0 ? (seconds * 1000) / all.length : 0;
       for (const conn of all) {
-        if (!conn.closed) dialectOf(conn).drain(conn);
+        if (!conn.closed) dialectOf.get(conn)?.drain(conn);
         if (step > 0) await new Promise((r) => setTimeout(r, step));
       }
       // Closing handshakes take a round trip; give them a moment before a hard close.

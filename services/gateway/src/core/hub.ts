@@ -20,6 +20,16 @@ export interface ChannelEncoder {
   encode(channel: string, delivery: Delivery): string | null;
 }
 
+/** Where the hub's frames and closes go: the gateway's server (`createServer`). */
+export interface HubOutlet {
+  /** uWS `app.publish`: sends the same bytes to every socket on a topic. */
+  publish(topic: string, bytes: string): boolean;
+  /** Closes a connection whose send buffer is over its app's limit, in its dialect's terms. */
+  closeSlowConsumer(conn: Connection): void;
+  /** Closes a connection that missed live events, asking it to reconnect and replay. */
+  closeForReplay(conn: Connection): void;
+}
+
 /** Options for joining a channel. */
 export interface JoinOptions {
   /** Replay stored events with seq > afterSeq before going live. */
@@ -85,14 +95,9 @@ export class Hub {
 
   constructor(
     private readonly engine: Engine,
-    /** uWS `app.publish`: sends the same bytes to every socket on a topic. */
-    private readonly publishTopic: (topic: string, bytes: string) => boolean,
+    private readonly outlet: HubOutlet,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    /** Closes a connection whose send buffer is over its app's limit, in its dialect's terms. */
-    private readonly onSlowConsumer: (conn: Connection) => void,
-    /** Closes a connection that missed live events, asking it to reconnect and replay. */
-    private readonly onDeliveryGap: (conn: Connection) => void,
   ) {}
 
   /**
@@ -295,7 +300,7 @@ export class Hub {
       },
       "live events could not be delivered in time; closing the channel's subscribers so they replay",
     );
-    for (const conn of told) this.onDeliveryGap(conn);
+    for (const conn of told) this.outlet.closeForReplay(conn);
   }
 
   private deliver(local: LocalChannel, d: Delivery): void {
@@ -326,7 +331,7 @@ export class Hub {
         sender.conn.ws.publish(topic, bytes, false);
         this.metrics.messagesOut.inc({ dialect: topicKey }, count - 1);
       } else {
-        this.publishTopic(topic, bytes);
+        this.outlet.publish(topic, bytes);
         this.metrics.messagesOut.inc({ dialect: topicKey }, count);
       }
     }
@@ -338,7 +343,7 @@ export class Hub {
       if (s.buffer) {
         if (s.conn.id === excluded) continue;
         // Live events outpacing a replay: the client reconnects and resumes from its last seq.
-        if (s.buffer.length >= MAX_REPLAY_BUFFER) this.onSlowConsumer(s.conn);
+        if (s.buffer.length >= MAX_REPLAY_BUFFER) this.outlet.closeSlowConsumer(s.conn);
         else s.buffer.push(d);
         continue;
       }
@@ -347,7 +352,7 @@ export class Hub {
           this.sendDirect(s, channel, d);
       }
       if (s.conn.bufferedAmount() > s.conn.app!.limits.slowConsumerBytes)
-        this.onSlowConsumer(s.conn);
+        this.outlet.closeSlowConsumer(s.conn);
     }
   }
 
