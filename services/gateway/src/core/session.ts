@@ -193,6 +193,22 @@ export class Session {
   }
 
   /**
+   * Throws the subscription-limit refusal `join` would: for a dialect that
+   * must be refused before it sets anything up for the join (Broadcaster
+   * numbers its subscriptions).
+   */
+  checkSubscriptionLimit(channel: string): void {
+    const max = this.app.limits.maxSubscriptions;
+    if (this.subscriptionCount() >= max) {
+      throw new SessionError(
+        "subscription_limit",
+        channel,
+        `at most ${max} subscriptions per connection`,
+      );
+    }
+  }
+
+  /**
    * Joins a channel: checks the subscription limit (holding a slot while
    * `plan` runs the dialect's own lookups), registers with presence once
    * live signals flow, replays, then goes live with no gap and no
@@ -203,14 +219,7 @@ export class Session {
     channel: string,
     plan: JoinPlan | (() => Promise<JoinPlan>),
   ): Promise<Joined | undefined> {
-    const max = this.app.limits.maxSubscriptions;
-    if (this.subscriptionCount() >= max) {
-      throw new SessionError(
-        "subscription_limit",
-        channel,
-        `at most ${max} subscriptions per connection`,
-      );
-    }
+    this.checkSubscriptionLimit(channel);
     this.joining.add(channel);
     let p: JoinPlan;
     try {
