@@ -22,7 +22,10 @@ export function benchOptions<K extends string>(defaults: Record<K, string>): Rec
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+  const lo = s[(s.length - 1) >> 1];
+  const hi = s[s.length >> 1];
+  // Both are missing only when there are no values.
+  return lo === undefined || hi === undefined ? Number.NaN : (lo + hi) / 2;
 };
 
 export const fmt = (n: number, digits = 1): string =>

@@ -134,9 +134,10 @@ export const herald: Dialect = {
       (msg) => msg.type === "auth_ok",
       (text) => {
         const msg = JSON.parse(text) as { type: string; ref?: string; payload: unknown };
-        const p = msg.ref === undefined ? undefined : pending.get(msg.ref);
+        if (msg.ref === undefined) return;
+        const p = pending.get(msg.ref);
         if (!p) return;
-        pending.delete(msg.ref!);
+        pending.delete(msg.ref);
         if (msg.type === "event.ack") p.resolve();
         else p.reject(new Error(`publish refused: ${text}`));
       },

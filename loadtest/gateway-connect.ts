@@ -150,8 +150,9 @@ async function main() {
     );
   }
   const [first, ...others] = opt.servers;
+  if (first === undefined) return;
   for (const other of others) {
-    const a = summary(first!);
+    const a = summary(first);
     const b = summary(other);
     console.log(
       `\n${first}/${other}: conns/s ${fmt(a.rate / b.rate, 2)}x, CPU/conn ${fmt(a.cpu / b.cpu, 2)}x, ` +

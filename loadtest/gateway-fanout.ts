@@ -235,8 +235,9 @@ async function main() {
     );
   }
   const [first, ...others] = opt.servers;
+  if (first === undefined) return;
   for (const other of others) {
-    const t = summary(first!);
+    const t = summary(first);
     const k = summary(other);
     console.log(
       `\n${first}/${other}: delivery rate ${fmt(t.rate / k.rate, 2)}x, p50 ${fmt(t.p50 / k.p50, 2)}x, ` +

@@ -43,8 +43,14 @@ type Engine = (typeof ENGINE_NAMES)[number];
 const ENGINES = String(opts.engines).split(",") as Engine[];
 for (const e of ENGINES)
   if (!ENGINE_NAMES.includes(e)) throw new Error(`--engines: one of ${ENGINE_NAMES.join(", ")}`);
-if (ENGINES.some((e) => e.startsWith("base-")) && !process.env.BENCH_BASE_DIR)
-  throw new Error("base-* engines need BENCH_BASE_DIR (a copy of the tree to compare against)");
+/** The tree base-* engines run from; checked at start so a run does not fail half way. */
+function baseDir(): string {
+  const dir = process.env.BENCH_BASE_DIR;
+  if (!dir)
+    throw new Error("base-* engines need BENCH_BASE_DIR (a copy of the tree to compare against)");
+  return dir;
+}
+if (ENGINES.some((e) => e.startsWith("base-"))) baseDir();
 interface Result {
   engine: Engine;
   run: number;
@@ -151,7 +157,9 @@ async function publish(
       const f = JSON.parse(data.toString()) as { type: string; ref?: string };
       if (f.ref === undefined) return;
       if (f.type !== "event.ack") return reject(new Error(`publish failed: ${data.toString()}`));
-      latencies.push(performance.now() - started.get(f.ref)!);
+      const at = started.get(f.ref);
+      if (at === undefined) return reject(new Error(`ack for a ref never sent: ${f.ref}`));
+      latencies.push(performance.now() - at);
       started.delete(f.ref);
       if (++acked === count) return resolve();
       if (sent < count) sendOne();
@@ -190,7 +198,7 @@ function pct(sorted: number[], p: number): number {
 async function measure(engine: Engine, run: number, natsUrl: string): Promise<Result> {
   const gw = await startGateway(
     engine.endsWith("jetstream") ? natsUrl : undefined,
-    engine.startsWith("base-") ? process.env.BENCH_BASE_DIR! : ROOT,
+    engine.startsWith("base-") ? baseDir() : ROOT,
   );
   try {
     const stream = `bench-${engine}-${run}`;
@@ -229,7 +237,7 @@ async function main(): Promise<void> {
     // Alternate the order so drift on a shared machine hits both engines alike.
     const order = run % 2 === 1 ? ENGINES : [...ENGINES].reverse();
     for (const engine of order) {
-      const r = await measure(engine, run, nats.urls[0]!);
+      const r = await measure(engine, run, nats.url(0));
       results.push(r);
       console.log(
         `${r.engine.padEnd(10)} ${String(run).padStart(3)}  ${r.publishPerSec.toFixed(0).padStart(9)}  ${r.ackP50.toFixed(2).padStart(10)}  ${r.ackP99.toFixed(2).padStart(10)}  ${r.replayPerSec.toFixed(0).padStart(15)}`,
@@ -239,10 +247,11 @@ async function main(): Promise<void> {
   const m = (e: Engine, k: keyof Result) =>
     median(results.filter((r) => r.engine === e).map((r) => r[k] as number));
   const [first, ...others] = ENGINES;
+  if (first === undefined) return;
   console.log(`\nmedians and ratios (${others.map((o) => `${o}/${first}`).join(", ")}):`);
   for (const k of ["publishPerSec", "ackP50", "ackP99", "replayPerSec"] as const) {
     const cells = ENGINES.map((e) => `${e} ${m(e, k).toFixed(2)}`).join("  ");
-    const ratios = others.map((o) => `${(m(o, k) / m(first!, k)).toFixed(2)}x`).join(" ");
+    const ratios = others.map((o) => `${(m(o, k) / m(first, k)).toFixed(2)}x`).join(" ");
     console.log(`  ${k.padEnd(14)} ${cells}  ratio ${ratios}`);
   }
 }

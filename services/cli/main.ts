@@ -139,7 +139,8 @@ function loadQuiet(): Config {
 
 function pickApp(config: Config, wanted: string | undefined): AppConfig {
   if (wanted === undefined) {
-    if (config.apps.length === 1) return config.apps[0]!;
+    const [only, ...others] = config.apps;
+    if (only && others.length === 0) return only;
     throw new UsageError(`there are ${config.apps.length} apps: name one with --app ID`);
   }
   const app = config.apps.find((a) => a.id === wanted || a.key === wanted);

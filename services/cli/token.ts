@@ -131,7 +131,9 @@ function pusherAuth(app: AppConfig, o: TokenOptions): string {
 /** `90`, `90s`, `10m`, `1h`, `2d` → seconds. */
 export function parseDuration(text: string): number {
   const m = /^([0-9]+)([smhd]?)$/.exec(text.trim());
-  const n = m ? Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2]!] ?? 1) : Number.NaN;
+  const n = m
+    ? Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] ?? ""] ?? 1)
+    : Number.NaN;
   if (!Number.isSafeInteger(n) || n <= 0)
     throw new UsageError(
       `--expires: ${JSON.stringify(text)} is not a duration like 3600, 90s, 10m, 1h or 7d`,

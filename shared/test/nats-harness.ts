@@ -95,6 +95,8 @@ interface Node {
 export interface NatsHandle extends AsyncDisposable {
   /** One client URL per node, index-aligned with `kill`/`restart`. */
   readonly urls: string[];
+  /** The client URL of node `index`; throws when there is no such node. */
+  url(index: number): string;
   /** Kills one node (SIGKILL by default, for crash tests) and waits for it to exit. */
   kill(index: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a killed node again on the same ports and store. */
@@ -173,6 +175,12 @@ class Cluster implements NatsHandle {
 
   get urls(): string[] {
     return this.nodes.map((n) => `nats://127.0.0.1:${n.ports.client}`);
+  }
+
+  url(index: number): string {
+    const url = this.urls[index];
+    if (url === undefined) throw new Error(`no NATS node ${index}: there are ${this.nodes.length}`);
+    return url;
   }
 
   async startAll(): Promise<void> {

@@ -346,11 +346,13 @@ export class TidingsClient extends Emitter<ClientEvents> {
   private pumpPublishes(): void {
     if (!this.connected) return;
     const waiting = this.publishQueue.drain();
-    let i = 0;
-    for (; i < waiting.length && this.inFlight.size < this.opts.maxInFlight; i++) {
-      this.sendPublish(waiting[i]!);
+    let sent = 0;
+    for (const p of waiting) {
+      if (this.inFlight.size >= this.opts.maxInFlight) break;
+      this.sendPublish(p);
+      sent++;
     }
-    this.publishQueue.unshiftAll(waiting.slice(i));
+    this.publishQueue.unshiftAll(waiting.slice(sent));
   }
 
   private request(type: string, payload: Record<string, unknown>): Promise<Frame> {
@@ -388,8 +390,8 @@ export class TidingsClient extends Emitter<ClientEvents> {
     const u = this.opts.url;
     if (typeof u === "function") return u(this.attempt);
     if (typeof u === "string") return u;
-    if (u.length === 0) throw new TidingsError("url list is empty");
-    const url = u[this.urlIndex % u.length]!;
+    const url = u[this.urlIndex % u.length];
+    if (url === undefined) throw new TidingsError("url list is empty");
     this.urlIndex += 1;
     return url;
   }
@@ -564,8 +566,8 @@ export class TidingsClient extends Emitter<ClientEvents> {
       this.lastError = new AuthError(message);
       return;
     }
-    const blocked = code === "blocked" ? /stream (\S+)$/.exec(message) : null;
-    const stream = blocked ? this.streams.get(blocked[1]!) : undefined;
+    const blocked = code === "blocked" ? /stream (\S+)$/.exec(message)?.[1] : undefined;
+    const stream = blocked === undefined ? undefined : this.streams.get(blocked);
     const err = new HeraldError(code, message, stream?.id);
     if (stream) stream.onRequestError(err);
     else this.emit("error", err);

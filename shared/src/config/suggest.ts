@@ -28,14 +28,18 @@ export function unknownField(at: string, name: string, known: readonly string[])
 
 /** Levenshtein distance (insert, delete, substitute); keys are short, so O(n·m) is fine. */
 function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  // One row of the table at a time: row[j] is the distance from a's first i characters to b's first j.
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let last = b.length; // row[b.length]
   for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
-    }
-    prev = row;
+    let diag = 0; // the previous row's [j - 1]
+    let left = i; // this row's [j - 1]
+    row = row.map((up, j) => {
+      if (j > 0) left = Math.min(up + 1, left + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+      return left;
+    });
+    last = left;
   }
-  return prev[b.length]!;
+  return last;
 }

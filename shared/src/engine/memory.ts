@@ -202,10 +202,12 @@ export class MemoryEngine implements Engine {
     let drop = Math.max(0, ch.events.length - historyPerChannel);
     if (historyMaxAgeSec > 0) {
       const cutoff = now - historyMaxAgeSec * 1000;
-      while (drop < ch.events.length && ch.events[drop]!.time < cutoff) drop++;
+      // Oldest first; past the end there is nothing left to expire.
+      while ((ch.events[drop]?.time ?? Number.POSITIVE_INFINITY) < cutoff) drop++;
     }
-    if (drop === 0) return;
-    ch.trimmedUpTo = ch.events[drop - 1]!.seq;
+    const lastDropped = ch.events[drop - 1];
+    if (!lastDropped) return;
+    ch.trimmedUpTo = lastDropped.seq;
     ch.events.splice(0, drop);
   }
 

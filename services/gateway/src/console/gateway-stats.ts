@@ -32,8 +32,8 @@ export function gatewayFigures(
         set.add(ch);
         channels.add(`${c.app.id}\u0000${ch}`);
       }
+      a.channels = set.size;
     }
-    for (const [id, set] of perApp) apps[id]!.channels = set.size;
     const now = Date.now();
     const totals = {
       at: now,

@@ -1,6 +1,7 @@
 import { isValidChannel } from "../../../../shared/src/channels.js";
 import type { ClusterBus } from "../../../../shared/src/cluster/bus.js";
 import type { ConnectionInfo, ProbeAnswer } from "../../../../shared/src/cluster/messages.js";
+import type { AppConfig } from "../../../../shared/src/config/apps.js";
 import type { StoredEvent } from "../../../../shared/src/model.js";
 import type { GatewayContext } from "../core/dialect.js";
 import { appsInScope, inScope, type Session } from "./auth.js";
@@ -74,9 +75,8 @@ export class Inspector {
   }
 
   async channel(s: Session, appId: string, channel: string, limit: number) {
-    this.check(s, appId);
+    const app = this.check(s, appId);
     if (!isValidChannel(channel)) throw new ConsoleHttpError(400, "invalid channel name");
-    const app = this.ctx.apps.byId(appId)!;
     const [answers, members, present, subscriberCount, recent, rateSource] = await Promise.all([
       this.gather({ type: "channel", appId, channel }),
       this.ctx.presence.members(appId, channel),
@@ -145,10 +145,13 @@ export class Inspector {
     return { userId, connections, status, gateways: answers.length };
   }
 
-  private check(s: Session, appId: string): void {
-    if (!this.ctx.apps.byId(appId)) throw new ConsoleHttpError(404, `unknown app ${appId}`);
+  /** The app `appId` names, if the session may see it; else the HTTP error to answer. */
+  private check(s: Session, appId: string): AppConfig {
+    const app = this.ctx.apps.byId(appId);
+    if (!app) throw new ConsoleHttpError(404, `unknown app ${appId}`);
     if (!inScope(s.scope, appId))
       throw new ConsoleHttpError(403, "app outside this session's scope");
+    return app;
   }
 }
 
@@ -170,7 +173,9 @@ export function rateOf(events: readonly StoredEvent[], now: number): number[] {
   const span = RATE_BUCKET_SEC * 1000;
   for (const e of events) {
     const age = Math.floor((now - e.time) / span);
-    if (age >= 0 && age < RATE_BUCKETS) buckets[RATE_BUCKETS - 1 - age]!++;
+    if (age < 0 || age >= RATE_BUCKETS) continue;
+    const i = RATE_BUCKETS - 1 - age;
+    buckets[i] = (buckets[i] ?? 0) + 1;
   }
   return buckets;
 }

@@ -47,7 +47,7 @@ export function answerProbe(
       for (const c of connections) {
         if (c.app?.id !== q.appId || !c.channels.has(q.channel)) continue;
         byDialect[c.dialect] = (byDialect[c.dialect] ?? 0) + 1;
-        if (++total <= PROBE_ROW_LIMIT) rows.push(info(gatewayId, c));
+        if (++total <= PROBE_ROW_LIMIT) rows.push(info(gatewayId, q.appId, c));
       }
       return {
         type: "channel",
@@ -63,17 +63,18 @@ export function answerProbe(
       for (const c of connections) {
         if (!c.app || c.userId !== q.userId) continue;
         if (q.appId !== undefined && c.app.id !== q.appId) continue;
-        if (++total <= PROBE_ROW_LIMIT) rows.push(info(gatewayId, c));
+        if (++total <= PROBE_ROW_LIMIT) rows.push(info(gatewayId, c.app.id, c));
       }
       return { type: "user", gatewayId, connections: rows, truncated: total > PROBE_ROW_LIMIT };
     }
   }
 }
 
-function info(gatewayId: string, c: Connection): ConnectionInfo {
+/** `appId`: the app the caller found `c` bound to (a probe lists bound connections only). */
+function info(gatewayId: string, appId: string, c: Connection): ConnectionInfo {
   return {
     gatewayId,
-    appId: c.app!.id,
+    appId,
     connectionId: c.id,
     dialect: c.dialect,
     userId: c.userId,

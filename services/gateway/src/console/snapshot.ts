@@ -24,21 +24,21 @@ export interface ClusterSnapshot {
 /** What is slow to read (NATS round trips) is read at most this often, whoever asks. */
 const REFRESH_MS = 2000;
 
+interface SlowState {
+  at: number;
+  nats: NatsState | null;
+  streams: StreamState[] | null;
+  channels: Map<string, { channels: number; subscriptions: number }>;
+}
+
 /**
  * The cluster view a console shows: process stats as heard on the bus, and
  * NATS, stream and per-app state read every couple of seconds (cached, so
  * any number of open consoles cost one read).
  */
 export class Snapshots {
-  private cache:
-    | {
-        at: number;
-        nats: NatsState | null;
-        streams: StreamState[] | null;
-        channels: Map<string, { channels: number; subscriptions: number }>;
-      }
-    | undefined;
-  private refreshing: Promise<void> | undefined;
+  private cache: SlowState | undefined;
+  private refreshing: Promise<SlowState> | undefined;
 
   constructor(
     private readonly ctx: GatewayContext,
@@ -47,8 +47,8 @@ export class Snapshots {
   ) {}
 
   async get(scope: Scope): Promise<ClusterSnapshot> {
-    if (!this.cache || Date.now() - this.cache.at > REFRESH_MS) await this.refresh();
-    const c = this.cache!;
+    const c =
+      this.cache && Date.now() - this.cache.at <= REFRESH_MS ? this.cache : await this.refresh();
     const processes = this.view.processes(scope);
     const apps = appsInScope(scope, this.ctx.apps).map((appId): AppTotals => {
       let connections = 0;
@@ -73,7 +73,7 @@ export class Snapshots {
     };
   }
 
-  private refresh(): Promise<void> {
+  private refresh(): Promise<SlowState> {
     this.refreshing ??= (async () => {
       const appIds = this.ctx.apps.all().map((a) => a.id);
       const [nats, streams, channels] = await Promise.all([
@@ -97,6 +97,7 @@ export class Snapshots {
         ),
       ]);
       this.cache = { at: Date.now(), nats, streams, channels: new Map(channels) };
+      return this.cache;
     })().finally(() => {
       this.refreshing = undefined;
     });

@@ -56,6 +56,8 @@ export interface JoinOptions {
 interface Subscriber {
   conn: Connection;
   encoder: ChannelEncoder;
+  /** Its app's send-buffer limit (a connection's app is bound once, before it joins). */
+  slowConsumerBytes: number;
   /** Deliveries held while a replay is in flight; null once live. */
   buffer: Delivery[] | null;
   /** Version of the member list this subscriber got (`JoinOptions.snapshot`). */
@@ -111,13 +113,20 @@ export class Hub {
     encoder: ChannelEncoder,
     options: JoinOptions = {},
   ): Promise<{ lastSeq: number; truncated: boolean }> {
-    const app = conn.app!;
+    const app = conn.app;
+    if (!app)
+      throw new Error(`connection ${conn.id} joins ${channel} before it is bound to an app`);
     const local = this.local(app.id, channel);
     // A second join of the same channel supersedes the first: the first stops at its
     // next check and must not stay on the topic, or live events would arrive twice.
     const previous = local.subscribers.get(conn.id);
     if (previous) this.leaveTopic(local, previous);
-    const subscriber: Subscriber = { conn, encoder, buffer: [] };
+    const subscriber: Subscriber = {
+      conn,
+      encoder,
+      slowConsumerBytes: app.limits.slowConsumerBytes,
+      buffer: [],
+    };
     local.subscribers.set(conn.id, subscriber);
     conn.channels.add(channel);
     try {
@@ -351,8 +360,7 @@ export class Hub {
         if (!(seq !== undefined && s.sentUpTo !== undefined && seq <= s.sentUpTo))
           this.sendDirect(s, channel, d);
       }
-      if (s.conn.bufferedAmount() > s.conn.app!.limits.slowConsumerBytes)
-        this.outlet.closeSlowConsumer(s.conn);
+      if (s.conn.bufferedAmount() > s.slowConsumerBytes) this.outlet.closeSlowConsumer(s.conn);
     }
   }
 

@@ -19,21 +19,25 @@ const SDK_DIST = fileURLToPath(new URL("../../../../shared/client/dist/", import
 const TOKEN_TTL_SEC = 3600;
 const ROOM = /^presence-demo-[A-Za-z0-9_-]{1,60}$/;
 
+const HTML = "text/html; charset=utf-8";
+const JS = "text/javascript; charset=utf-8";
 const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
+  ".html": HTML,
+  ".js": JS,
   ".map": "application/json",
   ".css": "text/css; charset=utf-8",
 };
 
 export function registerDemo(app: TemplatedApp, config: Config): void {
   if (!config.devApp) return;
-  const devApp = config.apps[0]!;
+  // loadConfig's development app is then the one app there is.
+  const devApp = config.apps[0];
+  if (!devApp) throw new Error("config.devApp is set but config.apps is empty");
   const page = readFileSync(new URL("page.html", HERE));
   const script = readFileSync(new URL("chat.js", HERE));
 
-  app.get("/demo", (res) => send(res, "200 OK", TYPES[".html"]!, page));
-  app.get("/demo/chat.js", (res) => send(res, "200 OK", TYPES[".js"]!, script));
+  app.get("/demo", (res) => send(res, "200 OK", HTML, page));
+  app.get("/demo/chat.js", (res) => send(res, "200 OK", JS, script));
   app.get("/demo/sdk/:file", (res, req) => {
     const file = req.getParameter(0) ?? "";
     // One flat folder of build output: no path separators, no dot files.
