@@ -1,23 +1,20 @@
 import { defineDialect } from "../../core/define-dialect.js";
 import type { Dialect, GatewayContext } from "../../core/dialect.js";
 import { TokenBucket } from "../../core/rate.js";
-import { decode, encode } from "./codec.js";
-import { PusherClose, PusherErrorCode, PusherSubscriptionStatus } from "./codes.js";
-import { enableDelta } from "./extensions.js";
+import { encode } from "./codec.js";
+import { PusherClose, PusherErrorCode } from "./codes.js";
+import { PusherCommands } from "./commands.js";
 import { registerPusherHttp } from "./http-api.js";
 import { startKeepalive } from "./keepalive.js";
 import { codeText, PusherReplies, PusherSubscriptionError } from "./replies.js";
 import type { PusherConnection } from "./state.js";
-import { PusherChannels } from "./subscriptions.js";
-import { PusherUsers } from "./user.js";
 
 const PROTOCOL = 7;
 
 /** The Pusher protocol 7 dialect at `/app/{key}?protocol=7`, and its HTTP API at `/apps/{id}/...`. */
 export function createPusherDialect(ctx: GatewayContext): Dialect {
   const replies = new PusherReplies(ctx.metrics);
-  const channels = new PusherChannels(ctx, replies);
-  const users = new PusherUsers(replies);
+  const commands = new PusherCommands(ctx, replies);
 
   return defineDialect<PusherConnection, undefined, PusherSubscriptionError>({
     name: "pusher",
@@ -56,41 +53,8 @@ export function createPusherDialect(ctx: GatewayContext): Dialect {
         deltas: undefined,
       };
     },
-    message(conn, s, text, run) {
-      const decoded = decode(text);
-      if (!decoded.ok) {
-        // A connection-level error for a bad name would leave pusher-js waiting on the channel.
-        if (decoded.channel === undefined) return replies.error(conn, null, decoded.message);
-        const status = PusherSubscriptionStatus.invalidChannelName;
-        return replies.subscriptionError(
-          conn,
-          decoded.channel,
-          "InvalidChannelName",
-          decoded.message,
-          status,
-        );
-      }
-      const c = decoded.command;
-      switch (c.type) {
-        case "ping":
-          conn.send(encode.pong());
-          return;
-        case "pong":
-          return;
-        case "subscribe":
-          return run(undefined, () => channels.subscribe(s, c));
-        case "unsubscribe":
-          return channels.unsubscribe(s, c.channel);
-        case "client_event":
-          return channels.clientEvent(s, c);
-        case "signin":
-          return run(undefined, () => users.signin(s, c.auth, c.userData));
-        case "enable_delta":
-          return enableDelta(replies, s, c.algorithms);
-        case "delta_sync_error":
-          s.deltas?.drop(c.channel);
-          return;
-      }
+    message(_conn, s, text, run) {
+      commands.handle(s, text, run);
     },
     fail(conn, _s, _ref, f) {
       replies.failed(conn, f);
