@@ -67,6 +67,27 @@ describe("jetstream engine specifics", () => {
     }
   });
 
+  // A process shares one connection between the engine and its other parts (services/roots/nats.ts).
+  it("runs on the caller's connection and leaves it open when closed", async () => {
+    const app = `shared${Date.now()}`;
+    const nc = await connect({ servers: nats.urls, name: "shared" });
+    try {
+      const shared = await JetStreamEngine.fromConnection(nc);
+      await shared.ensureApp(app, limits);
+      const { seq } = await shared.publish(app, "c", { name: "x", data: 1 });
+      expect((await engine.history(app, "c", { limit: 10 })).events.map((e) => e.seq)).toEqual([
+        seq,
+      ]);
+      expect(shared.isReady()).toBe(true);
+      await shared.close();
+      expect(shared.isReady()).toBe(false);
+      expect(nc.isClosed()).toBe(false);
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+  });
+
   // Two gateways retrying the same client publish must store it once.
   it("dedupes an idempotency key across engine instances", async () => {
     const app = `idem${Date.now()}`;
