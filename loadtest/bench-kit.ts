@@ -30,3 +30,15 @@ export const median = (xs: number[]): number => {
 
 export const fmt = (n: number, digits = 1): string =>
   Number.isFinite(n) ? n.toFixed(digits) : "-";
+
+/**
+ * Which medians to divide: every server by `soketi` when it is in the run
+ * (the issue's ratios are all "to Soketi"), else the first listed by each
+ * other one.
+ */
+export function ratioPairs<S extends string>(servers: readonly S[]): [S, S][] {
+  const peer = servers.find((s) => s === "soketi");
+  if (peer) return servers.filter((s) => s !== peer).map((s) => [s, peer]);
+  const [first, ...others] = servers;
+  return first === undefined ? [] : others.map((o) => [first, o]);
+}

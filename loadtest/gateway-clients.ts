@@ -66,11 +66,23 @@ function open(
   });
 }
 
-export const pusher: Dialect = {
-  subscribe(port, _n, onFrame, channel = CHANNEL) {
-    const url = `ws://127.0.0.1:${port}/app/${APP.key}?protocol=7&client=bench&version=1.0`;
+const pusherUrl = (port: number) =>
+  `ws://127.0.0.1:${port}/app/${APP.key}?protocol=7&client=bench&version=1.0`;
+
+export const pusher: Dialect & {
+  /** Opens one connection that subscribes to nothing: the cost of a bare connection. */
+  connect(port: number): Promise<WebSocket>;
+} = {
+  connect(port) {
     return open(
-      url,
+      pusherUrl(port),
+      (msg) => msg.event === "pusher:connection_established",
+      () => {},
+    );
+  },
+  subscribe(port, _n, onFrame, channel = CHANNEL) {
+    return open(
+      pusherUrl(port),
       (msg, ws) => {
         if (msg.event === "pusher:connection_established") {
           ws.send(JSON.stringify({ event: "pusher:subscribe", data: { channel } }));

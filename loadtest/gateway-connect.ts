@@ -13,7 +13,7 @@
  */
 
 import type WebSocket from "ws";
-import { benchOptions, fmt, median } from "./bench-kit.js";
+import { benchOptions, fmt, median, ratioPairs } from "./bench-kit.js";
 import { CHANNEL, pusher } from "./gateway-clients.js";
 import { type ServerName, serverNames, startServer } from "./gateway-servers.js";
 
@@ -32,8 +32,8 @@ const opt = {
   runs: Number(args.runs),
   servers: String(args.servers).split(",") as ServerName[],
 };
-if (opt.channels !== "one" && opt.channels !== "each")
-  throw new Error("--channels must be one or each");
+if (opt.channels !== "one" && opt.channels !== "each" && opt.channels !== "none")
+  throw new Error("--channels must be one, each or none");
 for (const s of opt.servers)
   if (!serverNames.includes(s)) throw new Error(`--servers: one of ${serverNames.join(", ")}`);
 
@@ -43,6 +43,8 @@ interface Result {
   connected: number;
   failed: number;
   connsPerSec: number;
+  /** Handshake start to subscription_succeeded (or connection_established), ms. */
+  subP99: number;
   cpuUsPerConn: number;
   idleRssMiB: number;
   rssMiB: number;
@@ -63,13 +65,20 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     const cpuBefore = server.cpuSeconds();
     const start = performance.now();
     let next = 0;
+    const took: number[] = [];
     await Promise.all(
       Array.from({ length: opt.inflight }, async () => {
         while (next < opt.conns) {
           const n = next++;
           const channel = opt.channels === "one" ? CHANNEL : `${CHANNEL}-${n}`;
+          const t = performance.now();
           try {
-            sockets.push(await pusher.subscribe(server.port, n, () => {}, channel));
+            sockets.push(
+              opt.channels === "none"
+                ? await pusher.connect(server.port)
+                : await pusher.subscribe(server.port, n, () => {}, channel),
+            );
+            took.push(performance.now() - t);
           } catch (err) {
             failed++;
             firstError ??= err;
@@ -90,6 +99,7 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       connected: sockets.length,
       failed,
       connsPerSec: sockets.length / seconds,
+      subP99: took.sort((a, b) => a - b)[Math.floor(took.length * 0.99)] ?? Number.NaN,
       cpuUsPerConn: (cpu * 1e6) / Math.max(1, sockets.length),
       idleRssMiB,
       rssMiB,
@@ -103,11 +113,11 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
 
 async function main() {
   console.log(
-    `connect storm: ${opt.conns} Pusher conns, ${opt.channels === "one" ? "one channel" : "a channel each"}, ` +
+    `connect storm: ${opt.conns} Pusher conns, ${{ one: "one channel", each: "a channel each", none: "no channel" }[opt.channels]}, ` +
       `${opt.inflight} handshakes in flight, servers ${opt.servers.join(",")}, ${opt.runs} run(s)`,
   );
   console.log(
-    "server       run  connected  failed  conns/s  cpu µs/conn  idle MB  RSS MB  KiB/conn",
+    "server       run  connected  failed  conns/s  sub p99 ms  cpu µs/conn  idle MB  RSS MB  KiB/conn",
   );
   const results: Result[] = [];
   for (let run = 1; run <= opt.runs; run++) {
@@ -123,6 +133,7 @@ async function main() {
           String(r.connected).padStart(10),
           String(r.failed).padStart(7),
           fmt(r.connsPerSec, 0).padStart(8),
+          fmt(r.subP99, 1).padStart(11),
           fmt(r.cpuUsPerConn, 0).padStart(12),
           fmt(r.idleRssMiB, 0).padStart(8),
           fmt(r.rssMiB, 0).padStart(7),
@@ -135,6 +146,7 @@ async function main() {
     const rs = results.filter((r) => r.server === s);
     return {
       rate: median(rs.map((r) => r.connsPerSec)),
+      p99: median(rs.map((r) => r.subP99)),
       cpu: median(rs.map((r) => r.cpuUsPerConn)),
       kib: median(rs.map((r) => r.kibPerConn)),
       idle: median(rs.map((r) => r.idleRssMiB)),
@@ -145,17 +157,15 @@ async function main() {
   for (const s of opt.servers) {
     const m = summary(s);
     console.log(
-      `  ${s.padEnd(12)} ${fmt(m.rate, 0)} conns/s, ${fmt(m.cpu, 0)} µs CPU/conn, ` +
+      `  ${s.padEnd(12)} ${fmt(m.rate, 0)} conns/s, subscribe p99 ${fmt(m.p99, 1)} ms, ${fmt(m.cpu, 0)} µs CPU/conn, ` +
         `${fmt(m.kib, 2)} KiB RSS/conn, idle ${fmt(m.idle, 0)} MB, ${m.ok ? "no failures" : "FAILURES"}`,
     );
   }
-  const [first, ...others] = opt.servers;
-  if (first === undefined) return;
-  for (const other of others) {
+  for (const [first, other] of ratioPairs(opt.servers)) {
     const a = summary(first);
     const b = summary(other);
     console.log(
-      `\n${first}/${other}: conns/s ${fmt(a.rate / b.rate, 2)}x, CPU/conn ${fmt(a.cpu / b.cpu, 2)}x, ` +
+      `\n${first}/${other}: conns/s ${fmt(a.rate / b.rate, 2)}x, subscribe p99 ${fmt(a.p99 / b.p99, 2)}x, CPU/conn ${fmt(a.cpu / b.cpu, 2)}x, ` +
         `RSS/conn ${fmt(a.kib / b.kib, 2)}x (CPU and RSS: lower is better)`,
     );
   }

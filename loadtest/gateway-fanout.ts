@@ -15,7 +15,7 @@
  */
 
 import type WebSocket from "ws";
-import { benchOptions, fmt, median } from "./bench-kit.js";
+import { benchOptions, fmt, median, ratioPairs } from "./bench-kit.js";
 import { CHANNEL, type DialectName, dialects } from "./gateway-clients.js";
 import { type ServerName, serverNames, startServer } from "./gateway-servers.js";
 
@@ -70,6 +70,8 @@ interface Result {
   publishP50: number;
   serverCpuUsPerDelivery: number;
   rssMiB: number;
+  /** (RSS with every subscriber connected − RSS of the idle server) ÷ conns. */
+  kibPerConn: number;
   connectSec: number;
 }
 
@@ -93,6 +95,9 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
   let closedEarly = 0;
   let publisher: Awaited<ReturnType<typeof dialect.publisher>> | undefined;
   try {
+    // Let startup garbage settle so the idle figure is the server at rest.
+    await new Promise((r) => setTimeout(r, 1000));
+    const idleRssMiB = server.rssMiB();
     const connectStart = performance.now();
     // A bounded number of handshakes in flight: this measures fan-out, not a connect storm.
     let next = 0;
@@ -107,6 +112,8 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       }),
     );
     const connectSec = (performance.now() - connectStart) / 1000;
+    await new Promise((r) => setTimeout(r, 1000));
+    const kibPerConn = ((server.rssMiB() - idleRssMiB) * 1024) / opt.conns;
     publisher = await dialect.publisher(server.port);
 
     const pad = "x".repeat(Math.max(0, opt.size - 40));
@@ -168,6 +175,7 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       publishP50: publishLatencies[Math.floor(publishLatencies.length / 2)] ?? NaN,
       serverCpuUsPerDelivery: (cpu * 1e6) / Math.max(1, received),
       rssMiB: server.rssMiB(),
+      kibPerConn,
       connectSec,
     };
   } finally {
@@ -193,6 +201,7 @@ function printRow(r: Result) {
       fmt(r.publishP50, 2).padStart(8),
       fmt(r.serverCpuUsPerDelivery, 2).padStart(8),
       fmt(r.rssMiB, 0).padStart(6),
+      fmt(r.kibPerConn, 2).padStart(8),
       String(r.publishErrors + r.closedEarly).padStart(6),
     ].join(" "),
   );
@@ -204,7 +213,7 @@ async function main() {
       `~${opt.size} B, dialect ${opt.dialect}, servers ${opt.servers.join(",")}, ${opt.runs} run(s)`,
   );
   console.log(
-    "server       run  received/expected  deliv/s  p50 ms  p99 ms  max ms  pub p50  cpu µs/d  RSS MB  errors",
+    "server       run  received/expected  deliv/s  p50 ms  p99 ms  max ms  pub p50  cpu µs/d  RSS MB  KiB/conn  errors",
   );
   const results: Result[] = [];
   for (let run = 1; run <= opt.runs; run++) {
@@ -223,6 +232,7 @@ async function main() {
       p50: median(rs.map((r) => r.p50)),
       p99: median(rs.map((r) => r.p99)),
       cpu: median(rs.map((r) => r.serverCpuUsPerDelivery)),
+      kib: median(rs.map((r) => r.kibPerConn)),
       lossFree: rs.every((r) => r.received === r.expected && r.publishErrors === 0),
     };
   };
@@ -231,17 +241,16 @@ async function main() {
     const m = summary(s);
     console.log(
       `  ${s.padEnd(12)} ${fmt(m.rate, 0)} deliveries/s, p50 ${fmt(m.p50, 2)} ms, p99 ${fmt(m.p99, 2)} ms, ` +
-        `${fmt(m.cpu, 2)} µs server CPU/delivery, ${m.lossFree ? "no loss" : "LOSS OR ERRORS"}`,
+        `${fmt(m.cpu, 2)} µs server CPU/delivery, ${fmt(m.kib, 2)} KiB RSS/conn, ${m.lossFree ? "no loss" : "LOSS OR ERRORS"}`,
     );
   }
-  const [first, ...others] = opt.servers;
-  if (first === undefined) return;
-  for (const other of others) {
+  for (const [first, other] of ratioPairs(opt.servers)) {
     const t = summary(first);
     const k = summary(other);
     console.log(
       `\n${first}/${other}: delivery rate ${fmt(t.rate / k.rate, 2)}x, p50 ${fmt(t.p50 / k.p50, 2)}x, ` +
-        `p99 ${fmt(t.p99 / k.p99, 2)}x, CPU/delivery ${fmt(t.cpu / k.cpu, 2)}x (latency and CPU: lower is better)`,
+        `p99 ${fmt(t.p99 / k.p99, 2)}x, CPU/delivery ${fmt(t.cpu / k.cpu, 2)}x, RSS/conn ${fmt(t.kib / k.kib, 2)}x ` +
+        "(latency, CPU and RSS: lower is better)",
     );
   }
 }

@@ -5,20 +5,24 @@
  * - `tidings`: this tree, memory engine.
  * - `tidings-nats`: this tree, JetStream engine on its own single-node
  *   nats-server (shared/test/nats-harness.ts), started and stopped with it.
+ *   Its CPU and RSS are the gateway's and the nats-server's added together
+ *   (the cost of the clustered shape is both processes); `natsMonitor` is
+ *   the nats-server's monitoring URL (/connz, /subsz).
  * - `base`: another copy of Tidings (an earlier commit), memory engine, from
  *   `BENCH_BASE_DIR`: the baseline when measuring an optimisation in one run.
  * - `soketi`: Soketi 1.6.1 from `SOKETI_DIR`.
  *
  * `BENCH_CPU_PROF=<dir>` runs the Tidings variants under `node --cpu-prof`,
  * writing .cpuprofile files into <dir> when it stops (one per thread; the
- * server's own is the main thread's, the largest).
+ * server's own is the main thread's, the largest). `BENCH_NODE_ARGS` adds
+ * node flags to the Tidings variants (e.g. `--heapsnapshot-signal=SIGUSR2`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startNats } from "../shared/test/nats-harness.js";
 
@@ -31,8 +35,13 @@ export const serverNames: readonly ServerName[] = ["tidings", "tidings-nats", "b
 export interface RunningServer {
   name: ServerName;
   port: number;
+  /** The gateway's (or Soketi's) pid. */
   pid: number;
-  /** User + system CPU seconds the server process has used so far. */
+  /** Every process counted in cpuSeconds and rssMiB (gateway, plus nats-server for tidings-nats). */
+  pids: number[];
+  /** nats-server monitoring base URL, for tidings-nats only. */
+  natsMonitor?: string;
+  /** User + system CPU seconds the server's processes have used so far. */
   cpuSeconds(): number;
   rssMiB(): number;
   /** Set once the process has exited on its own: its exit status and last stderr. */
@@ -63,7 +72,9 @@ export async function startServer(name: ServerName): Promise<RunningServer> {
     case "tidings-nats": {
       const nats = await startNats();
       try {
-        return await startTidings(name, port, ROOT, nats.urls[0], () => nats.stop());
+        const natsProc = findNatsServer(nats.urls[0]!);
+        const server = await startTidings(name, port, ROOT, nats.urls[0], () => nats.stop());
+        return withNats(server, natsProc);
       } catch (err) {
         await nats.stop();
         throw err;
@@ -85,22 +96,27 @@ async function startTidings(
   const prof = process.env.BENCH_CPU_PROF;
   // One file per thread (node's default name): the server's is the main thread's, the largest.
   const profArgs = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
   // `node --import tsx` rather than the tsx CLI so the pid we watch is the server.
-  const child = spawn(process.execPath, [...profArgs, "--import", "tsx", "services/main.ts"], {
-    cwd: root,
-    env: {
-      ...env,
-      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "error",
-      TIDINGS_DRAIN_SECONDS: "0",
-      // The Herald publisher is one connection sending every event.
-      TIDINGS_MAX_MESSAGE_RATE: "1000000",
-      TIDINGS_MAX_CONNECTIONS: "1000000",
+  const child = spawn(
+    process.execPath,
+    [...profArgs, ...nodeArgs, "--import", "tsx", "services/main.ts"],
+    {
+      cwd: root,
+      env: {
+        ...env,
+        ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "error",
+        TIDINGS_DRAIN_SECONDS: "0",
+        // The Herald publisher is one connection sending every event.
+        TIDINGS_MAX_MESSAGE_RATE: "1000000",
+        TIDINGS_MAX_CONNECTIONS: "1000000",
+      },
+      stdio: ["ignore", "ignore", "pipe"],
     },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  );
   return watch(name, child, port, "/readyz", cleanup);
 }
 
@@ -179,6 +195,7 @@ async function watch(
     name,
     port,
     pid,
+    pids: [pid],
     cpuSeconds: () => procCpuSeconds(pid),
     rssMiB: () => procRssMiB(pid),
     crash: () => crash,
@@ -196,8 +213,48 @@ async function watch(
   };
 }
 
+/**
+ * The nats-server this process started for `url` (our child, found in /proc
+ * by its client port's ports file), with its monitoring URL.
+ */
+function findNatsServer(url: string): { pid: number; monitor: string } {
+  const port = new URL(url).port;
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== process.pid || !stat.includes("(nats-server)")) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      const conf = argv[argv.indexOf("-c") + 1];
+      if (!conf) continue;
+      const ports = JSON.parse(
+        readFileSync(join(dirname(conf), `nats-server_${pid}.ports`), "utf8"),
+      ) as { nats?: string[]; monitoring?: string[] };
+      if (!ports.nats?.some((u) => new URL(u).port === port)) continue;
+      const monitor = ports.monitoring?.[0];
+      if (monitor) return { pid, monitor: monitor.replace(/\/$/, "") };
+    } catch {
+      // Gone, not ours, or not a nats-server: look further.
+    }
+  }
+  throw new Error(`no nats-server child serving ${url}`);
+}
+
+/** Counts the nats-server's CPU and RSS with the gateway's. */
+function withNats(server: RunningServer, nats: { pid: number; monitor: string }): RunningServer {
+  return {
+    ...server,
+    pids: [server.pid, nats.pid],
+    natsMonitor: nats.monitor,
+    cpuSeconds: () => server.cpuSeconds() + procCpuSeconds(nats.pid),
+    rssMiB: () => server.rssMiB() + procRssMiB(nats.pid),
+  };
+}
+
 /** utime + stime from /proc (Linux only; NaN elsewhere). */
-function procCpuSeconds(pid: number): number {
+export function procCpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -207,7 +264,7 @@ function procCpuSeconds(pid: number): number {
   }
 }
 
-function procRssMiB(pid: number): number {
+export function procRssMiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) / 1024 : Number.NaN;
