@@ -1,0 +1,246 @@
+/**
+ * Where a connection's and a channel's bytes go on the gateway. For each
+ * `--channels` mode (`none`: N bare Pusher connections; `each`: N
+ * connections with a channel of their own) it starts a fresh gateway under
+ * `--heapsnapshot-signal`, takes a heap snapshot idle and one holding the
+ * N connections (a snapshot runs a full GC first, so these are live bytes),
+ * and prints the difference ÷ N by constructor, with the biggest retainers
+ * (parent constructor and edge) of each. For `tidings-nats` it also reads the
+ * nats-server's /connz and /subsz before and after: NATS subscriptions and
+ * messages in/out of the gateway's connection per connection. RSS and V8's
+ * heap/external figures come from /proc and the snapshot. A script, not a test.
+ *
+ *   npx tsx loadtest/gateway-heap.ts --conns 5000 --server tidings-nats
+ *   npx tsx loadtest/gateway-heap.ts --server tidings --channels each --top 40
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type WebSocket from "ws";
+import { benchOptions, fmt } from "./bench-kit.js";
+import { CHANNEL, pusher } from "./gateway-clients.js";
+import { type RunningServer, type ServerName, startServer } from "./gateway-servers.js";
+
+const args = benchOptions({
+  conns: "5000",
+  server: "tidings",
+  channels: "none,each",
+  inflight: "100",
+  top: "25",
+});
+const opt = {
+  conns: Number(args.conns),
+  server: args.server as ServerName,
+  modes: args.channels.split(","),
+  inflight: Number(args.inflight),
+  top: Number(args.top),
+};
+if (opt.server !== "tidings" && opt.server !== "tidings-nats")
+  throw new Error("--server must be tidings or tidings-nats (a heap snapshot needs our node)");
+
+const baseNodeArgs = process.env.BENCH_NODE_ARGS ?? "";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Snapshot {
+  /** "what" key → [count, self bytes]. */
+  byClass: Map<string, [number, number]>;
+  /** "what" key → retainer "parent.edge" → self bytes of the children held that way. */
+  retainers: Map<string, Map<string, number>>;
+  total: number;
+}
+
+/** Reads a .heapsnapshot: self sizes by constructor, and who holds each kind. */
+function readSnapshot(file: string): Snapshot {
+  const snap = JSON.parse(readFileSync(file, "utf8")) as {
+    snapshot: {
+      meta: {
+        node_fields: string[];
+        node_types: [string[]];
+        edge_fields: string[];
+        edge_types: [string[]];
+      };
+    };
+    nodes: number[];
+    edges: number[];
+    strings: string[];
+  };
+  const { meta } = snap.snapshot;
+  const nf = meta.node_fields.length;
+  const ef = meta.edge_fields.length;
+  const [nType, nName, nSize, nEdges] = ["type", "name", "self_size", "edge_count"].map((f) =>
+    meta.node_fields.indexOf(f),
+  ) as [number, number, number, number];
+  const [eType, eName, eTo] = ["type", "name_or_index", "to_node"].map((f) =>
+    meta.edge_fields.indexOf(f),
+  ) as [number, number, number];
+  const nodeTypes = meta.node_types[0];
+  // Closure node index -> "script:line" (0-based line, as V8 records it).
+  const where = new Map<number, string>();
+  const locs = (snap as unknown as { locations?: number[] }).locations ?? [];
+  for (let i = 0; i + 3 < locs.length; i += 4)
+    where.set(locs[i]! / nf, `s${locs[i + 1]}:${locs[i + 2]! + 1}`);
+  const edgeTypes = meta.edge_types[0];
+  const { nodes, edges, strings } = snap;
+  const count = nodes.length / nf;
+  const key = (i: number): string => {
+    const type = nodeTypes[nodes[i * nf + nType]!]!;
+    const name = strings[nodes[i * nf + nName]!]!;
+    if (type === "object" || type === "native") return name.slice(0, 60);
+    if (type === "closure") return `(closure ${name.slice(0, 40) || "anon"} ${where.get(i) ?? ""})`;
+    if (type === "string" || type === "concatenated string" || type === "sliced string")
+      return "(string)";
+    if (type === "hidden" || type === "code" || type === "array")
+      return `(${type} ${name.slice(0, 40)})`;
+    return `(${type})`;
+  };
+  const keys: string[] = new Array(count);
+  const byClass = new Map<string, [number, number]>();
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const k = key(i);
+    keys[i] = k;
+    const size = nodes[i * nf + nSize]!;
+    total += size;
+    const e = byClass.get(k) ?? [0, 0];
+    e[0]++;
+    e[1] += size;
+    byClass.set(k, e);
+  }
+  const retainers = new Map<string, Map<string, number>>();
+  let edge = 0;
+  for (let i = 0; i < count; i++) {
+    const n = nodes[i * nf + nEdges]!;
+    for (let j = 0; j < n; j++, edge++) {
+      const type = edgeTypes[edges[edge * ef + eType]!]!;
+      if (type === "weak" || type === "shortcut") continue;
+      const to = edges[edge * ef + eTo]! / nf;
+      const nameOrIndex = edges[edge * ef + eName]!;
+      const label =
+        type === "element" || type === "hidden" ? `[${type}]` : String(strings[nameOrIndex]);
+      const via = `${keys[i]}.${label.slice(0, 30)}`;
+      const child = keys[to]!;
+      const m = retainers.get(child) ?? new Map<string, number>();
+      m.set(via, (m.get(via) ?? 0) + nodes[to * nf + nSize]!);
+      retainers.set(child, m);
+    }
+  }
+  return { byClass, retainers, total };
+}
+
+async function snapshot(server: RunningServer, dir: string): Promise<string> {
+  const before = new Set(readdirSync(dir));
+  process.kill(server.pid, "SIGUSR2");
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const added = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith(".heapsnapshot"));
+    const file = added[0] && join(dir, added[0]);
+    // Written in one go; done when the size stops changing.
+    if (file && existsSync(file)) {
+      const a = statSync(file).size;
+      await sleep(500);
+      if (a > 0 && statSync(file).size === a) return file;
+    } else if (Date.now() > deadline) throw new Error("no heap snapshot written");
+    else await sleep(200);
+  }
+}
+
+interface NatsCounts {
+  subs: number;
+  inMsgs: number;
+  outMsgs: number;
+}
+
+async function natsCounts(server: RunningServer): Promise<NatsCounts | undefined> {
+  if (!server.natsMonitor) return undefined;
+  const connz = (await (await fetch(`${server.natsMonitor}/connz?subs=1`)).json()) as {
+    connections: { name?: string; subscriptions: number; in_msgs: number; out_msgs: number }[];
+  };
+  const gw = connz.connections.filter((c) => c.name?.startsWith("tidings"));
+  return {
+    subs: gw.reduce((s, c) => s + c.subscriptions, 0),
+    inMsgs: gw.reduce((s, c) => s + c.in_msgs, 0),
+    outMsgs: gw.reduce((s, c) => s + c.out_msgs, 0),
+  };
+}
+
+async function runMode(mode: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "tdg-heap-"));
+  process.env.BENCH_NODE_ARGS = `${baseNodeArgs} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${dir}`;
+  const server = await startServer(opt.server);
+  const sockets: WebSocket[] = [];
+  try {
+    await sleep(1500);
+    const idleFile = await snapshot(server, dir);
+    const rss0 = server.rssMiB();
+    const nats0 = await natsCounts(server);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: opt.inflight }, async () => {
+        while (next < opt.conns) {
+          const n = next++;
+          sockets.push(
+            mode === "none"
+              ? await pusher.connect(server.port)
+              : await pusher.subscribe(server.port, n, () => {}, `${CHANNEL}-${n}`),
+          );
+        }
+      }),
+    );
+    await sleep(1500);
+    const nats1 = await natsCounts(server);
+    const heldFile = await snapshot(server, dir);
+    const rss1 = server.rssMiB();
+    const a = readSnapshot(idleFile);
+    const b = readSnapshot(heldFile);
+    const n = opt.conns;
+    console.log(
+      `\n== ${opt.server}, ${n} conns, channels ${mode}: RSS ${fmt(rss0, 0)} -> ${fmt(rss1, 0)} MiB ` +
+        `(${fmt(((rss1 - rss0) * 1024) / n, 2)} KiB/conn${server.pids.length > 1 ? ", gateway + nats-server" : ""}), ` +
+        `V8 heap ${fmt(a.total / 2 ** 20, 1)} -> ${fmt(b.total / 2 ** 20, 1)} MiB (${fmt((b.total - a.total) / n, 0)} B/conn)`,
+    );
+    if (nats0 && nats1) {
+      console.log(
+        `   NATS (gateway connection): subscriptions ${nats0.subs} -> ${nats1.subs} ` +
+          `(${fmt((nats1.subs - nats0.subs) / n, 2)}/conn), msgs in ${fmt((nats1.inMsgs - nats0.inMsgs) / n, 2)}/conn, ` +
+          `out ${fmt((nats1.outMsgs - nats0.outMsgs) / n, 2)}/conn (during connect+subscribe and 1.5 s after)`,
+      );
+    }
+    const rows = [...b.byClass].map(([k, [count, bytes]]) => {
+      const [c0, b0] = a.byClass.get(k) ?? [0, 0];
+      return { k, count: (count - c0) / n, bytes: (bytes - b0) / n };
+    });
+    rows.sort((x, y) => y.bytes - x.bytes);
+    console.log("   B/conn  objs/conn  what  <- biggest retainers (parent.edge: B/conn)");
+    for (const r of rows.slice(0, opt.top)) {
+      const held = [...(b.retainers.get(r.k) ?? [])]
+        .map(([via, bytes]) => {
+          const before = a.retainers.get(r.k)?.get(via) ?? 0;
+          return [via, (bytes - before) / n] as const;
+        })
+        .filter(([, x]) => x > 0.5)
+        .sort((x, y) => y[1] - x[1])
+        .slice(0, 3)
+        .map(([via, x]) => `${via}: ${fmt(x, 0)}`)
+        .join("; ");
+      console.log(
+        `   ${fmt(r.bytes, 0).padStart(6)} ${fmt(r.count, 2).padStart(9)}  ${r.k}  <- ${held}`,
+      );
+    }
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  for (const mode of opt.modes) await runMode(mode);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
