@@ -4,6 +4,13 @@ import type { Delivery, StoredEvent } from "../../../../../shared/src/model.js";
 import { dataFromPusher, dataToPusher, decode, encode, encodeDelivery } from "./codec.js";
 import { PusherClose, PusherCodeText, PusherErrorCode, PusherHttpStatus } from "./codes.js";
 
+/** The frame a delivery encodes to, parsed (the delivery must have one). */
+function delivered(channel: string, d: Delivery): Record<string, unknown> {
+  const frame = encodeDelivery(channel, d);
+  if (frame === null) throw new Error(`no frame for ${d.type} on ${channel}`);
+  return JSON.parse(frame);
+}
+
 interface Fixture {
   frame: string;
   command?: Record<string, unknown>;
@@ -70,12 +77,12 @@ describe("pusher codec encode", () => {
 
   it("maps deliveries; sender user_id only on presence channels", () => {
     const d: Delivery = { type: "event", event: event({ userId: "u" }) };
-    expect(JSON.parse(encodeDelivery("news", d)!)).toEqual({
+    expect(delivered("news", d)).toEqual({
       event: "n",
       channel: "news",
       data: '{"a":1}',
     });
-    expect(JSON.parse(encodeDelivery("presence-x", d)!)).toMatchObject({ user_id: "u" });
+    expect(delivered("presence-x", d)).toMatchObject({ user_id: "u" });
     const trigger: Delivery = {
       type: "signal",
       signal: {
@@ -86,7 +93,7 @@ describe("pusher codec encode", () => {
         excludeConnectionId: "1.1",
       },
     };
-    expect(JSON.parse(encodeDelivery("private-x", trigger)!)).toEqual({
+    expect(delivered("private-x", trigger)).toEqual({
       event: "client-t",
       channel: "private-x",
       data: "raw",
@@ -98,14 +105,14 @@ describe("pusher codec encode", () => {
       type: "signal",
       signal: { kind: "member", action: "joined", userId: "u", info: { n: 1 } },
     };
-    expect(JSON.parse(encodeDelivery("presence-x", joined)!)).toEqual({
+    expect(delivered("presence-x", joined)).toEqual({
       event: "pusher_internal:member_added",
       channel: "presence-x",
       data: '{"user_id":"u","user_info":{"n":1}}',
     });
     expect(encodeDelivery("public", joined)).toBeNull();
     const count: Delivery = { type: "signal", signal: { kind: "subscriber_count", count: 3 } };
-    expect(JSON.parse(encodeDelivery("public", count)!).data).toBe('{"subscription_count":3}');
+    expect(delivered("public", count).data).toBe('{"subscription_count":3}');
     expect(encodeDelivery("presence-x", count)).toBeNull();
     const typing: Delivery = {
       type: "signal",
