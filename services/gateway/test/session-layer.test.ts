@@ -187,4 +187,18 @@ describe("the session layer, in every dialect", () => {
     await closeAndSettle(c.ws, id);
     expect(callsOf(id)).toEqual(["connectionOpened", "connectionClosed"]);
   });
+
+  it("a connection that never told presence anything is not reported at close", async () => {
+    const { c, socketId } = await rawPusher(g);
+    c.ws.close();
+    await waitFor(() => c.closed !== undefined, { what: "closed" });
+    // A connection that did tell presence, closed after it, is reported: by then
+    // a report for the first would have been made.
+    const ch = "sl-after";
+    const other = await heraldConnect(heraldUrl(g.url, "u-after", [ch]));
+    await request(other, "subscribe", { stream_id: ch });
+    const id = calls.find((x) => x.method === "subscribe" && x.channel === ch)?.connectionId ?? "";
+    await closeAndSettle(other, id);
+    expect(callsOf(socketId)).toEqual([]);
+  });
 });
