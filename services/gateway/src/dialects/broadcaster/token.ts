@@ -42,7 +42,7 @@ export async function verifyBroadcasterToken(
     userId: sub,
     channels: channels as string[],
     scopes,
-    expiresAtMs: (claims.exp! + LEEWAY_SEC) * 1000,
+    expiresAtMs: (claims.exp + LEEWAY_SEC) * 1000,
   };
 }
 
