@@ -1,10 +1,11 @@
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
+import { at } from "../../test/defined.js";
 import type { AppConfig } from "../config/apps.js";
 import { loadConfig } from "../config/load.js";
 import { safeEqual, TokenError, unverifiedAppKey, verifyJwt } from "./jwt.js";
 
-const base = loadConfig({}).apps[0]!;
+const base = at(loadConfig({}).apps, 0, "the development app");
 const now = () => Math.floor(Date.now() / 1000);
 const hs = (
   claims: Record<string, unknown>,

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { createLocalJWKSet, jwtVerify, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
+import { at, expectDefined } from "../../test/defined.js";
 import { ConfigError, loadConfig } from "./load.js";
 
 const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -30,9 +31,8 @@ describe("jwks at start", () => {
       .setProtectedHeader({ alg: "ES256", kid: "k1" })
       .setExpirationTime("1m")
       .sign(ec.privateKey);
-    const keys = config.apps[0]!.jwks!.keys as unknown as Parameters<
-      typeof createLocalJWKSet
-    >[0]["keys"];
+    const keys = expectDefined(at(config.apps, 0).jwks, "the app's jwks")
+      .keys as unknown as Parameters<typeof createLocalJWKSet>[0]["keys"];
     expect((await jwtVerify(jwt, createLocalJWKSet({ keys }))).payload.sub).toBe("u");
   });
 

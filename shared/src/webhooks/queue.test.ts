@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { at } from "../../test/defined.js";
 import { waitFor } from "../../test/wait.js";
 import type { AppConfig, WebhookConfig } from "../config/apps.js";
 import { loadConfig } from "../config/load.js";
@@ -8,7 +9,7 @@ import { type WebhookBatch, WebhookQueue } from "./queue.js";
 const log = createLogger("silent", "test");
 
 function app(webhooks: WebhookConfig[], webhookQueueLimit = 10_000): AppConfig {
-  const base = loadConfig({}).apps[0]!;
+  const base = at(loadConfig({}).apps, 0, "the development app");
   return { ...base, webhooks, limits: { ...base.limits, webhookQueueLimit } };
 }
 
@@ -48,7 +49,7 @@ describe("WebhookQueue", () => {
     for (const c of ["1", "2", "3", "4"]) q.enqueue(a.id, { name: "channel_occupied", channel: c });
     await waitFor(() => got.length === 2);
     expect(got.map(names)).toEqual([["1", "2", "3"], ["4"]]);
-    expect(JSON.parse(got[0]!.body).time_ms).toBeTypeOf("number");
+    expect(JSON.parse(at(got, 0).body).time_ms).toBeTypeOf("number");
     await q.close();
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
+import { expectDefined } from "../../../../shared/test/defined.js";
 import type { AppDirectory } from "../core/dialect.js";
 import { ConsoleAuth, LoginThrottle, secretsEqual } from "./auth.js";
 
@@ -44,7 +45,7 @@ describe("console auth", () => {
   it("seals sessions that open until they expire, and refuses forged or revoked ones", () => {
     let now = 1_000_000;
     const auth = new ConsoleAuth(SECRET, dir, 60_000, () => now);
-    const s = auth.login(SECRET, undefined, "ops")!;
+    const s = expectDefined(auth.login(SECRET, undefined, "ops"), "a session");
     const cookie = auth.seal(s);
     expect(cookie).not.toContain(SECRET);
     expect(auth.open(cookie)?.id).toBe(s.id);
@@ -65,8 +66,8 @@ describe("console auth", () => {
 
   it("ties the CSRF token to the session", () => {
     const auth = new ConsoleAuth(SECRET, dir, 60_000);
-    const a = auth.login(SECRET, undefined, undefined)!;
-    const b = auth.login(SECRET, undefined, undefined)!;
+    const a = expectDefined(auth.login(SECRET, undefined, undefined), "a session");
+    const b = expectDefined(auth.login(SECRET, undefined, undefined), "a session");
     expect(auth.checkCsrf(a, auth.csrfOf(a))).toBe(true);
     expect(auth.checkCsrf(a, auth.csrfOf(b))).toBe(false);
     expect(auth.checkCsrf(a, "")).toBe(false);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { localBus } from "../../../../shared/src/cluster/bus.js";
 import type { ProcessStats } from "../../../../shared/src/cluster/messages.js";
+import { at } from "../../../../shared/test/defined.js";
 import { ClusterView, HISTORY_SAMPLES } from "./cluster-view.js";
 
 function stats(id: string, over: Partial<ProcessStats> = {}): ProcessStats {
@@ -58,17 +59,17 @@ describe("cluster view", () => {
     bus.publishStats(stats("g1"));
     const [cluster] = view.processes({ kind: "cluster" });
     expect(cluster).toMatchObject({ connections: 5, channels: 2, msgsInPerSec: 7 });
-    const [scoped] = view.processes({ kind: "app", appId: "a2" });
+    const scoped = at(view.processes({ kind: "app", appId: "a2" }), 0, "the app's process");
     expect(scoped).toMatchObject({ connections: 2, channels: 1, msgsInPerSec: null });
-    expect(scoped!.history.map((h) => h.connections)).toEqual([2]);
+    expect(scoped.history.map((h) => h.connections)).toEqual([2]);
   });
 
   it("keeps a bounded history per process", () => {
     const bus = localBus();
     const view = new ClusterView(bus, () => 0);
     for (let i = 0; i < HISTORY_SAMPLES + 10; i++) bus.publishStats(stats("g1", { at: i }));
-    const [p] = view.processes({ kind: "cluster" });
-    expect(p!.history).toHaveLength(HISTORY_SAMPLES);
-    expect(p!.history.at(-1)!.at).toBe(HISTORY_SAMPLES + 9);
+    const p = at(view.processes({ kind: "cluster" }), 0, "the cluster's process");
+    expect(p.history).toHaveLength(HISTORY_SAMPLES);
+    expect(at(p.history, -1).at).toBe(HISTORY_SAMPLES + 9);
   });
 });

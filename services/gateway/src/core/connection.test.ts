@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { at } from "../../../../shared/test/defined.js";
 import { nextConnectionId } from "./connection.js";
 
 describe("connection ids", () => {
@@ -21,8 +22,8 @@ describe("connection ids", () => {
     // Neither half steps by one from the previous id.
     let steps = 0;
     for (let i = 1; i < parts.length; i++) {
-      const [a0, b0] = parts[i - 1]!;
-      const [a1, b1] = parts[i]!;
+      const [a0, b0] = at(parts, i - 1);
+      const [a1, b1] = at(parts, i);
       if (a1 - a0 === 1 || b1 - b0 === 1) steps++;
     }
     expect(steps).toBe(0);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../../../../shared/src/model.js";
+import { expectDefined } from "../../../../../shared/test/defined.js";
 import { decode, encode, encodeDelivery, encodeUserSignal, REF_MAX } from "./codec.js";
 
 interface Fixture {
@@ -34,7 +35,7 @@ const event: StoredEvent = {
 
 describe("herald encode", () => {
   it("encodes stored events as event.new with RFC 3339 time and empty meta", () => {
-    expect(JSON.parse(encodeDelivery("room", { type: "event", event })!)).toEqual({
+    expect(JSON.parse(expectDefined(encodeDelivery("room", { type: "event", event })))).toEqual({
       type: "event.new",
       payload: {
         event_id: "evt_7",
@@ -102,7 +103,9 @@ describe("herald encode", () => {
     ],
   ] as const)("encodes signal %j", (signal, expected) => {
     expect(
-      JSON.parse(encodeDelivery("room", { type: "signal", signal: signal as never })!),
+      JSON.parse(
+        expectDefined(encodeDelivery("room", { type: "signal", signal: signal as never })),
+      ),
     ).toEqual(expected);
   });
 
@@ -111,13 +114,16 @@ describe("herald encode", () => {
   });
 
   it("encodes watchlist changes and replies with their ref", () => {
-    expect(JSON.parse(encodeUserSignal({ kind: "watch", userId: "b", online: true })!)).toEqual({
+    expect(
+      JSON.parse(expectDefined(encodeUserSignal({ kind: "watch", userId: "b", online: true }))),
+    ).toEqual({
       type: "watchlist.online",
       payload: { user_id: "b" },
     });
-    expect(JSON.parse(encodeUserSignal({ kind: "watch", userId: "b", online: false })!).type).toBe(
-      "watchlist.offline",
-    );
+    expect(
+      JSON.parse(expectDefined(encodeUserSignal({ kind: "watch", userId: "b", online: false })))
+        .type,
+    ).toBe("watchlist.offline");
     expect(JSON.parse(encode.error("r1", "forbidden", "no"))).toEqual({
       type: "error",
       ref: "r1",
