@@ -47,7 +47,7 @@ describe("the production build", () => {
       const help = await run(process.execPath, [join(out, "services/main.js"), "--help"]);
       expect(help.stdout).toMatch(/^Usage: tidings/);
 
-      proc = spawn(process.execPath, [join(out, "services/main.js")], {
+      const gateway = spawn(process.execPath, [join(out, "services/main.js")], {
         cwd: ROOT,
         env: {
           ...process.env,
@@ -60,15 +60,16 @@ describe("the production build", () => {
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
+      proc = gateway;
       let log = "";
-      proc.stdout?.on("data", (c: Buffer) => {
+      gateway.stdout?.on("data", (c: Buffer) => {
         log += c.toString();
       });
-      proc.stderr?.on("data", (c: Buffer) => {
+      gateway.stderr?.on("data", (c: Buffer) => {
         log += c.toString();
       });
       const listening = /Tidings listening on 127\.0\.0\.1:([0-9]+)/;
-      await waitFor(() => listening.test(log) || proc!.exitCode !== null, {
+      await waitFor(() => listening.test(log) || gateway.exitCode !== null, {
         timeoutMs: 30_000,
         what: "the compiled gateway to listen",
       });

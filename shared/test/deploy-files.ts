@@ -26,7 +26,8 @@ export function readObjects(path: string): K8sObject[] {
   const docs = parseAllDocuments(readFileSync(path, "utf8"));
   const out: K8sObject[] = [];
   for (const doc of docs) {
-    if (doc.errors.length > 0) throw new Error(`${path}: ${doc.errors[0]!.message}`);
+    const [error] = doc.errors;
+    if (error) throw new Error(`${path}: ${error.message}`);
     const value = doc.toJS() as Omit<K8sObject, "file"> | null;
     if (value !== null) out.push({ ...value, file: path } as K8sObject);
   }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine, PublishResult } from "../src/engine/engine.js";
 import { type Delivery, type Signal, type StoredEvent, seqOfEventId } from "../src/model.js";
+import { at, expectDefined } from "./defined.js";
 import { waitFor } from "./wait.js";
 
 /**
@@ -173,8 +174,8 @@ export function describeEngineContract(
         userId: "u1",
         tags: { team: "home", kind: "goal" },
         excludeConnectionId: "1.2",
-        id: results[0]!.id,
-        time: results[0]!.time,
+        id: at(results, 0).id,
+        time: at(results, 0).time,
       });
       expect(other.events()).toEqual([]);
       // Tags (Sockudo filters) must survive storage too: cache channels and replay read it back.
@@ -346,9 +347,9 @@ export function describeEngineContract(
       const r1 = await kv.create("user.1/room@x", { seq: 1 });
       expect(r1).not.toBeNull();
       expect(await kv.create("user.1/room@x", { seq: 2 })).toBeNull();
-      const r2 = await kv.update("user.1/room@x", { seq: 3 }, r1!);
+      const r2 = await kv.update("user.1/room@x", { seq: 3 }, expectDefined(r1));
       expect(r2).not.toBeNull();
-      expect(await kv.update("user.1/room@x", { seq: 4 }, r1!)).toBeNull();
+      expect(await kv.update("user.1/room@x", { seq: 4 }, expectDefined(r1))).toBeNull();
       expect(await kv.get("user.1/room@x")).toEqual({ value: { seq: 3 }, revision: r2 });
       await kv.put("user.2/room@x", [1, "two"]);
       expect((await kv.keys("user.")).sort()).toEqual(["user.1/room@x", "user.2/room@x"]);

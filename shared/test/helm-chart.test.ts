@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { schema } from "../src/config/schema.js";
+import { at } from "./defined.js";
 import {
   CHART_DIR,
   type Container,
@@ -52,7 +53,7 @@ function withValue(path: string, v: unknown): Tree {
     if (node[k] === undefined) node[k] = {};
     node = node[k] as Tree;
   }
-  node[keys.at(-1)!] = v;
+  node[at(keys, -1)] = v;
   return copy;
 }
 
@@ -80,14 +81,14 @@ describe("deploy/tidings chart", () => {
       // Aliases such as `$g := .Values.gateway` or `$v := .ctx.Values`.
       const aliases = new Map<string, string[]>();
       for (const m of text.matchAll(/\$(\w+)\s*:=\s*\.(?:ctx\.)?Values((?:\.\w+)*)/g)) {
-        aliases.set(m[1]!, m[2]!.split(".").filter(Boolean));
+        aliases.set(at(m, 1), at(m, 2).split(".").filter(Boolean));
       }
       const uses: string[][] = [];
       for (const m of text.matchAll(/\.Values((?:\.\w+)+)/g))
-        uses.push(m[1]!.split(".").filter(Boolean));
+        uses.push(at(m, 1).split(".").filter(Boolean));
       for (const m of text.matchAll(/\$(\w+)((?:\.\w+)+)/g)) {
-        const base = aliases.get(m[1]!);
-        if (base) uses.push([...base, ...m[2]!.split(".").filter(Boolean)]);
+        const base = aliases.get(at(m, 1));
+        if (base) uses.push([...base, ...at(m, 2).split(".").filter(Boolean)]);
       }
       for (const use of uses) {
         if (!lookup(values, use).found) missing.push(`${path}: .Values.${use.join(".")}`);
@@ -108,8 +109,8 @@ describe("deploy/tidings chart", () => {
   it.each(sources.map((s) => [s.path, s.text] as const))(
     "%s has balanced template blocks",
     (_path, text) => {
-      const actions = [...text.matchAll(/\{\{-?\s*(\/\*[\s\S]*?\*\/|[^}]*?)\s*-?\}\}/g)].map(
-        (m) => m[1]!,
+      const actions = [...text.matchAll(/\{\{-?\s*(\/\*[\s\S]*?\*\/|[^}]*?)\s*-?\}\}/g)].map((m) =>
+        at(m, 1),
       );
       expect(text.split("{{").length).toBe(text.split("}}").length);
       let depth = 0;
@@ -126,7 +127,7 @@ describe("deploy/tidings chart", () => {
   it("every env var the templates set is in the config schema", () => {
     const names = new Set<string>();
     for (const { text } of sources) {
-      for (const m of text.matchAll(/^\s*-\s+name:\s+([A-Z][A-Z0-9_]+)\s*$/gm)) names.add(m[1]!);
+      for (const m of text.matchAll(/^\s*-\s+name:\s+([A-Z][A-Z0-9_]+)\s*$/gm)) names.add(at(m, 1));
     }
     expect([...names].sort()).toEqual(
       expect.arrayContaining(["NATS_REPLICAS", "NATS_URL", "TIDINGS_APPS", "TIDINGS_ROLE"]),
@@ -153,7 +154,7 @@ describe("deploy/tidings chart", () => {
   it("defaults agree with the plain manifests in k8s/", () => {
     const objects = k8sObjects();
     const gw = podSpec(find(objects, "Deployment", "tidings-gateway"));
-    const gc = gw.containers[0]! as Container & {
+    const gc = at(gw.containers, 0, "a gateway container") as Container & {
       resources: unknown;
       ports: { containerPort: number }[];
     };
@@ -168,7 +169,7 @@ describe("deploy/tidings chart", () => {
     expect(value("nats.enabled")).toBe(true);
     expect(envValue(gc, "NATS_REPLICAS")).toBe(String(value("nats.replicas")));
     expect(envValue(gc, "LOG_LEVEL")).toBe(value("config.logLevel"));
-    expect(gc.ports[0]!.containerPort).toBe(value("gateway.port"));
+    expect(at(gc.ports, 0).containerPort).toBe(value("gateway.port"));
     expect(gc.resources).toEqual(value("gateway.resources"));
     expect(gc.securityContext).toEqual(value("containerSecurityContext"));
     expect(gw.securityContext).toEqual(value("podSecurityContext"));
@@ -178,7 +179,7 @@ describe("deploy/tidings chart", () => {
       ports: { port: number }[];
     };
     expect(svc.type).toBe(value("gateway.service.type"));
-    expect(svc.ports[0]!.port).toBe(value("gateway.service.port"));
+    expect(at(svc.ports, 0).port).toBe(value("gateway.service.port"));
 
     const hpa = find(objects, "HorizontalPodAutoscaler", "tidings-gateway").spec as Tree;
     expect(value("gateway.autoscaling.enabled")).toBe(true);
@@ -192,7 +193,9 @@ describe("deploy/tidings chart", () => {
 
     const pr = find(objects, "Deployment", "tidings-presence");
     expect((pr.spec as Tree).replicas).toBe(value("presence.replicas"));
-    const pc = podSpec(pr).containers[0]! as Container & { resources: unknown };
+    const pc = at(podSpec(pr).containers, 0, "a presence container") as Container & {
+      resources: unknown;
+    };
     expect(pc.resources).toEqual(value("presence.resources"));
     expect(podSpec(pr).terminationGracePeriodSeconds).toBe(
       value("presence.terminationGracePeriodSeconds"),

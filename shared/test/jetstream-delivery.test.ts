@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EngineUnavailableError } from "../src/engine/engine.js";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
 import type { Delivery } from "../src/model.js";
+import { at } from "./defined.js";
 import { eventsOf, lossyLiveChannel } from "./lossy-live.js";
 import { type NatsHandle, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";
@@ -41,7 +42,7 @@ describe("jetstream live delivery under concurrency", () => {
       const seed = Number(process.env.TIDINGS_TEST_SEED ?? Date.now() % 100_000);
       const random = rng(seed);
       const app = `prop${seed}`;
-      await engines[0]!.ensureApp(app, limits);
+      await at(engines, 0).ensureApp(app, limits);
       let started = 0;
       interface Sub {
         got: Delivery[];
@@ -52,7 +53,7 @@ describe("jetstream live delivery under concurrency", () => {
       }
       const subs: Sub[] = [];
       const subscribeSomewhere = async () => {
-        const engine = engines[Math.floor(random() * engines.length)]!;
+        const engine = at(engines, Math.floor(random() * engines.length));
         const got: Delivery[] = [];
         const sub = engine.subscribe(app, "room", (d) => got.push(d));
         const entry: Sub = {
@@ -86,7 +87,7 @@ describe("jetstream live delivery under concurrency", () => {
       await Promise.all(engines.flatMap((e) => [worker(e), worker(e)]));
       const lastSeq = Math.max(...published.values());
       const order = (
-        await engines[0]!.history(app, "room", { afterSeq: 0, limit: 10_000 })
+        await at(engines, 0).history(app, "room", { afterSeq: 0, limit: 10_000 })
       ).events.map((e) => e.seq);
       expect([...order].sort((a, b) => a - b)).toEqual(order);
       expect(new Set(order)).toEqual(new Set(published.values()));
@@ -104,7 +105,8 @@ describe("jetstream live delivery under concurrency", () => {
       );
       for (const s of subs) {
         const seqs = eventsOf(s.got).map((e) => e.seq);
-        const from = seqs.length === 0 ? 0 : order.indexOf(seqs[0]!);
+        const first = seqs[0];
+        const from = first === undefined ? 0 : order.indexOf(first);
         // Gapless, ordered, each once: exactly a stretch of history.
         expect(seqs, `seed ${seed}`).toEqual(order.slice(from, from + seqs.length));
         // Once the last publish is in, nothing stays behind.
@@ -183,7 +185,7 @@ describe("jetstream subscriptions made while NATS is down", () => {
       }
       await waitFor(() => eventsOf(got).at(-1)?.seq === seqs.at(-1), { what: "the last event" });
       const delivered = eventsOf(got).map((e) => e.seq);
-      expect(delivered).toEqual(seqs.slice(seqs.indexOf(delivered[0]!)));
+      expect(delivered).toEqual(seqs.slice(seqs.indexOf(at(delivered, 0))));
       sub.close();
     } finally {
       await engine.close();

@@ -16,6 +16,7 @@ import { ConfigMap, Secret, Service, ServiceAccount } from "kubernetes-models/v1
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { schema } from "../src/config/schema.js";
+import { at, expectDefined } from "./defined.js";
 import {
   envValue,
   find,
@@ -70,10 +71,12 @@ describe("k8s/ manifests", () => {
   it.each(objects.map((o) => [`${o.kind} ${o.metadata.name}`, o] as const))(
     "%s validates against the Kubernetes schema",
     (_name, o) => {
-      const Model = MODELS[`${o.apiVersion}/${o.kind}`];
-      expect(Model, `no model for ${o.apiVersion} ${o.kind}`).toBeDefined();
+      const Model = expectDefined(
+        MODELS[`${o.apiVersion}/${o.kind}`],
+        `a model for ${o.apiVersion} ${o.kind}`,
+      );
       const { file: _file, ...data } = o;
-      expect(() => new Model!(data as never).validate()).not.toThrow();
+      expect(() => new Model(data as never).validate()).not.toThrow();
     },
   );
 
@@ -138,7 +141,7 @@ describe("k8s/ manifests", () => {
       };
       const selected = workloads.filter((w) => matches(spec.podSelector.matchLabels, podLabels(w)));
       expect(selected.length, p.metadata.name).toBe(1);
-      const ports = podSpec(selected[0]!).containers.flatMap(
+      const ports = podSpec(at(selected, 0)).containers.flatMap(
         (c) => (c as unknown as { ports?: { name: string }[] }).ports ?? [],
       );
       for (const rule of spec.ingress)
@@ -187,7 +190,7 @@ describe("k8s/ manifests", () => {
 
   it("the gateway probes /readyz and /healthz and outlives its drain", () => {
     const spec = podSpec(find(objects, "Deployment", "tidings-gateway"));
-    const c = spec.containers[0]! as unknown as {
+    const c = at(spec.containers, 0, "a gateway container") as unknown as {
       readinessProbe: { httpGet: { path: string } };
       livenessProbe: { httpGet: { path: string } };
       lifecycle: { preStop: { exec: { command: string[] } } };
@@ -198,14 +201,16 @@ describe("k8s/ manifests", () => {
     expect(cmd).toBe("sleep");
     const drain = Number(envValue(c, "TIDINGS_DRAIN_SECONDS"));
     expect(drain).toBeGreaterThan(0);
-    expect(spec.terminationGracePeriodSeconds!).toBeGreaterThan(Number(seconds) + drain);
+    expect(expectDefined(spec.terminationGracePeriodSeconds, "a grace period")).toBeGreaterThan(
+      Number(seconds) + drain,
+    );
   });
 
   it("the apps Secret placeholder cannot start the development app", () => {
     const secret = find(objects, "Secret", "tidings-apps") as K8sObject & {
       stringData: Record<string, string>;
     };
-    const value = secret.stringData.TIDINGS_APPS!;
+    const value = expectDefined(secret.stringData.TIDINGS_APPS, "TIDINGS_APPS in the Secret");
     // Empty would count as unset (development app); valid JSON would be live credentials.
     expect(value).not.toBe("");
     expect(() => JSON.parse(value)).toThrow();
@@ -225,17 +230,21 @@ describe("k8s/ manifests", () => {
   it.skipIf(!KUSTOMIZE)(
     "kustomize builds the folder into valid objects with the pinned image (run bash .ci/kustomize.sh to enable)",
     () => {
-      const r = spawnSync(KUSTOMIZE!, ["build", K8S_DIR], { encoding: "utf8" });
+      const r = spawnSync(expectDefined(KUSTOMIZE, "a kustomize binary"), ["build", K8S_DIR], {
+        encoding: "utf8",
+      });
       expect(r.status, r.stderr).toBe(0);
       const built = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject);
       expect(built.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
         objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
       );
       for (const o of built) {
-        const Model = MODELS[`${o.apiVersion}/${o.kind}`];
-        expect(Model, `no model for ${o.apiVersion} ${o.kind}`).toBeDefined();
+        const Model = expectDefined(
+          MODELS[`${o.apiVersion}/${o.kind}`],
+          `a model for ${o.apiVersion} ${o.kind}`,
+        );
         expect(
-          () => new Model!(o as never).validate(),
+          () => new Model(o as never).validate(),
           `${o.kind} ${o.metadata.name}`,
         ).not.toThrow();
       }
@@ -296,5 +305,5 @@ function natsConf(): string {
   const cm = find(objects, "ConfigMap", "nats-config") as K8sObject & {
     data: Record<string, string>;
   };
-  return cm.data["nats.conf"]!;
+  return expectDefined(cm.data["nats.conf"], "nats.conf in ConfigMap nats-config");
 }
