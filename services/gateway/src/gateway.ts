@@ -4,6 +4,7 @@ import type { Engine } from "../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
 import { noWebhooks, type WebhookSink } from "../../../shared/src/webhooks/queue.js";
+import { ServerApi } from "./api/server-api.js";
 import { consoleFor } from "./console/index.js";
 import { Blocks } from "./core/blocks.js";
 import type { AppDirectory, Dialect, GatewayContext } from "./core/dialect.js";
@@ -50,21 +51,23 @@ export async function startGateway(deps: {
   const hub = new Hub(engine, server, metrics, log);
   const publish = createPublish(engine, metrics);
   const users = new Users(engine);
+  const blocks = new Blocks(engine);
   const ctx: GatewayContext = {
     config,
     sessions: new Sessions({ engine, publish, hub, users, presence, log }),
+    api: new ServerApi({ engine, publish, presence, blocks }),
     engine,
     publish,
     hub,
     users,
-    blocks: new Blocks(engine),
+    blocks,
     presence,
     metrics,
     log,
     apps,
     webhooks: deps.webhooks ?? noWebhooks,
   };
-  const dialects: Dialect[] = createDialects(ctx);
+  const dialects: Dialect[] = createDialects(ctx, config);
   const operator = consoleFor(ctx, deps.cluster);
   const running = await server.listen(ctx, dialects, config.port, config.host, operator.register);
   operator.start(running);

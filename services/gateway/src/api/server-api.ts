@@ -5,11 +5,11 @@ import {
   USER_ID_RULE,
 } from "../../../../shared/src/channels.js";
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
-import type { PublishResult } from "../../../../shared/src/engine/engine.js";
+import type { Engine, PublishResult } from "../../../../shared/src/engine/engine.js";
 import type { EventInput, Json } from "../../../../shared/src/model.js";
-import type { ChannelInfo, Member } from "../../../../shared/src/presence/api.js";
-import type { GatewayContext } from "../core/dialect.js";
-import type { PublishFrom } from "../core/publish.js";
+import type { ChannelInfo, Member, PresenceApi } from "../../../../shared/src/presence/api.js";
+import type { Blocks } from "../core/blocks.js";
+import type { Publish, PublishFrom } from "../core/publish.js";
 import { ApiError } from "./errors.js";
 
 /** Longest user id `terminate` takes (any characters: it only addresses a signal). */
@@ -32,7 +32,12 @@ export interface ChannelState {
  */
 export class ServerApi {
   constructor(
-    private readonly ctx: Pick<GatewayContext, "engine" | "publish" | "presence" | "blocks">,
+    private readonly ctx: {
+      engine: Engine;
+      publish: Publish;
+      presence: PresenceApi;
+      blocks: Blocks;
+    },
   ) {}
 
   /** Stores an event on a channel through the one publish path (metrics by `from.dialect`). */

@@ -3,7 +3,7 @@ import type { AppConfig } from "../../../../shared/src/config/apps.js";
 import type { Logger } from "../../../../shared/src/log.js";
 import type { Json } from "../../../../shared/src/model.js";
 import { ApiError } from "../api/errors.js";
-import { ServerApi } from "../api/server-api.js";
+import type { ServerApi } from "../api/server-api.js";
 import type { GatewayContext } from "../core/dialect.js";
 import { PusherHttpError } from "../dialects/pusher/codes.js";
 import { type ApiRequest, PusherHttpApi } from "../dialects/pusher/http-requests.js";
@@ -42,7 +42,7 @@ export class ConsoleActions {
     private readonly ctx: GatewayContext,
     private readonly log: Logger,
   ) {
-    this.api = new ServerApi(ctx);
+    this.api = ctx.api;
     this.pusher = new PusherHttpApi(this.api);
   }
 

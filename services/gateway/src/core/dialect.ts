@@ -5,6 +5,7 @@ import type { Engine } from "../../../../shared/src/engine/engine.js";
 import type { Logger } from "../../../../shared/src/log.js";
 import type { PresenceApi } from "../../../../shared/src/presence/api.js";
 import type { WebhookSink } from "../../../../shared/src/webhooks/queue.js";
+import type { ServerApi } from "../api/server-api.js";
 import type { Metrics } from "../metrics.js";
 import type { Blocks } from "./blocks.js";
 import type { Connection } from "./connection.js";
@@ -49,23 +50,42 @@ export interface Dialect {
   registerHttp?(app: TemplatedApp): void;
 }
 
-/** What dialects get from the composition root: narrow services, no server object. */
-export interface GatewayContext {
-  config: Config;
+/**
+ * What a dialect gets: sessions (the core's connection life: presence, hub,
+ * engine behind them), the server API for its HTTP routes, and a few narrow
+ * services. No engine, hub or presence of its own, so a dialect cannot go
+ * around the core.
+ */
+export interface DialectContext {
   /** Binds a connection to its app; the session is what commands call. */
   sessions: Sessions;
-  engine: Engine;
-  /** The one publish path: stores the event and records its latency. */
-  publish: Publish;
-  hub: Hub;
-  users: Users;
+  /** The product's server API, for a dialect's HTTP routes. */
+  api: ServerApi;
   blocks: Blocks;
-  presence: PresenceApi;
   metrics: Metrics;
   log: Logger;
   apps: AppDirectory;
   /** Webhook events decided at the connection (Pusher client_event, cache_miss). */
   webhooks: WebhookSink;
+}
+
+/** The settings the dialects read, and only those. */
+export interface DialectSettings {
+  /** Seconds of silence before a keep-alive ping (Pusher's activity_timeout, Foony's heartbeat). */
+  activityTimeoutSec: number;
+  /** Seconds to wait for the pong before the connection counts as dead. */
+  pongTimeoutSec: number;
+}
+
+/** Everything the composition root wires: what the server and the console use too. */
+export interface GatewayContext extends DialectContext {
+  config: Config;
+  engine: Engine;
+  /** The one publish path: stores the event and records its latency. */
+  publish: Publish;
+  hub: Hub;
+  users: Users;
+  presence: PresenceApi;
 }
 
 export interface AppDirectory {

@@ -1,4 +1,4 @@
-import type { Dialect, GatewayContext } from "../core/dialect.js";
+import type { Dialect, DialectContext, DialectSettings } from "../core/dialect.js";
 import { createBroadcasterDialect } from "./broadcaster/adapter.js";
 import { createChatDialect } from "./chat/adapter.js";
 import { createFoonyDialect } from "./foony/adapter.js";
@@ -6,12 +6,12 @@ import { createHeraldDialect } from "./herald/adapter.js";
 import { createPusherDialect } from "./pusher/adapter.js";
 
 /** Every dialect this gateway speaks; each picks its own route at upgrade. */
-export function createDialects(ctx: GatewayContext): Dialect[] {
+export function createDialects(ctx: DialectContext, settings: DialectSettings): Dialect[] {
   return [
     createHeraldDialect(ctx),
     createBroadcasterDialect(ctx),
-    createFoonyDialect(ctx),
+    createFoonyDialect(ctx, settings),
     createChatDialect(ctx),
-    createPusherDialect(ctx),
+    createPusherDialect(ctx, settings),
   ];
 }

@@ -1,6 +1,6 @@
 import type { Connection } from "../../core/connection.js";
 import { defineDialect, type Failure, type Run } from "../../core/define-dialect.js";
-import type { Dialect, GatewayContext } from "../../core/dialect.js";
+import type { Dialect, DialectContext } from "../../core/dialect.js";
 import { decode, encode, type RequestId } from "./codec.js";
 import { BroadcasterClose, type BroadcasterCode, BroadcasterRequestError } from "./codes.js";
 import { closed, handle } from "./commands.js";
@@ -11,7 +11,7 @@ import { type BroadcasterConnection, newConnection } from "./state.js";
 const MAX_WAITING = 64;
 
 /** The Broadcaster dialect at `/broadcaster/:key`, plus its REST publish endpoint. */
-export function createBroadcasterDialect(ctx: GatewayContext): Dialect {
+export function createBroadcasterDialect(ctx: DialectContext): Dialect {
   const sendError = (conn: Connection, id: RequestId, code: BroadcasterCode, message: string) => {
     ctx.metrics.errors.inc({ dialect: "broadcaster", code });
     conn.send(encode.error(id, code, message));

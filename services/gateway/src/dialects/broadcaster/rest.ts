@@ -3,8 +3,8 @@ import { safeEqual } from "../../../../../shared/src/auth/jwt.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
 import { failureOf } from "../../api/errors.js";
-import { ServerApi } from "../../api/server-api.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { ServerApi } from "../../api/server-api.js";
+import type { DialectContext } from "../../core/dialect.js";
 import { type Aborted, BodyTooLargeError, readBody } from "../../http/body.js";
 import { decodePublishBody, encode } from "./codec.js";
 import { type BroadcasterCode, BroadcasterCodes } from "./codes.js";
@@ -22,8 +22,8 @@ const STATUS_TEXT: Record<number, string> = {
 const MAX_IDEMPOTENCY_KEY = 200;
 
 /** `POST /broadcaster/:key/publish` with `Authorization: Bearer API_KEY`. */
-export function registerBroadcasterRest(app: TemplatedApp, ctx: GatewayContext): void {
-  const api = new ServerApi(ctx);
+export function registerBroadcasterRest(app: TemplatedApp, ctx: DialectContext): void {
+  const { api } = ctx;
   app.post("/broadcaster/:key/publish", (res, req) => {
     // uWS request data is only valid in this synchronous part: copy it out first.
     const appKey = req.getParameter(0) ?? "";
@@ -53,7 +53,7 @@ export function registerBroadcasterRest(app: TemplatedApp, ctx: GatewayContext):
 
 async function publish(
   res: HttpResponse,
-  ctx: GatewayContext,
+  ctx: DialectContext,
   api: ServerApi,
   app: AppConfig,
   idempotencyKey: string | undefined,

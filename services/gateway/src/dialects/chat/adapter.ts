@@ -1,5 +1,5 @@
 import { defineDialect, type Failure } from "../../core/define-dialect.js";
-import type { Dialect, GatewayContext } from "../../core/dialect.js";
+import type { Dialect, DialectContext } from "../../core/dialect.js";
 import { HeldFrames } from "../../core/held-frames.js";
 import { ChatClose, type ChatCode, ChatRequestError } from "./codes.js";
 import { ChatFrames } from "./frames.js";
@@ -9,7 +9,7 @@ import { signIn } from "./sign-in.js";
 import type { ChatConnection } from "./state.js";
 
 /** The Chat dialect at `/chat/:key?token=JWT` (protocols/chat.md). */
-export function createChatDialect(ctx: GatewayContext): Dialect {
+export function createChatDialect(ctx: DialectContext): Dialect {
   const replies = new ChatReplies(ctx.metrics);
   const frames = new ChatFrames(replies, new ChatRequests());
 

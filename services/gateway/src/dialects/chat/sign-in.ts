@@ -1,7 +1,7 @@
 import { TokenError } from "../../../../../shared/src/auth/jwt.js";
 import type { Signal } from "../../../../../shared/src/model.js";
 import type { Connection } from "../../core/connection.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { DialectContext } from "../../core/dialect.js";
 import type { ChannelEncoder } from "../../core/hub.js";
 import { TokenBucket } from "../../core/rate.js";
 import { runAt } from "../../core/timers.js";
@@ -19,7 +19,7 @@ import { type ChatGrant, verifyChatToken } from "./token.js";
  * connection closed, when the token or the app's quota refuses it.
  */
 export async function signIn(
-  ctx: Pick<GatewayContext, "sessions">,
+  ctx: Pick<DialectContext, "sessions">,
   replies: ChatReplies,
   conn: Connection,
   s: ChatConnection,

@@ -1,6 +1,6 @@
 import type { Connection } from "../../core/connection.js";
 import { defineDialect, type Failure, type Run } from "../../core/define-dialect.js";
-import type { Dialect, GatewayContext } from "../../core/dialect.js";
+import type { Dialect, DialectContext, DialectSettings } from "../../core/dialect.js";
 import { HeldFrames } from "../../core/held-frames.js";
 import { decode, encode } from "./codec.js";
 import { FoonyClose, type FoonyCode, FoonyError, FoonyRequestError } from "./codes.js";
@@ -12,12 +12,12 @@ import type { FoonyConnection } from "./state.js";
 type Ref = number | undefined;
 
 /** The Foony dialect at `/realtime`: the app is named by the first (`auth`) frame. */
-export function createFoonyDialect(ctx: GatewayContext): Dialect {
+export function createFoonyDialect(ctx: DialectContext, settings: DialectSettings): Dialect {
   const sendError = (conn: Connection, id: Ref, code: FoonyCode, message: string) => {
     ctx.metrics.errors.inc({ dialect: "foony", code: String(code) });
     conn.send(encode.err(id, code, message));
   };
-  const handshake = createHandshake(ctx, sendError);
+  const handshake = createHandshake(ctx, settings, sendError);
 
   const failure = (f: Failure<FoonyRequestError>): [FoonyCode, string] => {
     if (f.kind === "request") return [f.error.code, f.error.message];

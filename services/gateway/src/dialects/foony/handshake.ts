@@ -1,6 +1,6 @@
 import { TokenError } from "../../../../../shared/src/auth/jwt.js";
 import type { Connection } from "../../core/connection.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { DialectContext, DialectSettings } from "../../core/dialect.js";
 import { runAt } from "../../core/timers.js";
 import { type FoonyGrant, verifyCredential } from "./auth.js";
 import { type ClientFrame, encode } from "./codec.js";
@@ -23,8 +23,12 @@ export type SendError = (
  * names the app, and `connected` answers it; then the keep-alive watch and
  * the token's expiry run until the connection closes.
  */
-export function createHandshake(ctx: GatewayContext, sendError: SendError) {
-  const keepAliveMs = ctx.config.activityTimeoutSec * 1000;
+export function createHandshake(
+  ctx: DialectContext,
+  settings: Pick<DialectSettings, "activityTimeoutSec">,
+  sendError: SendError,
+) {
+  const keepAliveMs = settings.activityTimeoutSec * 1000;
 
   /** Auth problems end the connection: the client needs other credentials. */
   const refuse = (conn: Connection, code: FoonyCode, message: string, close: number) => {

@@ -1,7 +1,7 @@
 import { TokenError } from "../../../../../shared/src/auth/jwt.js";
 import type { Connection } from "../../core/connection.js";
 import { defineDialect, type Failure, type Run } from "../../core/define-dialect.js";
-import type { Dialect, GatewayContext } from "../../core/dialect.js";
+import type { Dialect, DialectContext } from "../../core/dialect.js";
 import { HeldFrames } from "../../core/held-frames.js";
 import { TokenBucket } from "../../core/rate.js";
 import type { UserSession } from "../../core/session.js";
@@ -13,7 +13,7 @@ import type { HeraldConnection, HeraldSession } from "./state.js";
 import { verifyHeraldToken } from "./token.js";
 
 /** The Herald dialect at `/ws?key=&token=&user_id=&streams=`. */
-export function createHeraldDialect(ctx: GatewayContext): Dialect {
+export function createHeraldDialect(ctx: DialectContext): Dialect {
   const commands = new HeraldCommands(ctx);
 
   const send = (conn: Connection, ref: Ref, code: HeraldCode, message: string) => {

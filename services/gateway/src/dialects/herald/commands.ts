@@ -1,6 +1,6 @@
 import { channelAllowed, channelKind } from "../../../../../shared/src/channels.js";
 import { seqOfEventId } from "../../../../../shared/src/model.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { DialectContext } from "../../core/dialect.js";
 import type { ChannelEncoder } from "../../core/hub.js";
 import type { JoinPlan } from "../../core/session.js";
 import { atLeastOnceReplay, recordAck } from "./acks.js";
@@ -17,7 +17,7 @@ const TYPING_EXPIRY_MS = 5000;
 
 /** Handlers for authenticated Herald requests. Errors are thrown as HeraldRequestError. */
 export class HeraldCommands {
-  constructor(private readonly ctx: Pick<GatewayContext, "blocks">) {}
+  constructor(private readonly ctx: Pick<DialectContext, "blocks">) {}
 
   async handle(h: HeraldSession, ref: Ref, c: Command): Promise<void> {
     const { session } = h;

@@ -1,5 +1,5 @@
 import { defineDialect } from "../../core/define-dialect.js";
-import type { Dialect, GatewayContext } from "../../core/dialect.js";
+import type { Dialect, DialectContext, DialectSettings } from "../../core/dialect.js";
 import { TokenBucket } from "../../core/rate.js";
 import { encode } from "./codec.js";
 import { PusherClose, PusherErrorCode } from "./codes.js";
@@ -12,7 +12,7 @@ import type { PusherConnection } from "./state.js";
 const PROTOCOL = 7;
 
 /** The Pusher protocol 7 dialect at `/app/{key}?protocol=7`, and its HTTP API at `/apps/{id}/...`. */
-export function createPusherDialect(ctx: GatewayContext): Dialect {
+export function createPusherDialect(ctx: DialectContext, settings: DialectSettings): Dialect {
   const replies = new PusherReplies(ctx.metrics);
   const commands = new PusherCommands(ctx, replies);
 
@@ -34,11 +34,11 @@ export function createPusherDialect(ctx: GatewayContext): Dialect {
         return undefined;
       }
       const rate = app.limits.clientEventRate;
-      conn.send(encode.connectionEstablished(conn.id, ctx.config.activityTimeoutSec));
+      conn.send(encode.connectionEstablished(conn.id, settings.activityTimeoutSec));
       startKeepalive(
         conn,
-        ctx.config.activityTimeoutSec * 1000,
-        ctx.config.pongTimeoutSec * 1000,
+        settings.activityTimeoutSec * 1000,
+        settings.pongTimeoutSec * 1000,
         () => conn.send(encode.ping()),
         () => replies.close(conn, PusherClose.pongTimeout),
       );

@@ -1,5 +1,5 @@
 import type { Run } from "../../core/define-dialect.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { DialectContext } from "../../core/dialect.js";
 import { decode, encode } from "./codec.js";
 import { PusherSubscriptionStatus } from "./codes.js";
 import { enableDelta } from "./extensions.js";
@@ -14,7 +14,7 @@ export class PusherCommands {
   private readonly users: PusherUsers;
 
   constructor(
-    ctx: Pick<GatewayContext, "webhooks">,
+    ctx: Pick<DialectContext, "webhooks">,
     private readonly replies: PusherReplies,
   ) {
     this.channels = new PusherChannels(ctx, replies);

@@ -3,8 +3,7 @@ import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
 import type { Json } from "../../../../../shared/src/model.js";
 import { failureOf } from "../../api/errors.js";
-import { ServerApi } from "../../api/server-api.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { DialectContext } from "../../core/dialect.js";
 import { type Aborted, BodyTooLargeError, readBody } from "../../http/body.js";
 import { PusherHttpError, PusherHttpStatus } from "./codes.js";
 import { type ApiRequest, MAX_BATCH, PusherHttpApi } from "./http-requests.js";
@@ -13,8 +12,8 @@ import { verifyEnvelope, verifyRequest } from "./http-sign.js";
 type Handler = (r: ApiRequest) => Promise<Json>;
 
 /** The Pusher HTTP API at `/apps/{app_id}/...`, signed as Pusher signs it. */
-export function registerPusherHttp(uws: TemplatedApp, ctx: GatewayContext): void {
-  const api = new PusherHttpApi(new ServerApi(ctx));
+export function registerPusherHttp(uws: TemplatedApp, ctx: DialectContext): void {
+  const api = new PusherHttpApi(ctx.api);
   const route = (method: "get" | "post" | "del", pattern: string, handler: Handler) => {
     const paramCount = pattern.split("/").filter((p) => p.startsWith(":")).length;
     uws[method](pattern, (res, req) => {
@@ -44,7 +43,7 @@ export function registerPusherHttp(uws: TemplatedApp, ctx: GatewayContext): void
 }
 
 function serve(
-  ctx: GatewayContext,
+  ctx: DialectContext,
   res: HttpResponse,
   state: Aborted,
   method: "get" | "post" | "del",

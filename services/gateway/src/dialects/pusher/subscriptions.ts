@@ -1,7 +1,7 @@
 import { channelKind, isValidUserId } from "../../../../../shared/src/channels.js";
 import type { Json } from "../../../../../shared/src/model.js";
 import type { Member } from "../../../../../shared/src/presence/api.js";
-import type { GatewayContext } from "../../core/dialect.js";
+import type { DialectContext } from "../../core/dialect.js";
 import type { JoinPlan } from "../../core/session.js";
 import { verifyChannelAuth } from "./auth.js";
 import { type Command, encode, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
@@ -21,7 +21,7 @@ type PresenceMember = { userId: string; info: Json | undefined };
  */
 export class PusherChannels {
   constructor(
-    private readonly ctx: Pick<GatewayContext, "webhooks">,
+    private readonly ctx: Pick<DialectContext, "webhooks">,
     private readonly replies: PusherReplies,
   ) {}
 
