@@ -2,7 +2,7 @@ import type { TemplatedApp } from "uWebSockets.js";
 import { EngineUnavailableError } from "../../../../shared/src/engine/engine.js";
 import type { Connection } from "./connection.js";
 import type { Dialect, FrameProblem } from "./dialect.js";
-import { SessionError, type SessionRefusal } from "./session.js";
+import { SessionError, type SessionRefusal } from "./session-error.js";
 
 /**
  * A failed request, classified once for every dialect: the dialect's own

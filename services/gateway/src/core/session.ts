@@ -9,9 +9,7 @@ import type {
 import type { Logger } from "../../../../shared/src/log.js";
 import type {
   EventInput,
-  Json,
   KvBucket,
-  PresenceVersion,
   Signal,
   StoredEvent,
   UserStatus,
@@ -25,68 +23,10 @@ import type {
 } from "../../../../shared/src/presence/api.js";
 import type { Connection } from "./connection.js";
 import type { ChannelEncoder, Hub } from "./hub.js";
+import type { Joined, JoinPlan, PresenceRole } from "./join-plan.js";
 import type { Publish } from "./publish.js";
+import { SessionError } from "./session-error.js";
 import type { Users } from "./users.js";
-
-/** Why the core refused a request; each dialect says it in its own terms. */
-export type SessionRefusal = "subscription_limit" | "channel_full";
-
-export class SessionError extends Error {
-  override name = "SessionError";
-  constructor(
-    readonly reason: SessionRefusal,
-    readonly channel: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** How presence counts one subscription. */
-export interface PresenceRole {
-  /** A member of the channel (presence channels, Herald member streams). */
-  member: boolean;
-  /** Defaults to the session's user; a Pusher presence channel names its own. */
-  userId?: string | undefined;
-  info?: Json | undefined;
-  /**
-   * Presence trouble does not fail the join: the subscription goes on
-   * without counts (Foony, whose members are its own entries).
-   */
-  optional?: boolean;
-}
-
-/** What a dialect decides for one channel join, once its own lookups are done. */
-export interface JoinPlan {
-  encoder: ChannelEncoder;
-  /** Replay stored events with seq > afterSeq before going live. */
-  afterSeq?: number | undefined;
-  /** Stored events to leave out of the replay (already acknowledged). */
-  skip?: ((event: StoredEvent) => boolean) | undefined;
-  /**
-   * How presence counts the subscription; false: presence is not told of it
-   * at all (no occupancy, counts or webhooks), for a channel only the server
-   * names, such as a user's own inbox.
-   */
-  presence: PresenceRole | false;
-  /**
-   * The dialect's own view of the channel's presence, taken once live signals
-   * flow (Foony's entry set): resolves with the version it was taken at, which
-   * then stands instead of presence's (undefined: the view could not be taken,
-   * so no live change is left out).
-   */
-  snapshot?: (() => Promise<PresenceVersion | undefined>) | undefined;
-  /** The "subscribed" reply, sent once live and before any event. */
-  beforeEvents?: ((joined: Joined) => void) | undefined;
-}
-
-export interface Joined {
-  lastSeq: number;
-  truncated: boolean;
-  /** Members of the channel and subscriber count as presence saw them (empty when optional presence failed). */
-  members: Member[];
-  subscriberCount: number;
-}
 
 /** The services a session works with, handed down by the composition root. */
 export interface SessionServices {
@@ -108,12 +48,15 @@ export interface SessionServices {
 export class Session {
   /** Set by `identify`; a dialect that requires a user reads it from `UserSession`. */
   userId: string | undefined;
+  // The three below are made on first use: most connections never need
+  // them, and a few empty collections per socket are a measurable share of
+  // a connection's memory.
   /** Channels whose join is being prepared: they count against the limit. */
-  private readonly joining = new Set<string>();
+  private joining: Set<string> | undefined;
   /** The tail of each channel's queued operations (see `inOrder`). */
-  private readonly ops = new Map<string, Promise<void>>();
+  private ops: Map<string, Promise<void>> | undefined;
   /** Subscriptions presence was not told of (`JoinPlan.presence` false): nothing to report at leave. */
-  private readonly untracked = new Set<string>();
+  private untracked: Set<string> | undefined;
   /** Presence holds something of this connection, so its close must be reported. */
   private presenceTold = false;
   private ended = false;
@@ -189,7 +132,7 @@ export class Session {
 
   /** Subscriptions plus joins in flight: what the app's limit counts. */
   subscriptionCount(): number {
-    return this.conn.channels.size + this.joining.size;
+    return this.conn.channels.size + (this.joining?.size ?? 0);
   }
 
   /**
@@ -220,23 +163,28 @@ export class Session {
     plan: JoinPlan | (() => Promise<JoinPlan>),
   ): Promise<Joined | undefined> {
     this.checkSubscriptionLimit(channel);
-    this.joining.add(channel);
+    this.joining ??= new Set();
+    const joining = this.joining;
+    joining.add(channel);
     let p: JoinPlan;
     try {
       p = typeof plan === "function" ? await plan() : plan;
     } catch (err) {
-      this.joining.delete(channel);
+      joining.delete(channel);
       throw err;
     }
     // Left (or closed) while the plan was made: nothing to undo.
-    if (!this.joining.delete(channel) || this.conn.closed) return undefined;
+    if (!joining.delete(channel) || this.conn.closed) return undefined;
     const presence = p.presence;
-    if (presence) this.untracked.delete(channel);
-    else this.untracked.add(channel);
+    if (presence) this.untracked?.delete(channel);
+    else {
+      this.untracked ??= new Set();
+      this.untracked.add(channel);
+    }
     let outcome: (SubscribeOutcome & { ok: true }) | undefined;
     let joined: Joined | undefined;
     let reported = false;
-    const joining = this.core.hub.join(this.conn, channel, p.encoder, {
+    const live = this.core.hub.join(this.conn, channel, p.encoder, {
       afterSeq: p.afterSeq,
       skip: p.skip,
       // Taken once the channel's signals flow, so no member change falls between.
@@ -258,7 +206,7 @@ export class Session {
       },
     });
     try {
-      await joining;
+      await live;
     } catch (err) {
       // The hub undid the subscription; presence must not go on counting it
       // (unless a newer join of the channel owns it now, or the close report covers it).
@@ -285,10 +233,10 @@ export class Session {
 
   /** Ends a subscription, or cancels one being prepared. Idempotent. */
   leave(channel: string): void {
-    if (this.joining.delete(channel)) return;
+    if (this.joining?.delete(channel)) return;
     if (!this.conn.channels.has(channel)) return;
     this.core.hub.leave(this.conn, channel);
-    if (this.untracked.delete(channel) || !this.presenceTold) return;
+    if (this.untracked?.delete(channel) || !this.presenceTold) return;
     this.reportUnsubscribe(channel);
   }
 
@@ -299,11 +247,13 @@ export class Session {
    * first and leave the wrong state behind.
    */
   inOrder(channel: string, op: () => Promise<void> | void): Promise<void> {
-    const previous = this.ops.get(channel) ?? Promise.resolve();
+    this.ops ??= new Map();
+    const ops = this.ops;
+    const previous = ops.get(channel) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(op);
-    this.ops.set(channel, next);
+    ops.set(channel, next);
     const forget = () => {
-      if (this.ops.get(channel) === next) this.ops.delete(channel);
+      if (ops.get(channel) === next) ops.delete(channel);
     };
     next.then(forget, forget);
     return next;
@@ -352,8 +302,8 @@ export class Session {
   closed(): void {
     if (this.ended) return;
     this.ended = true;
-    this.joining.clear();
-    this.untracked.clear();
+    this.joining = undefined;
+    this.untracked = undefined;
     this.core.hub.leaveAll(this.conn);
     if (!this.presenceTold) return;
     this.core.presence.connectionClosed(this.app.id, this.id).catch((err: unknown) => {

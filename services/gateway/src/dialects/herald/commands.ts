@@ -2,7 +2,7 @@ import { channelAllowed, channelKind } from "../../../../../shared/src/channels.
 import { seqOfEventId } from "../../../../../shared/src/model.js";
 import type { DialectContext } from "../../core/dialect.js";
 import type { ChannelEncoder } from "../../core/hub.js";
-import type { JoinPlan } from "../../core/session.js";
+import type { JoinPlan } from "../../core/join-plan.js";
 import { atLeastOnceReplay, recordAck } from "./acks.js";
 import { type Command, encode, encodeDelivery, type Ref } from "./codec.js";
 import { HeraldRequestError } from "./codes.js";

@@ -2,7 +2,7 @@ import { channelKind, isValidUserId } from "../../../../../shared/src/channels.j
 import type { Json } from "../../../../../shared/src/model.js";
 import type { Member } from "../../../../../shared/src/presence/api.js";
 import type { DialectContext } from "../../core/dialect.js";
-import type { JoinPlan } from "../../core/session.js";
+import type { JoinPlan } from "../../core/join-plan.js";
 import { verifyChannelAuth } from "./auth.js";
 import { type Command, encode, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
 import { PusherErrorCode } from "./codes.js";
