@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { runCli } from "./run-cli.js";
 
 const APPS = [
@@ -50,10 +51,10 @@ describe("tidings --help", () => {
       runCli(["token", "herald", "--usr", "u1"]),
     ]);
     expect(results.map((r) => r.code)).toEqual([2, 2, 2, 2]);
-    expect(results[0]!.stderr).toMatch(/unknown command serve[\s\S]*tidings --help/);
-    expect(results[1]!.stderr).toMatch(/unknown option --port/);
-    expect(results[2]!.stderr).toMatch(/unknown role edge; one of all, gateway, presence/);
-    expect(results[3]!.stderr).toMatch(/--usr/);
+    expect(at(results, 0).stderr).toMatch(/unknown command serve[\s\S]*tidings --help/);
+    expect(at(results, 1).stderr).toMatch(/unknown option --port/);
+    expect(at(results, 2).stderr).toMatch(/unknown role edge; one of all, gateway, presence/);
+    expect(at(results, 3).stderr).toMatch(/--usr/);
   });
 });
 
@@ -90,9 +91,9 @@ describe("tidings config", () => {
       ["a1", "***"],
       ["a2", "***"],
     ]);
-    expect(c.apps[0]!.apiKeys).toEqual(["***"]);
-    expect(c.apps[0]!.webhooks[0]!.url).toBe("https://hook:***@h.test/x?token=***");
-    expect(c.apps[1]!.limits.maxSubscriptions).toBe(42);
+    expect(at(c.apps, 0).apiKeys).toEqual(["***"]);
+    expect(at(at(c.apps, 0).webhooks, 0).url).toBe("https://hook:***@h.test/x?token=***");
+    expect(at(c.apps, 1).limits.maxSubscriptions).toBe(42);
   });
 
   it("reports a config start would refuse, with status 2", async () => {

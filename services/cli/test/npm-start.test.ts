@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { expectDefined } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { ROOT } from "./run-cli.js";
 
@@ -42,10 +43,12 @@ describe("npm start", () => {
         timeoutMs: 150_000,
         what: "npm start to listen",
       });
-      server = Number(/"pid":([0-9]+)[^\n]*"msg":"tidings listening"/.exec(out)![1]);
+      const line = /"pid":([0-9]+)[^\n]*"msg":"tidings listening"/.exec(out);
+      const pid = Number(expectDefined(line, "the server's listening line")[1]);
+      server = pid;
       expect(server).not.toBe(npm.pid);
       npm.kill("SIGTERM");
-      await waitFor(() => !alive(server!), { timeoutMs: 15_000, what: "the server to exit" });
+      await waitFor(() => !alive(pid), { timeoutMs: 15_000, what: "the server to exit" });
       expect(out).toMatch(/"signal":"SIGTERM","msg":"draining"/);
     } finally {
       npm.kill("SIGKILL");

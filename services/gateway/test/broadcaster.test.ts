@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectDefined } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import {
   broadcasterConnect,
@@ -125,7 +126,10 @@ describe("broadcaster auth", () => {
       const dropped = c.all<Unsubscribed>((f) => f.method === "unsubscribed");
       const keepsA = !("scope" in claims);
       expect(dropped.map((f) => f.params.channel).sort()).toEqual(keepsA ? [b] : [a, b].sort());
-      const forB = dropped.find((f) => f.params.channel === b)!;
+      const forB = expectDefined(
+        dropped.find((f) => f.params.channel === b),
+        "the unsubscribed for b",
+      );
       expect(forB.params.subscriptionId).toBe(subB);
       expect(forB.params.error.code).toBe("PermissionDenied");
       expect(forB.params.error.message).toContain(why);

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { ChatClient, type ChatFrame } from "./chat-client.js";
 import { startTwoGateways, type TidingsProcess, type TwoGateways } from "./processes.js";
 
@@ -55,17 +56,18 @@ describe("chat across two gateways on one NATS", () => {
     for (const m of ["1", "2", "3"]) await a.ok("new", { chatId: "n-d", message: m });
     const phone = await on(g1, "n-d");
     await phone.ws.next<ChatFrame>((f) => f.payload?.message === "3");
-    const [e1, e2, e3] = phone.events("new");
-    phone.ack(e1!.id as number);
-    phone.ack(e3!.id as number);
-    await waitUntilAcked(g2, "n-d", e3!.id as number);
+    const got = phone.events("new");
+    const [e1, e2, e3] = [at(got, 0), at(got, 1), at(got, 2)] as const;
+    phone.ack(e1.id as number);
+    phone.ack(e3.id as number);
+    await waitUntilAcked(g2, "n-d", e3.id as number);
     phone.close();
     await phone.ws.waitClosed();
     const laptop = await on(g2, "n-d");
     await a.ok("new", { chatId: "n-d", message: "4" });
     await laptop.ws.next<ChatFrame>((f) => f.payload?.message === "4");
     expect(texts(laptop.events("new"))).toEqual(["2", "4"]);
-    expect(laptop.events("new")[0]?.id).toBe(e2!.id);
+    expect(laptop.events("new")[0]?.id).toBe(e2.id);
   });
 
   it("typing and online/offline cross gateways", async () => {

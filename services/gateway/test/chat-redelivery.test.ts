@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { ackKey, parseAckState } from "../src/dialects/chat/inbox.js";
 import { ChatClient, type ChatFrame } from "./chat-client.js";
@@ -61,16 +62,17 @@ describe("chat inbox redelivery", () => {
     for (const m of ["1", "2", "3", "4"]) await a.ok("new", { chatId: u("b"), message: m });
     const phone = await connect(u("b"));
     await phone.ws.next<ChatFrame>((f) => f.payload?.message === "4");
-    const [e1, e2, e3, e4] = phone.events("new");
-    phone.ack(e1!.id as number);
-    phone.ack(e3!.id as number);
-    await acked(u("b"), [e1!.id as number, e3!.id as number]);
+    const got = phone.events("new");
+    const [e1, e2, e3, e4] = [at(got, 0), at(got, 1), at(got, 2), at(got, 3)] as const;
+    phone.ack(e1.id as number);
+    phone.ack(e3.id as number);
+    await acked(u("b"), [e1.id as number, e3.id as number]);
     phone.close();
 
     const laptop = await connect(u("b"));
     await a.ok("new", { chatId: u("b"), message: "5" });
     await laptop.ws.next<ChatFrame>((f) => f.payload?.message === "5");
-    expect(ids(laptop.events("new"))).toEqual([e2!.id, e4!.id, expect.any(Number)]);
+    expect(ids(laptop.events("new"))).toEqual([e2.id, e4.id, expect.any(Number)]);
     expect(texts(laptop.events("new"))).toEqual(["2", "4", "5"]);
   });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
+import { at } from "../../../shared/test/defined.js";
 import { natsServerBinaries, startCluster, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { signRequest } from "../src/dialects/pusher/http-sign.js";
@@ -93,7 +94,7 @@ describe("two gateways on one NATS", () => {
     for (let i = 0; i < 5; i++)
       await request(pub, "event.publish", { stream_id: "x2", type: "n", body: i });
     await waitFor(() => bodies(c1, "x2").length === 5);
-    const last = c1.all<Frame>(isType("event.new")).at(-1)!.payload.seq as number;
+    const last = at(c1.all<Frame>(isType("event.new")), -1).payload.seq as number;
     c1.close();
     await c1.waitClosed();
     for (let i = 5; i < 10; i++)
@@ -207,7 +208,7 @@ describe("two gateways on one NATS", () => {
 describe("faults", () => {
   it("a killed gateway's members leave within 15 s and its clients lose nothing on another gateway", async () => {
     await using nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE };
+    const env = { NATS_URL: nats.url(0), ...FAST_PRESENCE };
     await using presence = await spawnTidings("presence", env);
     await using g1 = await spawnTidings("gateway", env);
     await using g2 = await spawnTidings("gateway", env);
@@ -222,7 +223,7 @@ describe("faults", () => {
     for (let i = 0; i < 3; i++)
       await request(pub, "event.publish", { stream_id: stream, type: "n", body: i });
     await waitFor(() => bodies(victim, stream).length === 3);
-    const last = victim.all<Frame>(isType("event.new")).at(-1)!.payload.seq as number;
+    const last = at(victim.all<Frame>(isType("event.new")), -1).payload.seq as number;
 
     const killedAt = Date.now();
     await g1.kill("SIGKILL");
@@ -250,7 +251,7 @@ describe("faults", () => {
 
   it("goes unready and fails publishes fast while NATS is down, then resumes live delivery", async () => {
     await using nats = await startNats();
-    const env = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE };
+    const env = { NATS_URL: nats.url(0), ...FAST_PRESENCE };
     await using g = await spawnTidings("all", env);
     const s = await heraldConnect(heraldUrl(g.url, "s", ["nd"]));
     await request(s, "subscribe", { stream_id: "nd" }, 20_000);
@@ -317,7 +318,7 @@ describe.each(natsServerBinaries())("faults on a 3-node cluster, $label", ({ bin
         await Promise.all(
           Array.from({ length: count }, async () => {
             const i = n++;
-            const p = pubs[i % 2]!;
+            const p = at(pubs, i % 2);
             // Retry with the same ref until acknowledged: the ref makes the retry idempotent,
             // so an attempt that was stored but whose ack was lost is not stored twice.
             const ref = `ha-${i}`;

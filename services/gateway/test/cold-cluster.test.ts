@@ -14,8 +14,8 @@ describe("a fresh cluster", () => {
     void presence;
     // Each gateway on its own node, both starting at once, as in a rollout.
     const [g1, g2] = await Promise.all([
-      spawnTidings("gateway", { ...env, NATS_URL: nats.urls[0]! }),
-      spawnTidings("gateway", { ...env, NATS_URL: nats.urls[2]! }),
+      spawnTidings("gateway", { ...env, NATS_URL: nats.url(0) }),
+      spawnTidings("gateway", { ...env, NATS_URL: nats.url(2) }),
     ]);
     await using _g1 = g1;
     await using _g2 = g2;

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasChromium, launchChromium, type TestBrowser } from "../../../shared/test/browser.js";
+import { expectDefined } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { ConsoleAuth } from "../src/console/auth.js";
 import { CONSOLE_SECRET } from "./console-client.js";
@@ -153,7 +154,7 @@ describe.skipIf(!hasChromium)("console in Chromium", () => {
   it("refuses an expired session", async () => {
     await browser.context.clearCookies();
     const past = new ConsoleAuth(CONSOLE_SECRET, noApps, 3600_000, () => Date.now() - 7200_000);
-    const old = past.login(CONSOLE_SECRET, undefined, "ops")!;
+    const old = expectDefined(past.login(CONSOLE_SECRET, undefined, "ops"), "a session");
     await browser.context.addCookies([
       {
         name: "tidings_console",

@@ -1,3 +1,5 @@
+import { at } from "../../../shared/test/defined.js";
+
 /** An operator's HTTP session with the console API, as a browser would hold it. */
 export interface ConsoleSession {
   cookie: string;
@@ -32,7 +34,7 @@ export async function consoleSession(
   const res = await consoleLogin(http, body);
   if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
   const json = (await res.json()) as { csrf: string };
-  const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0]!;
+  const cookie = at((res.headers.get("set-cookie") ?? "").split(";"), 0, "a cookie");
   return withCookie(http, cookie, json.csrf);
 }
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectDefined } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import type { ClusterSnapshot } from "../src/console/snapshot.js";
 import { CONSOLE_SECRET, type ConsoleSession, consoleSession } from "./console-client.js";
@@ -41,13 +42,17 @@ describe("console across a cluster", () => {
       },
       { what: "two gateways and a presence replica in the console", intervalMs: 100 },
     );
-    expect(snap!.engine).toBe("jetstream");
-    expect(snap!.nats?.connected).toBe(true);
-    expect(snap!.streams?.map((s) => s.appId)).toEqual([TEST_APP.id]);
-    expect(snap!.streams?.[0]?.replicas).toBe(1);
-    const presence = snap!.processes.find((p) => p.kind === "presence")!;
+    const last = expectDefined(snap, "a snapshot");
+    expect(last.engine).toBe("jetstream");
+    expect(last.nats?.connected).toBe(true);
+    expect(last.streams?.map((s) => s.appId)).toEqual([TEST_APP.id]);
+    expect(last.streams?.[0]?.replicas).toBe(1);
+    const presence = expectDefined(
+      last.processes.find((p) => p.kind === "presence"),
+      "the presence process",
+    );
     expect(presence.partitions).toBe(16);
-    for (const p of snap!.processes) {
+    for (const p of last.processes) {
       expect(p.rssBytes).toBeGreaterThan(0);
       expect(p.natsConnected).toBe(true);
     }
@@ -81,7 +86,10 @@ describe("console across a cluster", () => {
       },
       { what: "the channel found by prefix", intervalMs: 50 },
     );
-    const row = rows!.channels.find((c) => c.channel === room)!;
+    const row = expectDefined(
+      expectDefined(rows, "the channel rows").channels.find((c) => c.channel === room),
+      `the row of ${room}`,
+    );
     expect(row.byDialect).toEqual({ herald: 1, pusher: 1 });
     expect(row.gateways).toHaveLength(2);
 

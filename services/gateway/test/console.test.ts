@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { at, expectDefined } from "../../../shared/test/defined.js";
 import { ConsoleAuth } from "../src/console/auth.js";
 import { CONSOLE_SECRET, consoleLogin, consoleSession, withCookie } from "./console-client.js";
 import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
@@ -95,7 +96,7 @@ describe("console API on one gateway (memory engine)", () => {
   it("refuses an expired session and a logged-out one", async () => {
     // A session sealed with the gateway's own key, issued two hours ago.
     const past = new ConsoleAuth(CONSOLE_SECRET, noApps, 3600_000, () => Date.now() - 7200_000);
-    const old = past.login(CONSOLE_SECRET, undefined, "ops")!;
+    const old = expectDefined(past.login(CONSOLE_SECRET, undefined, "ops"), "a session");
     const expired = withCookie(gw.http, `tidings_console=${past.seal(old)}`, past.csrfOf(old));
     expect((await expired.get("session")).status).toBe(401);
     expect(
@@ -115,7 +116,7 @@ describe("console API on one gateway (memory engine)", () => {
       headers: { cookie: s.cookie },
     });
     expect(tail.headers.get("content-type")).toBe("text/event-stream");
-    const reader = tail.body!.getReader();
+    const reader = expectDefined(tail.body, "the tail's body").getReader();
     let text = "";
     const until = async (needle: string) => {
       while (!text.includes(needle)) {
@@ -153,7 +154,7 @@ describe("console API on one gateway (memory engine)", () => {
     };
     expect(channel.events.map((e) => e.name)).toEqual(["first", "second"]);
     expect(channel.rate.reduce((a, b) => a + b, 0)).toBe(2);
-    const firstSeq = channel.events[0]!.seq;
+    const firstSeq = at(channel.events, 0).seq;
     const replay = (await (
       await s.get(`history?app=${TEST_APP.id}&channel=tail-room&after_seq=${firstSeq}`)
     ).json()) as { events: { name: string }[] };

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import {
   broadcasterConnect,
@@ -88,7 +89,7 @@ describe("broadcaster and foony across two gateways on one NATS", () => {
     await req(first, { t: "sub", channel: "fx1" });
     for (let i = 1; i <= 5; i++) await req(pub, { t: "pub", channel: "fx1", name: "n", data: i });
     await waitFor(() => first.all<FoonyFrame>(isT("msg")).length === 5, { what: "5 live" });
-    const last = first.all<FoonyFrame>(isT("msg")).at(-1)!.messageId as string;
+    const last = at(first.all<FoonyFrame>(isT("msg")), -1).messageId as string;
     first.close();
     await first.waitClosed();
     for (let i = 6; i <= 10; i++) await req(pub, { t: "pub", channel: "fx1", name: "n", data: i });

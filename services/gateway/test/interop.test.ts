@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import {
   broadcasterConnect,
@@ -110,7 +111,8 @@ function interopSuite(name: string, gateways: () => [Base, Base]) {
         ["from-foony", { n: 4 }, 5],
       ]);
       expect(b[0]?.id).toBe(ack.payload.event_id);
-      expect(new Date(b[0]!.createTime).toISOString()).toBe(b[0]!.createTime);
+      const created = at(b, 0).createTime;
+      expect(new Date(created).toISOString()).toBe(created);
 
       // Foony: name/data/clientId, resumable messageIds.
       const f = foony.all<FoonyFrame>(isT("msg"));
@@ -123,7 +125,7 @@ function interopSuite(name: string, gateways: () => [Base, Base]) {
       ]);
       // A Foony client resuming from the second message gets the last three, in order.
       const resumed = await foonyConnect(g1.url, appKeyAuth("fu2"));
-      await req(resumed, { t: "sub", channel: ch, lastMessageId: f[1]!.messageId });
+      await req(resumed, { t: "sub", channel: ch, lastMessageId: at(f, 1).messageId });
       await waitFor(() => resumed.all<FoonyFrame>(isT("msg")).length >= 3);
       expect(resumed.all<FoonyFrame>(isT("msg")).map((x) => x.name)).toEqual(names.slice(2));
 

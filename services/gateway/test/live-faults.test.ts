@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { expectDefined } from "../../../shared/test/defined.js";
 import { startCluster } from "../../../shared/test/nats-harness.js";
 import { tcpProxy } from "../../../shared/test/tcp-proxy.js";
 import { waitFor } from "../../../shared/test/wait.js";
@@ -59,8 +60,11 @@ describe("live delivery when NATS fails", () => {
     await using g1 = await spawnTidings("gateway", { ...env, NATS_URL: all });
     const leader = await nats.streamLeader("TIDINGS_app-id");
     // g2 reaches one surviving node through a proxy that will go dead.
-    const other = [0, 1, 2].find((i) => i !== leader)!;
-    await using proxy = await tcpProxy(Number(new URL(nats.urls[other]!).port));
+    const other = expectDefined(
+      [0, 1, 2].find((i) => i !== leader),
+      "a node that does not lead",
+    );
+    await using proxy = await tcpProxy(Number(new URL(nats.url(other)).port));
     await using g2 = await spawnTidings("gateway", { ...env, NATS_URL: proxy.url });
 
     const streams = Array.from({ length: CHANNELS }, (_, i) => `lf-${i}`);
@@ -95,10 +99,11 @@ describe("live delivery when NATS fails", () => {
       }),
     );
     expect(acked.size).toBe(CHANNELS);
+    const ackOf = (stream: string) => expectDefined(acked.get(stream), `the ack of ${stream}`);
 
     // Count one by one: each (subscriber, channel) pair ends up delivered or told.
     const outcome = (w: Watcher, stream: string) => {
-      if (liveIds(w.client, stream).has(acked.get(stream)!)) return "live";
+      if (liveIds(w.client, stream).has(ackOf(stream))) return "live";
       if (w.client.closed?.code === RECONNECT) return "told";
       return "waiting";
     };
@@ -154,7 +159,7 @@ describe("live delivery when NATS fails", () => {
             throw new Error(JSON.stringify(r));
         }
         expect(r?.type).toBe("subscribed");
-        await waitFor(() => liveIds(again, stream).has(acked.get(stream)!), {
+        await waitFor(() => liveIds(again, stream).has(ackOf(stream)), {
           timeoutMs: 20_000,
           what: `the replay of ${stream} (${JSON.stringify(again.frames.slice(-3))})`,
         });

@@ -7,6 +7,7 @@
  * order, so once a client has the sentinel's join it has every earlier one.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { appKeyAuth, type FoonyFrame, foonyConnect, isT, req } from "./foony-client.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
@@ -67,7 +68,7 @@ describe("members joining a presence channel at once", () => {
       const users = ["a", "b", "c"].map((u) => `p${trial}${u}`);
       const gateways: Target[] = [g1, g2, g1];
       const clients: Pusher[] = users.map((u, i) =>
-        pusherClient(gateways[i]!, { member: { user_id: u } }),
+        pusherClient(at(gateways, i), { member: { user_id: u } }),
       );
       const sentinel = pusherClient(g2, { member: { user_id: `p${trial}z` } });
       try {
@@ -120,7 +121,7 @@ describe("members joining a presence channel at once", () => {
       const sentinelId = `h${trial}z`;
       const gateways = [g1, g2, g1];
       const clients: TestClient[] = await Promise.all(
-        users.map((u, i) => heraldConnect(heraldUrl(gateways[i]!.url, u, [stream]))),
+        users.map((u, i) => heraldConnect(heraldUrl(at(gateways, i).url, u, [stream]))),
       );
       const sentinel = await heraldConnect(heraldUrl(g2.url, sentinelId, [stream]));
       try {
@@ -146,7 +147,9 @@ describe("members joining a presence channel at once", () => {
         expect(await serviceMembers(stream)).toEqual(expected);
         clients.forEach((c, i) => {
           const view: View = {
-            initial: (replies[i]!.payload.members as { user_id: string }[]).map((m) => m.user_id),
+            initial: (at(replies, i).payload.members as { user_id: string }[]).map(
+              (m) => m.user_id,
+            ),
             events: memberFrames(c).map(
               (f) => `${f.type.slice("member.".length)}:${String(f.payload.user_id)}`,
             ),

@@ -12,6 +12,7 @@
  * - every observer ends with the service's member set.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { type NatsHandle, startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
@@ -35,7 +36,7 @@ const acquired = (p: TidingsProcess) =>
 
 beforeAll(async () => {
   nats = await startNats();
-  const env = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE };
+  const env = { NATS_URL: nats.url(0), ...FAST_PRESENCE };
   owner = await spawnTidings("presence", env);
   await waitFor(() => acquired(owner) === 16, { timeoutMs: 20_000, what: "owner has all" });
   standby = await spawnTidings("presence", env);
@@ -66,7 +67,7 @@ describe("presence owner killed while members come and go", () => {
       initial.push((r.payload.members as { user_id: string }[]).map((m) => m.user_id));
     }
     const olds = await Promise.all(
-      ["old1", "old2", "old3", "old4"].map((u, i) => connect(gateways[i % 2]!, u)),
+      ["old1", "old2", "old3", "old4"].map((u, i) => connect(at(gateways, i % 2), u)),
     );
     for (const c of olds) await request(c, "subscribe", { stream_id: STREAM });
     await waitFor(
@@ -82,17 +83,17 @@ describe("presence owner killed while members come and go", () => {
 
     // Connected before the kill, so only the presence reports fall in the window.
     const stayers = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => connect(gateways[i % 2]!, `stay${i}`)),
+      Array.from({ length: 8 }, (_, i) => connect(at(gateways, i % 2), `stay${i}`)),
     );
     const brief = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => connect(gateways[i % 2]!, `brief${i}`)),
+      Array.from({ length: 8 }, (_, i) => connect(at(gateways, i % 2), `brief${i}`)),
     );
     // Churners join and leave over and over, across the kill: the owner is
     // always in the middle of some batch (applied, written, answered, announced)
     // when it dies.
     let churning = true;
     const churners = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => connect(gateways[i % 2]!, `churn${i}`)),
+      Array.from({ length: 6 }, (_, i) => connect(at(gateways, i % 2), `churn${i}`)),
     );
     const churn = churners.map(async (c) => {
       while (churning) {
@@ -110,15 +111,15 @@ describe("presence owner killed while members come and go", () => {
     const subscribed = stayers.map((c) => request(c, "subscribe", { stream_id: STREAM }, 30_000));
     for (const c of brief) c.send({ type: "subscribe", ref: "b", payload: { stream_id: STREAM } });
     // Two of the old members leave by unsubscribing, two by disconnecting.
-    olds[0]!.send({ type: "unsubscribe", payload: { stream_id: STREAM } });
-    olds[1]!.close();
+    at(olds, 0).send({ type: "unsubscribe", payload: { stream_id: STREAM } });
+    at(olds, 1).close();
     for (const [i, c] of brief.entries()) {
       if (i % 2 === 0) c.send({ type: "unsubscribe", payload: { stream_id: STREAM } });
       else c.close();
     }
     await waitFor(() => acquired(standby) === 16, { timeoutMs: 30_000, what: "takeover" });
     const sofar = observers.map((o) => memberEvents(o).length);
-    await waitFor(() => observers.every((o, n) => memberEvents(o).length >= sofar[n]! + 24), {
+    await waitFor(() => observers.every((o, n) => memberEvents(o).length >= at(sofar, n) + 24), {
       timeoutMs: 30_000,
       what: "churn going on after the takeover",
     });

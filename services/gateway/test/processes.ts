@@ -116,7 +116,7 @@ export async function startTwoGateways(env: Record<string, string> = {}): Promis
     await nats.stop();
   };
   try {
-    const full = { NATS_URL: nats.urls[0]!, ...FAST_PRESENCE, ...env };
+    const full = { NATS_URL: nats.url(0), ...FAST_PRESENCE, ...env };
     const presence = await spawnTidings("presence", full);
     procs.push(presence);
     const [g1, g2] = await Promise.all([

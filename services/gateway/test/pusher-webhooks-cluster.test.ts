@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { at } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { TEST_APP } from "./harness.js";
 import {
@@ -135,7 +136,7 @@ describe("pusher webhooks across two gateways on one NATS", () => {
     await cluster.presence.kill("SIGKILL");
     downUp = true;
     replacement = await spawnTidings("presence", {
-      NATS_URL: cluster.nats.urls[0]!,
+      NATS_URL: cluster.nats.url(0),
       ...FAST_PRESENCE,
       ...env,
     });
@@ -149,7 +150,7 @@ describe("pusher webhooks across two gateways on one NATS", () => {
     // it is always the same batch, never the event in a second one.
     const batches = new Set(delivered().map((r) => r.rawBody));
     expect(batches.size).toBe(1);
-    expect(delivered()[0]!.events.filter((e) => e.channel === "private-cw-durable")).toEqual([
+    expect(at(delivered(), 0).events.filter((e) => e.channel === "private-cw-durable")).toEqual([
       expect.objectContaining({ name: "client_event", channel: "private-cw-durable" }),
     ]);
   });

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectDefined } from "../../../shared/test/defined.js";
 import { signRequest } from "../src/dialects/pusher/http-sign.js";
 import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
 import { type Frame, heraldConnect, heraldUrl, request } from "./herald-client.js";
@@ -46,7 +47,7 @@ describe("pusher HTTP API signature", () => {
     const body = JSON.stringify({ name: "e", channel: "x", data: "{}" });
     const q = signRequest(app, "POST", path, {}, body, now() - 3600);
     // The stale signed timestamp respelled, so only the fresh one answers to its name.
-    const stale = q.get("auth_timestamp")!;
+    const stale = expectDefined(q.get("auth_timestamp"), "a signed auth_timestamp");
     q.delete("auth_timestamp");
     q.append("AUTH_TIMESTAMP", stale);
     const res = await fetch(gw.http(`${path}?auth_timestamp=${now()}&${q}`), {

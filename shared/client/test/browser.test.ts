@@ -52,7 +52,7 @@ function startRelay(): Promise<void> {
 
 /** `npm start` on NATS with the development app, which is what turns the demo on. */
 const startGateway = () =>
-  spawnTidings("all", { NATS_URL: nats.urls[0]!, TIDINGS_APPS: "", ...FAST_PRESENCE });
+  spawnTidings("all", { NATS_URL: nats.url(0), TIDINGS_APPS: "", ...FAST_PRESENCE });
 
 beforeAll(async () => {
   // The page loads the SDK's browser build; make sure it is this tree's.
