@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type WebSocket from "ws";
+import { at } from "../shared/test/defined.js";
 import { benchOptions, fmt } from "./bench-kit.js";
 import { CHANNEL, pusher } from "./gateway-clients.js";
 import { type RunningServer, type ServerName, startServer } from "./gateway-servers.js";
@@ -78,13 +79,13 @@ function readSnapshot(file: string): Snapshot {
   const where = new Map<number, string>();
   const locs = (snap as unknown as { locations?: number[] }).locations ?? [];
   for (let i = 0; i + 3 < locs.length; i += 4)
-    where.set(locs[i]! / nf, `s${locs[i + 1]}:${locs[i + 2]! + 1}`);
+    where.set(at(locs, i) / nf, `s${locs[i + 1]}:${at(locs, i + 2) + 1}`);
   const edgeTypes = meta.edge_types[0];
   const { nodes, edges, strings } = snap;
   const count = nodes.length / nf;
   const key = (i: number): string => {
-    const type = nodeTypes[nodes[i * nf + nType]!]!;
-    const name = strings[nodes[i * nf + nName]!]!;
+    const type = at(nodeTypes, at(nodes, i * nf + nType));
+    const name = at(strings, at(nodes, i * nf + nName));
     if (type === "object" || type === "native") return name.slice(0, 60);
     if (type === "closure") return `(closure ${name.slice(0, 40) || "anon"} ${where.get(i) ?? ""})`;
     if (type === "string" || type === "concatenated string" || type === "sliced string")
@@ -99,7 +100,7 @@ function readSnapshot(file: string): Snapshot {
   for (let i = 0; i < count; i++) {
     const k = key(i);
     keys[i] = k;
-    const size = nodes[i * nf + nSize]!;
+    const size = at(nodes, i * nf + nSize);
     total += size;
     const e = byClass.get(k) ?? [0, 0];
     e[0]++;
@@ -109,18 +110,18 @@ function readSnapshot(file: string): Snapshot {
   const retainers = new Map<string, Map<string, number>>();
   let edge = 0;
   for (let i = 0; i < count; i++) {
-    const n = nodes[i * nf + nEdges]!;
+    const n = at(nodes, i * nf + nEdges);
     for (let j = 0; j < n; j++, edge++) {
-      const type = edgeTypes[edges[edge * ef + eType]!]!;
+      const type = at(edgeTypes, at(edges, edge * ef + eType));
       if (type === "weak" || type === "shortcut") continue;
-      const to = edges[edge * ef + eTo]! / nf;
-      const nameOrIndex = edges[edge * ef + eName]!;
+      const to = at(edges, edge * ef + eTo) / nf;
+      const nameOrIndex = at(edges, edge * ef + eName);
       const label =
         type === "element" || type === "hidden" ? `[${type}]` : String(strings[nameOrIndex]);
       const via = `${keys[i]}.${label.slice(0, 30)}`;
-      const child = keys[to]!;
+      const child = at(keys, to);
       const m = retainers.get(child) ?? new Map<string, number>();
-      m.set(via, (m.get(via) ?? 0) + nodes[to * nf + nSize]!);
+      m.set(via, (m.get(via) ?? 0) + at(nodes, to * nf + nSize));
       retainers.set(child, m);
     }
   }

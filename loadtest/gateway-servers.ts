@@ -72,8 +72,8 @@ export async function startServer(name: ServerName): Promise<RunningServer> {
     case "tidings-nats": {
       const nats = await startNats();
       try {
-        const natsProc = findNatsServer(nats.urls[0]!);
-        const server = await startTidings(name, port, ROOT, nats.urls[0], () => nats.stop());
+        const natsProc = findNatsServer(nats.url(0));
+        const server = await startTidings(name, port, ROOT, nats.url(0), () => nats.stop());
         return withNats(server, natsProc);
       } catch (err) {
         await nats.stop();
