@@ -14,16 +14,8 @@ import {
 import { type EventInput, eventIdOf, type Json, type Signal, type StoredEvent } from "../model.js";
 import { EngineUnavailableError } from "./engine.js";
 
-/** What the stream stores as the message body. */
-interface EventBody {
-  name: string;
-  data: Json;
-  meta?: { [key: string]: Json } | undefined;
-  userId?: string | undefined;
-  tags?: { [key: string]: string } | undefined;
-  excludeConnectionId?: string | undefined;
-  time: number;
-}
+/** What the stream stores as the message body: the event as published, and when. */
+type EventBody = EventInput & { time: number };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
