@@ -7,8 +7,11 @@
  * and prints the difference ÷ N by constructor, with the biggest retainers
  * (parent constructor and edge) of each. For `tidings-nats` it also reads the
  * nats-server's /connz and /subsz before and after: NATS subscriptions and
- * messages in/out of the gateway's connection per connection. RSS and V8's
- * heap/external figures come from /proc and the snapshot. A script, not a test.
+ * messages in/out of the gateway's connection per connection. RSS (per
+ * process, read before each snapshot, as writing one grows the process) from
+ * /proc, and the CPU each process uses while holding the connections idle for
+ * `--idle` seconds (timers, keep-alives, position checks) beyond what it used
+ * with no connection over as long. A script, not a test.
  *
  *   npx tsx loadtest/gateway-heap.ts --conns 5000 --server tidings-nats
  *   npx tsx loadtest/gateway-heap.ts --server tidings --channels each --top 40
@@ -20,7 +23,13 @@ import type WebSocket from "ws";
 import { at } from "../shared/test/defined.js";
 import { benchOptions, fmt } from "./bench-kit.js";
 import { CHANNEL, pusher } from "./gateway-clients.js";
-import { type RunningServer, type ServerName, startServer } from "./gateway-servers.js";
+import {
+  procCpuSeconds,
+  procRssMiB,
+  type RunningServer,
+  type ServerName,
+  startServer,
+} from "./gateway-servers.js";
 
 const args = benchOptions({
   conns: "5000",
@@ -28,6 +37,7 @@ const args = benchOptions({
   channels: "none,each",
   inflight: "100",
   top: "25",
+  idle: "10",
 });
 const opt = {
   conns: Number(args.conns),
@@ -35,9 +45,10 @@ const opt = {
   modes: args.channels.split(","),
   inflight: Number(args.inflight),
   top: Number(args.top),
+  idleSec: Number(args.idle),
 };
-if (opt.server !== "tidings" && opt.server !== "tidings-nats")
-  throw new Error("--server must be tidings or tidings-nats (a heap snapshot needs our node)");
+if (!["tidings", "tidings-nats", "soketi"].includes(opt.server))
+  throw new Error("--server must be tidings, tidings-nats or soketi (SOKETI_DIR)");
 
 const baseNodeArgs = process.env.BENCH_NODE_ARGS ?? "";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -75,19 +86,44 @@ function readSnapshot(file: string): Snapshot {
     meta.edge_fields.indexOf(f),
   ) as [number, number, number];
   const nodeTypes = meta.node_types[0];
-  // Closure node index -> "script:line" (0-based line, as V8 records it).
-  const where = new Map<number, string>();
-  const locs = (snap as unknown as { locations?: number[] }).locations ?? [];
-  for (let i = 0; i + 3 < locs.length; i += 4)
-    where.set(at(locs, i) / nf, `s${locs[i + 1]}:${at(locs, i + 2) + 1}`);
   const edgeTypes = meta.edge_types[0];
   const { nodes, edges, strings } = snap;
   const count = nodes.length / nf;
+  const firstEdge = new Uint32Array(count + 1);
+  for (let i = 0; i < count; i++)
+    firstEdge[i + 1] = (firstEdge[i] ?? 0) + (nodes[i * nf + nEdges] ?? 0);
+  /** The node an edge named `name` of node i leads to, or -1. */
+  const follow = (i: number, name: string): number => {
+    for (let e = firstEdge[i] ?? 0; e < (firstEdge[i + 1] ?? 0); e++) {
+      const t = edgeTypes[edges[e * ef + eType] ?? 0];
+      if (t !== "element" && t !== "hidden" && strings[edges[e * ef + eName] ?? 0] === name)
+        return (edges[e * ef + eTo] ?? 0) / nf;
+    }
+    return -1;
+  };
+  // Closure -> its source file (closure.shared.script_or_debug_info) and line (locations).
+  const line = new Map<number, number>();
+  const locs = (snap as unknown as { locations?: number[] }).locations ?? [];
+  for (let i = 0; i + 3 < locs.length; i += 4)
+    line.set((locs[i] ?? 0) / nf, (locs[i + 2] ?? 0) + 1);
+  const whereCache = new Map<number, string>();
+  const where = (i: number): string => {
+    const shared = follow(i, "shared");
+    // The script node's own name is its URL.
+    const script = shared < 0 ? -1 : follow(shared, "script_or_debug_info");
+    let file = whereCache.get(script);
+    if (file === undefined) {
+      file = script < 0 ? "?" : String(strings[nodes[script * nf + nName] ?? 0]);
+      file = file.replace(/^.*\/(services|shared|node_modules)\//, "$1/");
+      whereCache.set(script, file);
+    }
+    return `${file}:${line.get(i) ?? "?"}`;
+  };
   const key = (i: number): string => {
     const type = at(nodeTypes, at(nodes, i * nf + nType));
     const name = at(strings, at(nodes, i * nf + nName));
     if (type === "object" || type === "native") return name.slice(0, 60);
-    if (type === "closure") return `(closure ${name.slice(0, 40) || "anon"} ${where.get(i) ?? ""})`;
+    if (type === "closure") return `(closure ${name.slice(0, 30) || "anon"} ${where(i)})`;
     if (type === "string" || type === "concatenated string" || type === "sliced string")
       return "(string)";
     if (type === "hidden" || type === "code" || type === "array")
@@ -171,8 +207,13 @@ async function runMode(mode: string): Promise<void> {
   const sockets: WebSocket[] = [];
   try {
     await sleep(1500);
-    const idleFile = await snapshot(server, dir);
+    // The server's own background CPU with no connection, to subtract below.
+    const base0 = server.pids.map(procCpuSeconds);
+    await sleep(opt.idleSec * 1000);
+    const baseCpu = server.pids.map((p, i) => procCpuSeconds(p) - (base0[i] ?? 0));
     const rss0 = server.rssMiB();
+    const parts0 = server.pids.map(procRssMiB);
+    const idleFile = await snapshot(server, dir);
     const nats0 = await natsCounts(server);
     let next = 0;
     await Promise.all(
@@ -189,8 +230,16 @@ async function runMode(mode: string): Promise<void> {
     );
     await sleep(1500);
     const nats1 = await natsCounts(server);
-    const heldFile = await snapshot(server, dir);
+    // RSS before the snapshot: writing one grows the process for a while.
     const rss1 = server.rssMiB();
+    const parts1 = server.pids.map(procRssMiB);
+    // CPU while holding them and doing nothing: timers, keep-alives, position checks.
+    const cpu0 = server.pids.map(procCpuSeconds);
+    await sleep(opt.idleSec * 1000);
+    const idleCpu = server.pids.map(
+      (p, i) => procCpuSeconds(p) - (cpu0[i] ?? 0) - (baseCpu[i] ?? 0),
+    );
+    const heldFile = await snapshot(server, dir);
     const a = readSnapshot(idleFile);
     const b = readSnapshot(heldFile);
     const n = opt.conns;
@@ -198,6 +247,21 @@ async function runMode(mode: string): Promise<void> {
       `\n== ${opt.server}, ${n} conns, channels ${mode}: RSS ${fmt(rss0, 0)} -> ${fmt(rss1, 0)} MiB ` +
         `(${fmt(((rss1 - rss0) * 1024) / n, 2)} KiB/conn${server.pids.length > 1 ? ", gateway + nats-server" : ""}), ` +
         `V8 heap ${fmt(a.total / 2 ** 20, 1)} -> ${fmt(b.total / 2 ** 20, 1)} MiB (${fmt((b.total - a.total) / n, 0)} B/conn)`,
+    );
+    const names = ["gateway", "nats-server"];
+    console.log(
+      `   RSS per process: ${server.pids
+        .map(
+          (_, i) =>
+            `${names[i]} ${fmt((((parts1[i] ?? 0) - (parts0[i] ?? 0)) * 1024) / n, 2)} KiB/conn`,
+        )
+        .join(", ")}; ` +
+        `idle CPU over ${opt.idleSec} s beyond the empty server's: ${idleCpu
+          .map(
+            (c, i) =>
+              `${names[i]} ${fmt((c * 1e6) / opt.idleSec / n, 2)} µs/s per conn (${fmt((c * 100) / opt.idleSec, 1)}% of a core)`,
+          )
+          .join(", ")}`,
     );
     if (nats0 && nats1) {
       console.log(

@@ -15,7 +15,7 @@
  * `BENCH_CPU_PROF=<dir>` runs the Tidings variants under `node --cpu-prof`,
  * writing .cpuprofile files into <dir> when it stops (one per thread; the
  * server's own is the main thread's, the largest). `BENCH_NODE_ARGS` adds
- * node flags to the Tidings variants (e.g. `--heapsnapshot-signal=SIGUSR2`).
+ * node flags to the Tidings variants and Soketi (e.g. `--heapsnapshot-signal=SIGUSR2`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -132,9 +132,11 @@ async function startSoketi(port: number): Promise<RunningServer> {
     "cluster.port": await freePort(),
   };
   writeFileSync(join(conf, "soketi.config.json"), JSON.stringify(config));
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       join(dir, "node_modules/@soketi/soketi/bin/server.js"),
       "start",
       `--config=${join(conf, "soketi.config.json")}`,
