@@ -3,7 +3,11 @@
  * life, streams, publish, history, at-least-once and the small helpers.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startTestGateway, type TestGateway } from "../../../services/gateway/test/harness.js";
+import {
+  startTestGateway,
+  TEST_APP,
+  type TestGateway,
+} from "../../../services/gateway/test/harness.js";
 import { waitFor } from "../../test/wait.js";
 import {
   AuthError,
@@ -299,8 +303,10 @@ describe("at-least-once", () => {
     const c = client(ws, user, [room]);
     const s = c.subscribe(room, { delivery: "at_least_once" });
     const handled: number[] = [];
+    const seqOf = new Map<number, number>();
     let failOnce = true;
     s.on("event", async (e) => {
+      seqOf.set(e.body as number, e.seq);
       await new Promise((r) => setTimeout(r, 1));
       if (e.body === 3 && failOnce) {
         failOnce = false;
@@ -318,6 +324,17 @@ describe("at-least-once", () => {
     await waitFor(() => handled.length === 4, { what: "4 handled events" });
     expect(handled).toEqual([1, 2, 4, 5]);
     expect(errors.map((e) => e.message)).toEqual(["handler failed"]);
+    // Acked as each handler resolved, on this connection, with no reconnect in
+    // between: the gateway holds the acks of 1, 2, 4 and 5, and not of 3.
+    const acks = gw.engine.kv(TEST_APP.id, "acks");
+    const ackedSeqs = async () => {
+      const entry = await acks.get(JSON.stringify([user, room]));
+      return ((entry?.value as { acked?: number[] } | undefined)?.acked ?? [])
+        .slice()
+        .sort((a, b) => a - b);
+    };
+    await waitFor(async () => (await ackedSeqs()).length >= 4, { what: "4 acks at the gateway" });
+    expect(await ackedSeqs()).toEqual([1, 2, 4, 5].map((b) => seqOf.get(b)));
     dropUser(gw, user);
     await waitFor(() => handled.length === 5, { what: "the redelivered event" });
     expect(handled).toEqual([1, 2, 4, 5, 3]);
