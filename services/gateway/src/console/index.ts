@@ -191,14 +191,7 @@ export function createConsole(ctx: GatewayContext, bus: ClusterBus, consoleSecre
     app.get(`${CONSOLE_PATH}/api/cluster/stream`, (res, req) => {
       const info = requestInfo(res, req);
       const session = sessionOf(info);
-      if (!session)
-        return send(
-          res,
-          { aborted: false },
-          401,
-          "application/json",
-          '{"error":"not logged in or session expired"}',
-        );
+      if (!session) return notLoggedIn(res);
       const stream = new SseStream(res);
       streams.add(stream);
       let busy = false;
@@ -269,14 +262,7 @@ export function createConsole(ctx: GatewayContext, bus: ClusterBus, consoleSecre
       const session = sessionOf(info);
       const appId = info.query.get("app") ?? "";
       const channel = info.query.get("channel") ?? "";
-      if (!session)
-        return send(
-          res,
-          { aborted: false },
-          401,
-          "application/json",
-          '{"error":"not logged in or session expired"}',
-        );
+      if (!session) return notLoggedIn(res);
       if (
         !ctx.apps.byId(appId) ||
         !(session.scope.kind === "cluster" || session.scope.appId === appId)
@@ -391,4 +377,15 @@ export function consoleFor(
       operator?.close();
     },
   };
+}
+
+/** The answer to a request without a valid console session. */
+function notLoggedIn(res: HttpResponse): void {
+  send(
+    res,
+    { aborted: false },
+    401,
+    "application/json",
+    '{"error":"not logged in or session expired"}',
+  );
 }
