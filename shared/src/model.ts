@@ -27,6 +27,12 @@ export interface EventInput {
    * exclusion). Replay and history still return the event to everyone.
    */
   excludeConnectionId?: string | undefined;
+  /**
+   * How the event came in (`herald`, `pusher http`, `console`, ...), stored
+   * for operators: the console shows it beside the sender. No dialect shows
+   * it to clients.
+   */
+  via?: string | undefined;
 }
 
 /** An event as stored: what history, replay and live delivery return. */

@@ -149,10 +149,12 @@ describe("console API on one gateway (memory engine)", () => {
     const channel = (await (
       await s.get(`channel?app=${TEST_APP.id}&channel=tail-room`)
     ).json()) as {
-      events: { seq: number; name: string }[];
+      events: { seq: number; name: string; via?: string }[];
       rate: number[];
     };
     expect(channel.events.map((e) => e.name)).toEqual(["first", "second"]);
+    // Each event says how it came in; these two were published from the console.
+    expect(channel.events.map((e) => e.via)).toEqual(["console", "console"]);
     expect(channel.rate.reduce((a, b) => a + b, 0)).toBe(2);
     const firstSeq = at(channel.events, 0).seq;
     const replay = (await (

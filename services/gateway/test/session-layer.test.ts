@@ -92,6 +92,12 @@ async function publishesOf(dialect: string): Promise<number> {
   return count?.value ?? 0;
 }
 
+/** How the newest event of a channel came in, as stored. */
+async function viaOf(channel: string): Promise<string | undefined> {
+  const page = await engine.history(TEST_APP.id, channel, { limit: 1 });
+  return page.events.at(-1)?.via;
+}
+
 async function closeAndSettle(c: TestClient, connectionId: string): Promise<void> {
   c.ws.close();
   await waitFor(() => callsOf(connectionId).includes("connectionClosed"), {
@@ -112,6 +118,7 @@ describe("the session layer, in every dialect", () => {
     await request(c, "event.publish", { stream_id: ch, type: "t", body: 1 });
     await request(c, "event.publish", { stream_id: ch, type: "t", body: 2 });
     expect(await publishesOf("herald")).toBe(before + 2);
+    expect(await viaOf(ch)).toBe("herald");
     await closeAndSettle(c, id);
     expect(callsOf(id)).toEqual(["connectionOpened", "subscribe", "connectionClosed"]);
   });
@@ -148,6 +155,7 @@ describe("the session layer, in every dialect", () => {
     await pusherServer(g).trigger([ch, "sl-pusher-other"], "e", "2");
     // One publish per channel the event is stored in.
     expect(await publishesOf("pusher")).toBe(before + 3);
+    expect(await viaOf(ch)).toBe("pusher http");
     await closeAndSettle(c, id);
     expect(callsOf(id)).toEqual(["subscribe", "connectionClosed"]);
   });
@@ -160,6 +168,7 @@ describe("the session layer, in every dialect", () => {
     const before = await publishesOf("broadcaster");
     await call(c, "publish", { channel: ch, event: "e", payload: {} });
     expect(await publishesOf("broadcaster")).toBe(before + 1);
+    expect(await viaOf(ch)).toBe("broadcaster");
     await closeAndSettle(c, id);
     expect(callsOf(id)).toEqual(["connectionOpened", "subscribe", "connectionClosed"]);
   });
@@ -173,6 +182,7 @@ describe("the session layer, in every dialect", () => {
     const before = await publishesOf("foony");
     await req(c, { t: "pub", channel: ch, name: "e", data: 1 });
     expect(await publishesOf("foony")).toBe(before + 1);
+    expect(await viaOf(ch)).toBe("foony");
     await closeAndSettle(c, id);
     expect(callsOf(id)).toEqual(["subscribe", "setPresence", "connectionClosed"]);
   });

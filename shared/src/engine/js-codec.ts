@@ -28,6 +28,7 @@ export function encodeEventBody(event: EventInput, time: number): Uint8Array {
     userId: event.userId,
     tags: event.tags,
     excludeConnectionId: event.excludeConnectionId,
+    via: event.via,
     time,
   };
   return encoder.encode(JSON.stringify(body));
@@ -82,6 +83,7 @@ export function decodeEvent(channel: string, seq: number, data: Uint8Array): Sto
   if (typeof b.excludeConnectionId === "string") {
     event.excludeConnectionId = b.excludeConnectionId;
   }
+  if (typeof b.via === "string") event.via = b.via;
   return event;
 }
 

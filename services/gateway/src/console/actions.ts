@@ -43,7 +43,7 @@ export class ConsoleActions {
     private readonly log: Logger,
   ) {
     this.api = ctx.api;
-    this.pusher = new PusherHttpApi(this.api);
+    this.pusher = new PusherHttpApi(this.api, "console");
   }
 
   list(session: Session): ActionRecord[] {

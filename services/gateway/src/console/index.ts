@@ -18,7 +18,7 @@ import {
   requestInfo,
   send,
 } from "./http.js";
-import { Inspector } from "./inspector.js";
+import { eventView, Inspector } from "./inspector.js";
 import { pageAssets } from "./page-assets.js";
 import { answerProbe } from "./probe.js";
 import { Snapshots } from "./snapshot.js";
@@ -288,15 +288,7 @@ export function createConsole(ctx: GatewayContext, bus: ClusterBus, consoleSecre
       const sub = ctx.engine.subscribe(appId, channel, (d) => {
         const payload =
           d.type === "event"
-            ? {
-                type: "event",
-                seq: d.event.seq,
-                id: d.event.id,
-                time: d.event.time,
-                name: d.event.name,
-                data: d.event.data,
-                userId: d.event.userId,
-              }
+            ? { type: "event", ...eventView(d.event) }
             : { type: "signal", kind: d.signal.kind, signal: d.signal };
         if (!stream.send(d.type, { ...payload, dropped })) dropped++;
         else dropped = 0;

@@ -163,6 +163,7 @@ export function eventView(e: StoredEvent) {
     name: e.name,
     data: e.data,
     userId: e.userId,
+    via: e.via,
     meta: e.meta,
   };
 }

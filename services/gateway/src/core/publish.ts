@@ -7,6 +7,8 @@ export interface PublishFrom {
   dialect: string;
   /** Idempotency key (see `PublishOptions`): a resend within the dedupe window stores nothing. */
   idempotencyKey?: string | undefined;
+  /** Stored with the event as `via` (default: the dialect): an HTTP API or the console. */
+  via?: string | undefined;
 }
 
 /**
@@ -24,7 +26,8 @@ export type Publish = (
 export function createPublish(engine: Engine, metrics: Metrics): Publish {
   return async (appId, channel, event, from) => {
     const started = performance.now();
-    const result = await engine.publish(appId, channel, event, {
+    const stored = { ...event, via: from.via ?? from.dialect };
+    const result = await engine.publish(appId, channel, stored, {
       idempotencyKey: from.idempotencyKey,
     });
     metrics.publishLatency.observe({ dialect: from.dialect }, (performance.now() - started) / 1000);

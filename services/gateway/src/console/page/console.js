@@ -465,7 +465,8 @@ function renderHistory(events) {
           { "data-seq": String(e.seq) },
           el("td", {}, String(e.seq)),
           el("td", {}, new Date(e.time).toLocaleTimeString()),
-          el("td", {}, e.userId ?? "server (HTTP API / console)"),
+          el("td", {}, e.userId ?? "server"),
+          el("td", {}, e.via ?? ""),
           el("td", {}, e.name),
           el("td", { class: "data" }, JSON.stringify(e.data)),
         ),
@@ -505,7 +506,7 @@ function openTail(app, channel) {
   tailStream.addEventListener("event", (e) => {
     const d = JSON.parse(e.data);
     add(
-      `#${d.seq} ${new Date(d.time).toLocaleTimeString()} ${d.userId ?? "server"} ${d.name} ${JSON.stringify(d.data)}${d.dropped ? ` (${d.dropped} dropped before)` : ""}`,
+      `#${d.seq} ${new Date(d.time).toLocaleTimeString()} ${d.userId ?? "server"}${d.via ? ` via ${d.via}` : ""} ${d.name} ${JSON.stringify(d.data)}${d.dropped ? ` (${d.dropped} dropped before)` : ""}`,
     );
   });
   tailStream.addEventListener("signal", (e) => {

@@ -83,7 +83,7 @@ async function publish(
       app,
       input.channel,
       { name: input.event, data: input.payload },
-      { dialect: "broadcaster", idempotencyKey },
+      { dialect: "broadcaster", idempotencyKey, via: "broadcaster rest" },
     );
     if (state.aborted) return;
     res.cork(() => send(res, 200, JSON.stringify(encode.published(r.id, r.time))));

@@ -31,7 +31,11 @@ export interface ApiRequest {
  * JSON body of a 200 answer or throws PusherHttpError (or the API's ApiError).
  */
 export class PusherHttpApi {
-  constructor(private readonly api: ServerApi) {}
+  constructor(
+    private readonly api: ServerApi,
+    /** Stored with each event it publishes (the console publishes through it too). */
+    private readonly via = "pusher http",
+  ) {}
 
   async events(r: ApiRequest): Promise<Json> {
     const b = object(r.body, "body");
@@ -142,7 +146,7 @@ export class PusherHttpApi {
       app,
       channel,
       { name: spec.name, data, tags: spec.tags, excludeConnectionId: spec.socketId },
-      { dialect: "pusher", idempotencyKey: key },
+      { dialect: "pusher", idempotencyKey: key, via: this.via },
     );
   }
 
