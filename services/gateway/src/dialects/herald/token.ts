@@ -53,7 +53,7 @@ export async function verifyHeraldToken(
     return {
       userId: sub,
       streams,
-      expiresAt: claims.exp!,
+      expiresAt: claims.exp,
       watchlist,
       userInfo: claims.user_info as Json | undefined,
       prefixMatch: true,
