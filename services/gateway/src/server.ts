@@ -1,10 +1,12 @@
 import uWS, { type TemplatedApp, type WebSocket } from "uWebSockets.js";
+import type { AppConfig } from "../../../shared/src/config/apps.js";
 import { registerHealth } from "../../../shared/src/http/health.js";
 import { listenExclusive } from "../../../shared/src/http/listen.js";
 import { jsonTooDeep } from "../../../shared/src/json-depth.js";
 import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
 import type { Dialect, GatewayContext } from "./core/dialect.js";
 import type { HubOutlet } from "./core/hub.js";
+import { checkSilence, SILENCE_SWEEP_MS } from "./core/keepalive.js";
 import type { Metrics } from "./metrics.js";
 
 if (typeof (uWS as unknown as { getParts?: unknown }).getParts !== "function") {
@@ -121,6 +123,8 @@ async function listen(
   const apps = ctx.apps.all();
   const maxFrame = Math.max(...apps.map((a) => a.limits.maxFrameBytes));
   const maxBuffer = Math.max(...apps.map((a) => a.limits.slowConsumerBytes));
+  const countApp = (conn: Connection, a: AppConfig, delta: 1 | -1) =>
+    ctx.metrics.connections.inc({ app: a.id, dialect: conn.dialect }, delta);
 
   for (const dialect of dialects) {
     app.ws<SocketData>(dialect.route, {
@@ -152,7 +156,6 @@ async function listen(
           return;
         }
         const upgrade: UpgradeInfo = {
-          url: req.getUrl(),
           query,
           param,
           origin,
@@ -169,13 +172,13 @@ async function listen(
       },
       open: (ws: WebSocket<SocketData>) => {
         const data = ws.getUserData();
-        const conn = new Connection(ws, dialect.name, data.upgrade, ctx.log, quota, (a, delta) =>
-          ctx.metrics.connections.inc({ app: a.id, dialect: dialect.name }, delta),
-        );
+        const conn = new Connection(ws, dialect.name, data.upgrade, ctx.log, quota, countApp);
         data.conn = conn;
         connections.add(conn);
         dialectOf.set(conn, dialect);
         dialect.open(conn);
+        // Read at open only (sign-in parameters); not kept for the connection's life.
+        data.upgrade.query = undefined;
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData().conn;
@@ -249,6 +252,12 @@ async function listen(
     }
   }, 250);
   sweep.unref();
+  // Keep-alives of every dialect (pings, silence closes): one timer, not one per socket.
+  const silence = setInterval(() => {
+    const now = Date.now();
+    for (const conn of connections) checkSilence(conn, now);
+  }, SILENCE_SWEEP_MS);
+  silence.unref();
 
   return {
     app,
@@ -274,6 +283,7 @@ async function listen(
     },
     close() {
       clearInterval(sweep);
+      clearInterval(silence);
       stopListening();
       for (const conn of [...connections]) if (!conn.ending) conn.ws.close();
     },

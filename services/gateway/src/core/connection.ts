@@ -2,6 +2,7 @@ import type { WebSocket } from "uWebSockets.js";
 import { randomInt } from "node:crypto";
 import type { AppConfig } from "../../../../shared/src/config/apps.js";
 import type { Logger } from "../../../../shared/src/log.js";
+import type { KeepalivePolicy } from "./keepalive.js";
 import { TokenBucket } from "./rate.js";
 import type { Session } from "./session.js";
 
@@ -13,8 +14,11 @@ export interface SocketData {
 
 /** Everything copied out of the upgrade request (uWS forbids touching it later). */
 export interface UpgradeInfo {
-  url: string;
-  query: URLSearchParams;
+  /**
+   * The URL's query, for the dialect's `open` only: the server drops it right
+   * after (a connection's bytes; nothing reads it later).
+   */
+  query: URLSearchParams | undefined;
   /** Route parameter (app key for /app/:key, /chat/:key, /broadcaster/:key). */
   param: string;
   origin: string;
@@ -68,16 +72,20 @@ export class Connection {
   userId: string | undefined;
   /** The core session, once the dialect bound the connection to its app (`Sessions.bind`). */
   session: Session | undefined;
-  /** Channels this connection is subscribed to (managed by the hub). */
-  readonly channels = new Set<string>();
+  /** Made on first join and dropped at the last leave: a bare connection holds no empty Set. */
+  private joined: Set<string> | undefined;
   closed = false;
   /** A close was requested; uWS runs the close handler later. */
   ending = false;
   lastSeenAt = Date.now();
+  /** The dialect's silence watch, run by the server's once-a-second sweep (see keepalive.ts). */
+  keepalive: KeepalivePolicy | undefined;
+  /** When the keep-alive probe (a ping) went out and no frame came since. */
+  probedAt: number | undefined;
   private bucket: TokenBucket | undefined;
-  private drainWaiters: (() => void)[] = [];
-  /** Cleanup callbacks run once at close (timers, user subscriptions). */
-  private readonly disposers: (() => void)[] = [];
+  private drainWaiters: (() => void)[] | undefined;
+  /** Cleanup callbacks run once at close (timers, user subscriptions); made on first use. */
+  private disposers: (() => void)[] | undefined;
   /** The parent logger; the per-connection child is made on first use (see `log`). */
   private readonly baseLog: Logger;
   private childLog: Logger | undefined;
@@ -88,9 +96,28 @@ export class Connection {
     readonly upgrade: UpgradeInfo,
     log: Logger,
     private readonly quota: AppQuota,
-    private readonly onAppChange: (app: AppConfig, delta: 1 | -1) => void,
+    /** One function shared by the dialect's connections (not a closure per socket). */
+    private readonly onAppChange: (conn: Connection, app: AppConfig, delta: 1 | -1) => void,
   ) {
     this.baseLog = log;
+  }
+
+  /** Channels this connection is subscribed to (managed by the hub: `addChannel`, `removeChannel`). */
+  get channels(): ReadonlySet<string> {
+    return this.joined ?? NO_CHANNELS;
+  }
+
+  /** The hub's bookkeeping of a join. */
+  addChannel(channel: string): void {
+    this.joined ??= new Set();
+    this.joined.add(channel);
+  }
+
+  /** The hub's bookkeeping of a leave; false when the connection was not subscribed. */
+  removeChannel(channel: string): boolean {
+    if (!this.joined?.delete(channel)) return false;
+    if (this.joined.size === 0) this.joined = undefined;
+    return true;
   }
 
   /**
@@ -118,11 +145,7 @@ export class Connection {
     this.app = app;
     this.bucket = new TokenBucket(app.limits.maxMessageRate, app.limits.maxMessageRate * 2);
     this.childLog = undefined;
-    this.onAppChange(app, 1);
-    this.onClose(() => {
-      this.quota.remove(app);
-      this.onAppChange(app, -1);
-    });
+    this.onAppChange(this, app, 1);
     return true;
   }
 
@@ -146,20 +169,28 @@ export class Connection {
   /** Resolves once the socket's send buffer is below `bytes` (or it closed). */
   async waitForBuffer(bytes: number): Promise<void> {
     while (!this.closed && this.ws.getBufferedAmount() > bytes) {
-      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+      await new Promise<void>((resolve) => {
+        this.drainWaiters ??= [];
+        this.drainWaiters.push(resolve);
+      });
     }
   }
 
   /** Called by the server on uWS `drain`. */
   drained(): void {
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
+    if (!waiters) return;
+    this.drainWaiters = undefined;
     for (const w of waiters) w();
   }
 
   onClose(fn: () => void): void {
-    if (this.closed) fn();
-    else this.disposers.push(fn);
+    if (this.closed) {
+      fn();
+      return;
+    }
+    this.disposers ??= [];
+    this.disposers.push(fn);
   }
 
   /** Closes with a WebSocket close code; the `close` handler does the cleanup. */
@@ -179,7 +210,14 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.drained();
-    for (const d of this.disposers.splice(0)) {
+    // The app's count first, as when it was the first cleanup registered (at `setApp`).
+    if (this.app) {
+      this.quota.remove(this.app);
+      this.onAppChange(this, this.app, -1);
+    }
+    const disposers = this.disposers ?? [];
+    this.disposers = undefined;
+    for (const d of disposers) {
       try {
         d();
       } catch (err) {
@@ -188,3 +226,6 @@ export class Connection {
     }
   }
 }
+
+/** What a connection with no subscription reports: one shared, never written. */
+const NO_CHANNELS: ReadonlySet<string> = new Set<string>();

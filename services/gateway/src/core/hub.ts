@@ -128,7 +128,7 @@ export class Hub {
       buffer: [],
     };
     local.subscribers.set(conn.id, subscriber);
-    conn.channels.add(channel);
+    conn.addChannel(channel);
     try {
       await local.sub.ready;
       if (options.snapshot) {
@@ -197,7 +197,7 @@ export class Hub {
     if (appId === undefined) return;
     const key = keyOf(appId, channel);
     const local = this.channels.get(key);
-    conn.channels.delete(channel);
+    conn.removeChannel(channel);
     const subscriber = local?.subscribers.get(conn.id);
     if (!local || !subscriber) return;
     local.subscribers.delete(conn.id);

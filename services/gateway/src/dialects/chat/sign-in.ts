@@ -26,7 +26,8 @@ export async function signIn(
   release: () => void,
 ): Promise<void> {
   const app = conn.upgrade.app;
-  const token = conn.upgrade.query.get("token");
+  // Read before any await: the server drops the query once open returns.
+  const token = conn.upgrade.query?.get("token");
   if (!app) return replies.authFailed(conn, "unknown app key");
   if (!token) return replies.authFailed(conn, "token is required");
   let grant: ChatGrant;

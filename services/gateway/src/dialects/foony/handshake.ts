@@ -1,6 +1,7 @@
 import { TokenError } from "../../../../../shared/src/auth/jwt.js";
 import type { Connection } from "../../core/connection.js";
 import type { DialectContext, DialectSettings } from "../../core/dialect.js";
+import type { KeepalivePolicy } from "../../core/keepalive.js";
 import { runAt } from "../../core/timers.js";
 import { type FoonyGrant, verifyCredential } from "./auth.js";
 import { type ClientFrame, encode } from "./codec.js";
@@ -95,16 +96,13 @@ export function createHandshake(
     onReady();
   };
 
+  /** Closes a client silent for 2 x keepAliveMs (the server's silence sweep runs it). */
+  const silence: KeepalivePolicy = {
+    idleMs: 2 * keepAliveMs,
+    idle: (conn) => conn.close(FoonyClose.idle, "no frame for 2 x keepAliveMs"),
+  };
   const watchSilence = (conn: Connection) => {
-    const limit = 2 * keepAliveMs;
-    let timer: NodeJS.Timeout | undefined;
-    const check = () => {
-      const silent = Date.now() - conn.lastSeenAt;
-      if (silent >= limit) return conn.close(FoonyClose.idle, "no frame for 2 x keepAliveMs");
-      timer = setTimeout(check, limit - silent);
-    };
-    check();
-    conn.onClose(() => clearTimeout(timer));
+    conn.keepalive = silence;
   };
 
   const scheduleExpiry = (conn: Connection, atMs: number) => {

@@ -43,7 +43,8 @@ export function createSignIn(
   };
 
   return async (conn: Connection, s: HeraldConnection, ready: () => void): Promise<void> => {
-    const q = conn.upgrade.query;
+    // The query is the server's only until open returns: read it before any await.
+    const q = conn.upgrade.query ?? new URLSearchParams();
     const app = conn.upgrade.app;
     const token = q.get("token");
     if (!app) return authFail(conn, "unknown key");

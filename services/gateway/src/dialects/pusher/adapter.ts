@@ -1,11 +1,10 @@
 import { defineDialect } from "../../core/define-dialect.js";
 import type { Dialect, DialectContext, DialectSettings } from "../../core/dialect.js";
-import { TokenBucket } from "../../core/rate.js";
 import { encode } from "./codec.js";
 import { PusherClose, PusherErrorCode } from "./codes.js";
 import { PusherCommands } from "./commands.js";
 import { registerPusherHttp } from "./http-api.js";
-import { startKeepalive } from "./keepalive.js";
+import { pusherKeepalive } from "./keepalive.js";
 import { codeText, PusherReplies, PusherSubscriptionError } from "./replies.js";
 import type { PusherConnection } from "./state.js";
 
@@ -15,6 +14,11 @@ const PROTOCOL = 7;
 export function createPusherDialect(ctx: DialectContext, settings: DialectSettings): Dialect {
   const replies = new PusherReplies(ctx.metrics);
   const commands = new PusherCommands(ctx, replies);
+  const keepalive = pusherKeepalive(
+    replies,
+    settings.activityTimeoutSec * 1000,
+    settings.pongTimeoutSec * 1000,
+  );
 
   return defineDialect<PusherConnection, undefined, PusherSubscriptionError>({
     name: "pusher",
@@ -27,29 +31,23 @@ export function createPusherDialect(ctx: DialectContext, settings: DialectSettin
         replies.close(conn, PusherClose.unknownApp, conn.upgrade.param.slice(0, 64));
         return undefined;
       }
-      const refused = protocolRefusal(conn.upgrade.query.get("protocol"));
+      const refused = protocolRefusal(conn.upgrade.query?.get("protocol") ?? null);
       const session = refused === undefined ? ctx.sessions.bind(conn, app) : undefined;
       if (!session) {
         replies.close(conn, refused ?? PusherClose.overQuota);
         return undefined;
       }
-      const rate = app.limits.clientEventRate;
       conn.send(encode.connectionEstablished(conn.id, settings.activityTimeoutSec));
-      startKeepalive(
-        conn,
-        settings.activityTimeoutSec * 1000,
-        settings.pongTimeoutSec * 1000,
-        () => conn.send(encode.ping()),
-        () => replies.close(conn, PusherClose.pongTimeout),
-      );
+      conn.keepalive = keepalive;
+      // The collections and the client-event bucket are made on first use (state.ts).
       return {
         session,
-        pending: new Set(),
-        presenceIds: new Map(),
-        clientEvents: new TokenBucket(rate, rate),
+        pending: undefined,
+        presenceIds: undefined,
+        clientEvents: undefined,
         user: undefined,
         signingIn: false,
-        filters: new Map(),
+        filters: undefined,
         deltas: undefined,
       };
     },

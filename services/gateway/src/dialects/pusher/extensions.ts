@@ -20,7 +20,7 @@ export const sharedEncoder: ChannelEncoder = { topic: "pusher", encode: encodeDe
  * the encode-once fast path and today's frames.
  */
 export function encoderFor(s: PusherConnection, channel: string): ChannelEncoder {
-  const filter = s.filters.get(channel);
+  const filter = s.filters?.get(channel);
   // Ciphertext of private-encrypted- channels does not diff: deltas would only cost CPU.
   const deltas = channelKind(channel).encrypted ? undefined : s.deltas;
   if (!filter && !deltas) return sharedEncoder;
@@ -60,6 +60,6 @@ export function enableDelta(
 
 /** Forgets a channel's filter and delta base (unsubscribed, or the subscribe failed). */
 export function forgetChannel(s: PusherConnection, channel: string): void {
-  s.filters.delete(channel);
+  s.filters?.delete(channel);
   s.deltas?.drop(channel);
 }

@@ -1,39 +1,22 @@
-import type { Connection } from "../../core/connection.js";
+import type { KeepalivePolicy } from "../../core/keepalive.js";
+import { encode } from "./codec.js";
+import { PusherClose } from "./codes.js";
+import type { PusherReplies } from "./replies.js";
 
 /**
  * Pusher's server-side keep-alive: after `activityMs` without a frame from
- * the client, send `pusher:ping`; if nothing arrives within `pongMs`, give
- * up (the caller closes with 4201). One timer per connection, re-armed from
- * `conn.lastSeenAt` instead of being reset on every frame.
+ * the client, send `pusher:ping`; if nothing arrives within `pongMs`, close
+ * with 4201. One policy for all Pusher connections, run by the server's
+ * silence sweep (core/keepalive.ts) instead of a timer per connection.
  */
-export function startKeepalive(
-  conn: Connection,
+export function pusherKeepalive(
+  replies: PusherReplies,
   activityMs: number,
   pongMs: number,
-  ping: () => void,
-  timedOut: () => void,
-): void {
-  let timer: NodeJS.Timeout | undefined;
-  let pingSentAt: number | undefined;
-  const arm = (ms: number) => {
-    timer = setTimeout(check, Math.max(0, ms));
+): KeepalivePolicy {
+  return {
+    idleMs: activityMs,
+    idle: (conn) => conn.send(encode.ping()),
+    probe: { pongMs, timedOut: (conn) => replies.close(conn, PusherClose.pongTimeout) },
   };
-  const check = () => {
-    if (conn.closed) return;
-    const now = Date.now();
-    if (pingSentAt !== undefined) {
-      // Any frame counts as the answer; we only ping after activityMs of silence,
-      // so a frame seen at or after the ping cannot predate it.
-      if (conn.lastSeenAt >= pingSentAt) pingSentAt = undefined;
-      else if (now - pingSentAt >= pongMs) return timedOut();
-      else return arm(pingSentAt + pongMs - now);
-    }
-    const idle = now - conn.lastSeenAt;
-    if (idle < activityMs) return arm(activityMs - idle);
-    pingSentAt = now;
-    ping();
-    arm(pongMs);
-  };
-  arm(activityMs);
-  conn.onClose(() => clearTimeout(timer));
 }

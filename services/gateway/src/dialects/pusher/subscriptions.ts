@@ -3,12 +3,13 @@ import type { Json } from "../../../../../shared/src/model.js";
 import type { Member } from "../../../../../shared/src/presence/api.js";
 import type { DialectContext } from "../../core/dialect.js";
 import type { JoinPlan } from "../../core/join-plan.js";
+import { TokenBucket } from "../../core/rate.js";
 import { verifyChannelAuth } from "./auth.js";
 import { type Command, encode, isServerToUser, SERVER_TO_USER_PREFIX } from "./codec.js";
 import { PusherErrorCode } from "./codes.js";
 import { encoderFor, forgetChannel } from "./extensions.js";
 import { type PusherReplies, PusherSubscriptionError } from "./replies.js";
-import type { PusherConnection } from "./state.js";
+import { type PusherConnection, settlePending } from "./state.js";
 
 type Subscribe = Command & { type: "subscribe" };
 type ClientEvent = Command & { type: "client_event" };
@@ -29,7 +30,7 @@ export class PusherChannels {
     const { session } = s;
     const { channel } = c;
     if (isServerToUser(channel)) return this.subscribeServerToUser(s, channel);
-    if (s.pending.has(channel)) return;
+    if (s.pending?.has(channel)) return;
     if (c.filter && !c.filter.ok)
       throw new PusherSubscriptionError(channel, "InvalidFilter", c.filter.message, 400);
     if (session.subscribed(channel)) {
@@ -42,20 +43,20 @@ export class PusherChannels {
       // The limit is checked first, then the plan's own checks (auth) run in its slot.
       await session.join(channel, () => this.plan(s, c));
     } finally {
-      s.pending.delete(channel);
+      settlePending(s, channel);
       if (!session.subscribed(channel)) {
         forgetChannel(s, channel);
-        s.presenceIds.delete(channel);
+        s.presenceIds?.delete(channel);
       }
     }
   }
 
   unsubscribe(s: PusherConnection, channel: string): void {
-    const wasPending = s.pending.delete(channel);
+    const wasPending = settlePending(s, channel);
     if (!s.session.subscribed(channel) && !wasPending) return;
     s.session.leave(channel);
     forgetChannel(s, channel);
-    s.presenceIds.delete(channel);
+    s.presenceIds?.delete(channel);
   }
 
   clientEvent(s: PusherConnection, c: ClientEvent): void {
@@ -70,10 +71,13 @@ export class PusherChannels {
       );
       return;
     }
-    if (!session.subscribed(c.channel) || s.pending.has(c.channel)) {
+    if (!session.subscribed(c.channel) || s.pending?.has(c.channel)) {
       this.replies.error(conn, null, `Not subscribed to ${c.channel}`);
       return;
     }
+    const rate = session.app.limits.clientEventRate;
+    // Made at the first client event: most connections never send one.
+    s.clientEvents ??= new TokenBucket(rate, rate);
     if (!s.clientEvents.take()) {
       this.replies.error(
         conn,
@@ -82,7 +86,7 @@ export class PusherChannels {
       );
       return;
     }
-    const presenceId = s.presenceIds.get(c.channel);
+    const presenceId = s.presenceIds?.get(c.channel);
     session.signal(c.channel, {
       kind: "transient",
       name: c.event,
@@ -108,19 +112,26 @@ export class PusherChannels {
     const { channel } = c;
     const kind = channelKind(channel);
     const member = kind.private ? this.authorize(s, c, kind.presence) : undefined;
+    s.pending ??= new Set();
     s.pending.add(channel);
     // A cache channel starts with its newest stored event; replaying from just
     // before it hands it over through the hub, with no gap to the live stream.
     const last = kind.cache ? (await session.history(channel, { limit: 1 })).events[0] : undefined;
-    if (member) s.presenceIds.set(channel, member.userId);
-    if (c.filter?.ok) s.filters.set(channel, c.filter.value);
+    if (member) {
+      s.presenceIds ??= new Map();
+      s.presenceIds.set(channel, member.userId);
+    }
+    if (c.filter?.ok) {
+      s.filters ??= new Map();
+      s.filters.set(channel, c.filter.value);
+    }
     return {
       // Chosen now, not before the awaits: delta compression may have been enabled meanwhile.
       encoder: encoderFor(s, channel),
       afterSeq: kind.cache ? (last ? last.seq - 1 : 0) : undefined,
       presence: { member: kind.presence, userId: member?.userId, info: member?.info },
       beforeEvents: ({ lastSeq, members }) => {
-        s.pending.delete(channel);
+        settlePending(s, channel);
         conn.send(
           encode.subscriptionSucceeded(channel, kind.presence ? presenceHash(members) : undefined),
         );
