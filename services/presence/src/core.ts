@@ -78,7 +78,11 @@ export class PresenceCore {
     const app = this.app(req.appId);
     const ch = app.channels.get(req.channel);
     const user = req.member ? req.userId : undefined;
-    if (user !== undefined && !ch?.members.has(user) && (ch?.members.size ?? 0) >= req.maxMembers) {
+    if (
+      user !== undefined &&
+      !ch?.members?.has(user) &&
+      (ch?.members?.size ?? 0) >= req.maxMembers
+    ) {
       return { outcome: { ok: false, reason: "full" }, effects: [] };
     }
     const conn = this.conn(app, req.appId, req.connectionId, gatewayId);
@@ -264,7 +268,7 @@ export class PresenceCore {
     this.touch(appId, conn);
     // A changed resubscribe: add the new form before dropping the old so an
     // unchanged user does not flap.
-    const ch = app.channels.get(sub.channel) ?? { conns: new Set<string>(), members: new Map() };
+    const ch = app.channels.get(sub.channel) ?? { conns: new Set<string>(), members: undefined };
     app.channels.set(sub.channel, ch);
     // Before the member effect, so a receiver sees occupied → member_added.
     if (ch.conns.size === 0)
@@ -283,11 +287,12 @@ export class PresenceCore {
 
   private addMember(appId: string, ch: ChannelState, sub: SubscriptionSnapshot, connId: string) {
     const userId = sub.userId as string;
-    const m = ch.members.get(userId);
+    const m = ch.members?.get(userId);
     if (m) {
       m.conns.add(connId);
       return;
     }
+    ch.members ??= new Map();
     ch.members.set(userId, { conns: new Set([connId]), info: sub.info });
     const signal: Signal = {
       kind: "member",
@@ -311,7 +316,7 @@ export class PresenceCore {
     ch.conns.delete(conn.connectionId);
     this.count(appId, channel, ch);
     if (ch.conns.size === 0) this.out.push({ to: "occupancy", appId, channel, occupied: false });
-    if (ch.conns.size === 0 && ch.members.size === 0) app.channels.delete(channel);
+    if (ch.conns.size === 0 && !ch.members) app.channels.delete(channel);
   }
 
   /** Removes the membership part of a subscription (the connection count is the caller's). */
@@ -323,9 +328,10 @@ export class PresenceCore {
   ) {
     if (!sub.member || sub.userId === undefined) return;
     const ch = app.channels.get(sub.channel);
-    const m = ch?.members.get(sub.userId);
-    if (!ch || !m?.conns.delete(conn.connectionId) || m.conns.size > 0) return;
+    const m = ch?.members?.get(sub.userId);
+    if (!ch?.members || !m?.conns.delete(conn.connectionId) || m.conns.size > 0) return;
     ch.members.delete(sub.userId);
+    if (ch.members.size === 0) ch.members = undefined;
     const signal: Signal = { kind: "member", action: "left", userId: sub.userId };
     if (m.info !== undefined) signal.info = m.info;
     this.out.push({ to: "channel", appId, channel: sub.channel, signal });

@@ -13,7 +13,8 @@ export interface MemberState {
 
 export interface ChannelState {
   conns: Set<string>;
-  members: Map<string, MemberState>;
+  /** Made with the first member: most channels (public, private) never have one. */
+  members: Map<string, MemberState> | undefined;
 }
 
 export interface AppState {

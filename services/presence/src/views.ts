@@ -93,7 +93,7 @@ export function setClosed(
 export function membersOf(app: AppState | undefined, channel: string): Member[] {
   const ch = app?.channels.get(channel);
   if (!app || !ch) return [];
-  return [...ch.members].map(([userId, m]) => ({
+  return [...(ch.members ?? [])].map(([userId, m]) => ({
     userId,
     ...(m.info === undefined ? {} : { info: m.info }),
     status: visible(app, userId),
@@ -107,7 +107,7 @@ export function channelsOf(app: AppState | undefined, prefix: string): ChannelIn
   for (const [channel, ch] of app.channels) {
     if (!channel.startsWith(prefix)) continue;
     const info: ChannelInfo = { channel, subscriptionCount: ch.conns.size };
-    if (ch.members.size > 0) info.userCount = ch.members.size;
+    if (ch.members && ch.members.size > 0) info.userCount = ch.members.size;
     list.push(info);
   }
   return list;

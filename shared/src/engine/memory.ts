@@ -28,7 +28,31 @@ interface ChannelState {
   events: StoredEvent[];
   /** Highest seq of this channel that was trimmed away; 0 if none. */
   trimmedUpTo: number;
-  handlers: Set<DeliveryHandler>;
+  /**
+   * Live subscribers: usually one (the gateway's hub subscribes once per
+   * channel), held as is; a Set only while there are more. Empty: undefined.
+   */
+  handlers: DeliveryHandler | Set<DeliveryHandler> | undefined;
+}
+
+/** A channel's handlers, in subscription order. */
+function handlersOf(ch: ChannelState): Iterable<DeliveryHandler> {
+  const h = ch.handlers;
+  if (typeof h === "function") return [h];
+  return h ?? [];
+}
+
+function addHandler(ch: ChannelState, handler: DeliveryHandler): void {
+  const h = ch.handlers;
+  if (h === undefined) ch.handlers = handler;
+  else if (typeof h === "function") ch.handlers = new Set([h, handler]);
+  else h.add(handler);
+}
+
+function removeHandler(ch: ChannelState, handler: DeliveryHandler): void {
+  const h = ch.handlers;
+  if (h === handler) ch.handlers = undefined;
+  else if (typeof h === "object") h.delete(handler);
 }
 
 interface AppState {
@@ -91,20 +115,20 @@ export class MemoryEngine implements Engine {
       app.dedupe.set(key, { result, expires: now + app.limits.dedupeWindowSec * 1000 });
       if (app.dedupe.size % 1024 === 0) this.sweepDedupe(app, now);
     }
-    for (const h of ch.handlers) h({ type: "event", event });
+    for (const h of handlersOf(ch)) h({ type: "event", event });
     return result;
   }
 
   subscribe(appId: string, channel: string, handler: DeliveryHandler) {
     const ch = this.channel(this.app(appId), channel);
-    ch.handlers.add(handler);
-    return { ready: Promise.resolve(), close: () => void ch.handlers.delete(handler) };
+    addHandler(ch, handler);
+    return { ready: Promise.resolve(), close: () => removeHandler(ch, handler) };
   }
 
   signal(appId: string, channel: string, signal: Signal): void {
     const ch = this.app(appId).channels.get(channel);
     if (!ch) return;
-    for (const h of ch.handlers) h({ type: "signal", signal: structuredClone(signal) });
+    for (const h of handlersOf(ch)) h({ type: "signal", signal: structuredClone(signal) });
   }
 
   subscribeUser(appId: string, userId: string, handler: (s: Signal) => void) {
@@ -191,7 +215,7 @@ export class MemoryEngine implements Engine {
   private channel(app: AppState, name: string): ChannelState {
     let ch = app.channels.get(name);
     if (!ch) {
-      ch = { events: [], trimmedUpTo: 0, handlers: new Set() };
+      ch = { events: [], trimmedUpTo: 0, handlers: undefined };
       app.channels.set(name, ch);
     }
     return ch;

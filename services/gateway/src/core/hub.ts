@@ -8,6 +8,7 @@ import type { Delivery, PresenceVersion, StoredEvent } from "../../../../shared/
 import { compareVersions } from "../../../../shared/src/presence/api.js";
 import type { Metrics } from "../metrics.js";
 import type { Connection } from "./connection.js";
+import { Subscribers } from "./subscribers.js";
 
 /**
  * How a dialect turns a delivery into a frame. Subscribers whose encoders
@@ -66,13 +67,27 @@ interface Subscriber {
   sentUpTo?: number | undefined;
 }
 
+/** Live subscribers of a channel on one encoder topic. */
+interface Topic {
+  /** The encoder's `topic`. */
+  key: string;
+  /** The uWS topic, built once per channel and topic. */
+  name: string;
+  encoder: ChannelEncoder;
+  count: number;
+}
+
 interface LocalChannel {
   appId: string;
   name: string;
   sub: LiveSubscription & { ready: Promise<void> };
-  subscribers: Map<string, Subscriber>;
-  /** Live topic subscribers per encoder topic, so a delivery costs one encode per topic. */
-  topics: Map<string, { encoder: ChannelEncoder; count: number }>;
+  subscribers: Subscribers<Subscriber>;
+  /**
+   * Live topic subscribers per encoder topic, so a delivery costs one encode
+   * per topic. Usually none or one: an array, replaced (not changed in
+   * place) when a topic comes or goes, so a delivery iterating it is unaffected.
+   */
+  topics: readonly Topic[];
   /**
    * The highest `sentUpTo` of a subscriber that went live while the engine
    * may still deliver older events (a replay reads the stream directly and
@@ -93,7 +108,12 @@ const REPLAY_PAGE = 500;
  * subscribers, encoded once per dialect, sent through uWS topics.
  */
 export class Hub {
-  private readonly channels = new Map<string, LocalChannel>();
+  /**
+   * Channels with local subscribers, by app then name: the channel's own
+   * string is the key, so no `app + channel` key is built per channel.
+   */
+  private readonly apps = new Map<string, Map<string, LocalChannel>>();
+  private channelCount = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -195,8 +215,7 @@ export class Hub {
   leave(conn: Connection, channel: string): void {
     const appId = conn.app?.id;
     if (appId === undefined) return;
-    const key = keyOf(appId, channel);
-    const local = this.channels.get(key);
+    const local = this.apps.get(appId)?.get(channel);
     conn.removeChannel(channel);
     const subscriber = local?.subscribers.get(conn.id);
     if (!local || !subscriber) return;
@@ -204,8 +223,7 @@ export class Hub {
     this.leaveTopic(local, subscriber);
     if (local.subscribers.size === 0) {
       local.sub.close();
-      this.channels.delete(key);
-      this.metrics.channels.set(this.channels.size);
+      this.forget(local);
     }
   }
 
@@ -217,7 +235,7 @@ export class Hub {
    */
   setEncoder(conn: Connection, channel: string, encoder: ChannelEncoder): boolean {
     const appId = conn.app?.id;
-    const local = appId === undefined ? undefined : this.channels.get(keyOf(appId, channel));
+    const local = appId === undefined ? undefined : this.apps.get(appId)?.get(channel);
     const subscriber = local?.subscribers.get(conn.id);
     if (!local || !subscriber) return false;
     if (subscriber.encoder === encoder) return true;
@@ -230,20 +248,25 @@ export class Hub {
   /** Puts a live subscriber on its encoder's uWS topic, if it has one. */
   private joinTopic(local: LocalChannel, s: Subscriber): void {
     const { encoder } = s;
-    if (!encoder.topic || s.buffer) return;
-    s.conn.ws.subscribe(topicOf(local.appId, local.name, encoder.topic));
-    const t = local.topics.get(encoder.topic) ?? { encoder, count: 0 };
+    const key = encoder.topic;
+    if (!key || s.buffer) return;
+    let t = local.topics.find((x) => x.key === key);
+    if (!t) {
+      t = { key, name: topicOf(local.appId, local.name, key), encoder, count: 0 };
+      local.topics = [...local.topics, t];
+    }
+    s.conn.ws.subscribe(t.name);
     t.count++;
-    local.topics.set(encoder.topic, t);
   }
 
   /** Takes a subscriber off its topic; one still replaying never joined it. */
   private leaveTopic(local: LocalChannel, s: Subscriber): void {
     const topicKey = s.encoder.topic;
     if (!topicKey || s.buffer) return;
-    if (!s.conn.closed) s.conn.ws.unsubscribe(topicOf(local.appId, local.name, topicKey));
-    const t = local.topics.get(topicKey);
-    if (t && --t.count === 0) local.topics.delete(topicKey);
+    const t = local.topics.find((x) => x.key === topicKey);
+    if (!s.conn.closed)
+      s.conn.ws.unsubscribe(t ? t.name : topicOf(local.appId, local.name, topicKey));
+    if (t && --t.count === 0) local.topics = local.topics.filter((x) => x !== t);
   }
 
   /** Drops every subscription of a closing connection. */
@@ -260,26 +283,45 @@ export class Hub {
   }
 
   private local(appId: string, channel: string): LocalChannel {
-    const key = keyOf(appId, channel);
-    let local = this.channels.get(key);
-    if (!local) {
-      const subscribers = new Map<string, Subscriber>();
-      const topics = new Map<string, { encoder: ChannelEncoder; count: number }>();
-      const holder: { local?: LocalChannel } = {};
-      const sub = this.engine.subscribe(
-        appId,
-        channel,
-        (d) => {
-          if (holder.local) this.deliver(holder.local, d);
-        },
-        { onGap: (gap) => holder.local && this.gap(holder.local, gap) },
-      );
-      local = { appId, name: channel, sub, subscribers, topics, aheadUpTo: 0 };
-      holder.local = local;
-      this.channels.set(key, local);
-      this.metrics.channels.set(this.channels.size);
+    let channels = this.apps.get(appId);
+    const found = channels?.get(channel);
+    if (found) return found;
+    if (!channels) {
+      channels = new Map();
+      this.apps.set(appId, channels);
     }
-    return local;
+    // The engine may deliver before `subscribe` returns; until then there is no one to tell.
+    let made: LocalChannel | undefined;
+    const sub = this.engine.subscribe(
+      appId,
+      channel,
+      (d) => {
+        if (made) this.deliver(made, d);
+      },
+      { onGap: (gap) => made && this.gap(made, gap) },
+    );
+    made = {
+      appId,
+      name: channel,
+      sub,
+      subscribers: new Subscribers(),
+      topics: NO_TOPICS,
+      aheadUpTo: 0,
+    };
+    channels.set(channel, made);
+    this.channelCount++;
+    this.metrics.channels.set(this.channelCount);
+    return made;
+  }
+
+  /** Drops a channel from the hub's map, if it is still the one there. */
+  private forget(local: LocalChannel): void {
+    const channels = this.apps.get(local.appId);
+    if (channels?.get(local.name) !== local) return;
+    channels.delete(local.name);
+    if (channels.size === 0) this.apps.delete(local.appId);
+    this.channelCount--;
+    this.metrics.channels.set(this.channelCount);
   }
 
   /**
@@ -289,14 +331,10 @@ export class Hub {
    * last seq. The next join starts a fresh engine subscription.
    */
   private gap(local: LocalChannel, gap: DeliveryGap): void {
-    const key = keyOf(local.appId, local.name);
-    if (this.channels.get(key) === local) {
-      this.channels.delete(key);
-      this.metrics.channels.set(this.channels.size);
-    }
+    this.forget(local);
     const told = [...local.subscribers.values()].map((s) => s.conn);
     local.subscribers.clear();
-    local.topics.clear();
+    local.topics = NO_TOPICS;
     this.metrics.liveGaps.inc({ app: local.appId });
     this.log.warn(
       {
@@ -313,7 +351,7 @@ export class Hub {
   }
 
   private deliver(local: LocalChannel, d: Delivery): void {
-    const { appId, name: channel, subscribers } = local;
+    const { name: channel, subscribers } = local;
     const version = versionOf(d);
     if (version !== undefined) {
       // Not newer than one already delivered: a new presence owner sending its
@@ -330,10 +368,9 @@ export class Hub {
     // Events come in seq order: once one passes every subscriber's start, none is behind.
     if (seq !== undefined && !behind) local.aheadUpTo = 0;
     const oneByOne = behind || (version !== undefined && someCovered(subscribers, d));
-    for (const [topicKey, { encoder, count }] of oneByOne ? [] : local.topics) {
+    for (const { key: topicKey, name: topic, encoder, count } of oneByOne ? [] : local.topics) {
       const bytes = safeEncode(encoder, channel, d, this.log);
       if (bytes === null) continue;
-      const topic = topicOf(appId, channel, topicKey);
       const sender = excluded ? subscribers.get(excluded) : undefined;
       if (sender && !sender.buffer && sender.encoder.topic === topicKey && !sender.conn.closed) {
         // ws.publish reaches every socket on the topic except the sender's own.
@@ -390,7 +427,7 @@ function covered(s: Subscriber, d: Delivery): boolean {
   return v !== undefined && s.covers !== undefined && compareVersions(v, s.covers) <= 0;
 }
 
-function someCovered(subscribers: Map<string, Subscriber>, d: Delivery): boolean {
+function someCovered(subscribers: Subscribers<Subscriber>, d: Delivery): boolean {
   for (const s of subscribers.values()) if (!s.buffer && covered(s, d)) return true;
   return false;
 }
@@ -409,9 +446,7 @@ function safeEncode(
   }
 }
 
-function keyOf(appId: string, channel: string): string {
-  return `${appId}\u0000${channel}`;
-}
+const NO_TOPICS: readonly Topic[] = [];
 
 export function topicOf(appId: string, channel: string, encoderTopic: string): string {
   return `${encoderTopic}\u0000${appId}\u0000${channel}`;

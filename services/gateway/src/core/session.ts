@@ -48,9 +48,10 @@ export interface SessionServices {
 export class Session {
   /** Set by `identify`; a dialect that requires a user reads it from `UserSession`. */
   userId: string | undefined;
-  // The three below are made on first use: most connections never need
-  // them, and a few empty collections per socket are a measurable share of
-  // a connection's memory.
+  // The three below are made on first use and dropped when empty again:
+  // most connections never need them or need them only for a moment, and a
+  // few empty collections per socket are a measurable share of a
+  // connection's memory.
   /** Channels whose join is being prepared: they count against the limit. */
   private joining: Set<string> | undefined;
   /** The tail of each channel's queued operations (see `inOrder`). */
@@ -164,19 +165,18 @@ export class Session {
   ): Promise<Joined | undefined> {
     this.checkSubscriptionLimit(channel);
     this.joining ??= new Set();
-    const joining = this.joining;
-    joining.add(channel);
+    this.joining.add(channel);
     let p: JoinPlan;
     try {
       p = typeof plan === "function" ? await plan() : plan;
     } catch (err) {
-      joining.delete(channel);
+      this.endJoining(channel);
       throw err;
     }
     // Left (or closed) while the plan was made: nothing to undo.
-    if (!joining.delete(channel) || this.conn.closed) return undefined;
+    if (!this.endJoining(channel) || this.conn.closed) return undefined;
     const presence = p.presence;
-    if (presence) this.untracked?.delete(channel);
+    if (presence) this.endUntracked(channel);
     else {
       this.untracked ??= new Set();
       this.untracked.add(channel);
@@ -231,12 +231,26 @@ export class Session {
     return this.core.presence.members(this.app.id, channel);
   }
 
+  /** Takes a channel out of `joining`; false when it was not there. */
+  private endJoining(channel: string): boolean {
+    if (!this.joining?.delete(channel)) return false;
+    if (this.joining.size === 0) this.joining = undefined;
+    return true;
+  }
+
+  /** Takes a channel out of `untracked`; false when it was not there. */
+  private endUntracked(channel: string): boolean {
+    if (!this.untracked?.delete(channel)) return false;
+    if (this.untracked.size === 0) this.untracked = undefined;
+    return true;
+  }
+
   /** Ends a subscription, or cancels one being prepared. Idempotent. */
   leave(channel: string): void {
-    if (this.joining?.delete(channel)) return;
+    if (this.endJoining(channel)) return;
     if (!this.conn.channels.has(channel)) return;
     this.core.hub.leave(this.conn, channel);
-    if (this.untracked?.delete(channel) || !this.presenceTold) return;
+    if (this.endUntracked(channel) || !this.presenceTold) return;
     this.reportUnsubscribe(channel);
   }
 
@@ -253,7 +267,9 @@ export class Session {
     const next = previous.catch(() => undefined).then(op);
     ops.set(channel, next);
     const forget = () => {
-      if (ops.get(channel) === next) ops.delete(channel);
+      if (ops.get(channel) !== next) return;
+      ops.delete(channel);
+      if (ops.size === 0 && this.ops === ops) this.ops = undefined;
     };
     next.then(forget, forget);
     return next;
