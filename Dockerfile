@@ -38,7 +38,8 @@ RUN npm ci --omit=dev --workspaces=false --ignore-scripts --no-audit --no-fund \
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     TIDINGS_ROLE=all \
-    PORT=6001
+    PORT=6001 \
+    TIDINGS_METRICS_PORT=9090
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 # package.json says "type": "module" for dist/ and names the version.
@@ -50,7 +51,9 @@ COPY --chown=root:root bin ./bin
 # root, so the process cannot rewrite its own code; nothing is written at
 # run time, so the root filesystem can be read-only.
 USER 1000:1000
-EXPOSE 6001
+# 6001: clients (WebSockets, HTTP APIs) and the probes; 9090: /metrics and
+# the console, for the cluster's inside only.
+EXPOSE 6001 9090
 
 # node itself is PID 1, so SIGTERM reaches the app's drain handler directly;
 # the app installs its own SIGTERM/SIGINT handlers, which PID 1 needs (the

@@ -63,9 +63,15 @@ export function announce(log: Logger, config: Config, gateway: Gateway, engine: 
     `  Broadcaster  ws://${host}:${gateway.port}/broadcaster/APP_KEY`,
     `  Chat         ws://${host}:${gateway.port}/chat/APP_KEY?token=JWT`,
     `  Foony        ws://${host}:${gateway.port}/realtime`,
-    `  Health       http://${host}:${gateway.port}/healthz  /readyz  /metrics`,
   ];
-  if (config.consoleSecret) lines.push(`  Console      http://${host}:${gateway.port}/console`);
+  const ops = gateway.metricsPort;
+  if (ops === gateway.port) {
+    lines.push(`  Health       http://${host}:${gateway.port}/healthz  /readyz  /metrics`);
+  } else {
+    lines.push(`  Health       http://${host}:${gateway.port}/healthz  /readyz`);
+    lines.push(`  Metrics      http://${host}:${ops}/metrics   (internal port)`);
+  }
+  if (config.consoleSecret) lines.push(`  Console      http://${host}:${ops}/console`);
   if (config.devApp) {
     lines.push(`  Demo chat    http://${host}:${gateway.port}/demo   (development app only)`);
     lines.push("  Development app (TIDINGS_APPS unset; never use in production):");

@@ -55,7 +55,7 @@ export async function startMemory(
   return {
     gateway,
     engine,
-    ports: { gateway: gateway.port },
+    ports: { gateway: gateway.port, metrics: gateway.metricsPort },
     stop: stops.stop,
     [Symbol.asyncDispose]: stops.stop,
   };

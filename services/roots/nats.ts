@@ -35,6 +35,7 @@ export async function startNats(config: Config, log: Logger): Promise<Running> {
   stops.push(() => release(nc));
   let gateway: Gateway | undefined;
   let probes: number | undefined;
+  let metricsPort: number | undefined;
   try {
     const engine = await JetStreamEngine.fromConnection(nc, {
       replicas: config.natsReplicas >= 3 ? 3 : 1,
@@ -59,6 +60,7 @@ export async function startNats(config: Config, log: Logger): Promise<Running> {
         const health = await servePresenceProbes(config, presence, log);
         stops.push(() => health.close());
         probes = health.port;
+        metricsPort = health.metricsPort;
       }
       log.info({ replica: presence.service.replicaId }, "presence service running");
     }
@@ -86,7 +88,7 @@ export async function startNats(config: Config, log: Logger): Promise<Running> {
   }
   return {
     gateway,
-    ports: { gateway: gateway?.port, probes },
+    ports: { gateway: gateway?.port, probes, metrics: gateway?.metricsPort ?? metricsPort },
     stop: stops.stop,
     [Symbol.asyncDispose]: stops.stop,
   };

@@ -9,7 +9,12 @@ export interface Running extends AsyncDisposable {
   /** The gateway, when the role runs one (all but `presence`). */
   gateway: Gateway | undefined;
   /** Where this process listens: the gateway's port, or a lone presence replica's probes. */
-  ports: { gateway?: number | undefined; probes?: number | undefined };
+  ports: {
+    gateway?: number | undefined;
+    probes?: number | undefined;
+    /** `/metrics` (and a gateway's console): TIDINGS_METRICS_PORT's listener, or the port above. */
+    metrics?: number | undefined;
+  };
   /**
    * Stops every part, the gateway first (it drains clients while presence
    * and NATS are still up), the connection last. Later calls wait for the first.

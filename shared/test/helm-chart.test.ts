@@ -170,6 +170,9 @@ describe("deploy/tidings chart", () => {
     expect(envValue(gc, "NATS_REPLICAS")).toBe(String(value("nats.replicas")));
     expect(envValue(gc, "LOG_LEVEL")).toBe(value("config.logLevel"));
     expect(at(gc.ports, 0).containerPort).toBe(value("gateway.port"));
+    // /metrics and the console on the internal port, in both renderings.
+    expect(envValue(gc, "TIDINGS_METRICS_PORT")).toBe(String(value("metrics.port")));
+    expect(gc.ports.map((p) => p.containerPort)).toContain(value("metrics.port"));
     expect(gc.resources).toEqual(value("gateway.resources"));
     expect(gc.securityContext).toEqual(value("containerSecurityContext"));
     expect(gw.securityContext).toEqual(value("podSecurityContext"));
@@ -197,6 +200,7 @@ describe("deploy/tidings chart", () => {
       resources: unknown;
     };
     expect(pc.resources).toEqual(value("presence.resources"));
+    expect(envValue(pc, "TIDINGS_METRICS_PORT")).toBe(String(value("metrics.port")));
     expect(podSpec(pr).terminationGracePeriodSeconds).toBe(
       value("presence.terminationGracePeriodSeconds"),
     );
@@ -252,13 +256,14 @@ describe("deploy/tidings chart", () => {
     }
   });
 
-  it("NetworkPolicies for both roles are on by default and open only the role's port", () => {
+  it("NetworkPolicies for both roles are on by default and open only the role's ports", () => {
     expect(value("networkPolicy.enabled")).toBe(true);
     for (const role of ["gateway", "presence"]) {
       const body = file(`files/${role}/networkpolicy.yaml`);
       expect(body).toContain("kind: NetworkPolicy");
       expect(body).toContain("policyTypes: [Ingress]");
       expect(body).toMatch(/- port: http\n/);
+      expect(body).toMatch(/- port: metrics\n[\s\S]*networkPolicy\.metricsFrom/);
       expect(body).toContain(`"component" "${role}"`);
     }
   });

@@ -1,6 +1,8 @@
+import type { TemplatedApp } from "uWebSockets.js";
 import type { ClusterBus } from "../../../shared/src/cluster/bus.js";
 import type { Config } from "../../../shared/src/config/load.js";
 import type { Engine } from "../../../shared/src/engine/engine.js";
+import { registerMetrics, startHealthServer } from "../../../shared/src/http/health.js";
 import type { Logger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
 import { noWebhooks, type WebhookSink } from "../../../shared/src/webhooks/queue.js";
@@ -19,6 +21,8 @@ import { createServer, type GatewayServer } from "./server.js";
 
 export interface Gateway {
   port: number;
+  /** Where `/metrics` and the console are: TIDINGS_METRICS_PORT's listener, or `port`. */
+  metricsPort: number;
   server: GatewayServer;
   metrics: Metrics;
   /** Graceful: drain clients over the configured window, then stop. */
@@ -69,11 +73,39 @@ export async function startGateway(deps: {
   };
   const dialects: Dialect[] = createDialects(ctx, config);
   const operator = consoleFor(ctx, deps.cluster);
-  const running = await server.listen(ctx, dialects, config.port, config.host, operator.register);
+  const internal = config.metricsPort !== undefined;
+  // Without a port of their own, /metrics and the console sit beside the dialects.
+  const shared = (app: TemplatedApp) => {
+    registerMetrics(app, { registry: metrics.registry, log });
+    operator.register?.(app);
+  };
+  const running = await server.listen(
+    ctx,
+    dialects,
+    config.port,
+    config.host,
+    internal ? undefined : shared,
+  );
+  let ops: { port: number; close(): void } | undefined;
+  if (config.metricsPort !== undefined) {
+    try {
+      ops = await startHealthServer(
+        config.host,
+        config.metricsPort,
+        { readiness: running.readiness, registry: metrics.registry, log },
+        operator.register,
+      );
+    } catch (err) {
+      running.close();
+      throw err;
+    }
+    log.info({ port: ops.port }, "metrics and console listening");
+  }
   operator.start(running);
   registerDemo(running.app, config);
   return {
     port: running.port,
+    metricsPort: ops?.port ?? running.port,
     server: running,
     metrics,
     async stop() {
@@ -81,6 +113,7 @@ export async function startGateway(deps: {
       await running.drain(config.drainSeconds);
       operator.close();
       running.close();
+      ops?.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 import uWS, { type TemplatedApp, type WebSocket } from "uWebSockets.js";
 import type { AppConfig } from "../../../shared/src/config/apps.js";
-import { registerHealth } from "../../../shared/src/http/health.js";
+import { registerProbes } from "../../../shared/src/http/health.js";
 import { listenExclusive } from "../../../shared/src/http/listen.js";
 import { jsonTooDeep } from "../../../shared/src/json-depth.js";
 import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
@@ -36,6 +36,8 @@ export interface GatewayServer {
   app: TemplatedApp;
   port: number;
   connections: Set<Connection>;
+  /** The `/readyz` checks: the engine reachable and this gateway not draining. */
+  readiness(): Record<string, boolean>;
   /** Stops accepting, asks clients to reconnect over `seconds`, resolves when all are gone. */
   drain(seconds: number): Promise<void>;
   /** Closes a connection over its send-buffer limit with its dialect's code; counted once. */
@@ -58,7 +60,10 @@ export interface UnstartedServer extends HubOutlet {
     dialects: Dialect[],
     port: number,
     host: string,
-    /** More HTTP routes on the same port (the console), registered before the 404 catch-all. */
+    /**
+     * More HTTP routes on the same port (`/metrics` and the console when
+     * they have no port of their own), registered before the 404 catch-all.
+     */
     registerHttp?: (app: TemplatedApp) => void,
   ): Promise<GatewayServer>;
 }
@@ -223,11 +228,8 @@ async function listen(
     });
   }
 
-  registerHealth(app, {
-    readiness: () => ({ engine: ctx.engine.isReady(), accepting: !draining }),
-    registry: ctx.metrics.registry,
-    log: ctx.log,
-  });
+  const readiness = () => ({ engine: ctx.engine.isReady(), accepting: !draining });
+  registerProbes(app, { readiness });
   for (const d of dialects) d.registerHttp?.(app);
   registerHttp?.(app);
   app.any("/*", (res) => {
@@ -263,6 +265,7 @@ async function listen(
     app,
     port: boundPort,
     connections,
+    readiness,
     closeSlowConsumer,
     closeForReplay,
     async drain(seconds: number) {

@@ -1,6 +1,7 @@
 /**
  * A presence replica running alone (TIDINGS_ROLE=presence) serves its own
- * probes and metrics on PORT; beside a gateway it has the gateway's.
+ * probes on PORT and its metrics on TIDINGS_METRICS_PORT (PORT when unset);
+ * beside a gateway it has the gateway's.
  */
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Config } from "../../../shared/src/config/load.js";
@@ -13,7 +14,7 @@ export async function servePresenceProbes(
   config: Config,
   presence: RunningPresence,
   log: Logger,
-): Promise<{ port: number; close(): void }> {
+): Promise<{ port: number; metricsPort: number; close(): void }> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "tidings_presence_" });
   new Gauge({
@@ -25,11 +26,35 @@ export async function servePresenceProbes(
     },
   });
   presence.webhooks?.useCounters(webhookCounters(registry));
-  const health = await startHealthServer(config.host, config.port, {
-    readiness: () => ({ nats: presence.ready() }),
-    registry,
-    log,
-  });
-  log.info({ port: health.port }, "presence health and metrics listening");
-  return health;
+  const readiness = () => ({ nats: presence.ready() });
+  if (config.metricsPort === undefined) {
+    const health = await startHealthServer(config.host, config.port, { readiness, registry, log });
+    log.info({ port: health.port }, "presence health and metrics listening");
+    return { ...health, metricsPort: health.port };
+  }
+  // Probes stay on PORT (where the chart's kubelet probes look); metrics get their own port.
+  const health = await startHealthServer(config.host, config.port, { readiness, log });
+  let metrics: { port: number; close(): void };
+  try {
+    metrics = await startHealthServer(config.host, config.metricsPort, {
+      readiness,
+      registry,
+      log,
+    });
+  } catch (err) {
+    health.close();
+    throw err;
+  }
+  log.info(
+    { port: health.port, metricsPort: metrics.port },
+    "presence health and metrics listening",
+  );
+  return {
+    port: health.port,
+    metricsPort: metrics.port,
+    close() {
+      health.close();
+      metrics.close();
+    },
+  };
 }

@@ -35,6 +35,15 @@ export const schema = {
     max: 65535,
     description: "TCP port for WebSockets and HTTP (0 = any free port).",
   },
+  metricsPort: {
+    env: "TIDINGS_METRICS_PORT",
+    type: "int",
+    default: undefined,
+    min: 0,
+    max: 65535,
+    description:
+      "Internal port for `/metrics` and the operator console (`/healthz` and `/readyz` answer there too). Unset: they share PORT, so `npm start` needs one port; the image and the chart set 9090 to keep them off the public port. 0 = any free port.",
+  },
   host: { env: "HOST", type: "string", default: "0.0.0.0", description: "Interface to listen on." },
   apps: {
     env: "TIDINGS_APPS",

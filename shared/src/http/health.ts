@@ -15,6 +15,12 @@ export interface HealthSources {
  * failing checks otherwise) and `/metrics` (Prometheus text).
  */
 export function registerHealth(app: TemplatedApp, sources: HealthSources): void {
+  registerProbes(app, sources);
+  registerMetrics(app, sources);
+}
+
+/** The probes alone: a public port keeps them (load balancers check it) when metrics move off it. */
+export function registerProbes(app: TemplatedApp, sources: Pick<HealthSources, "readiness">): void {
   app.get("/healthz", (res) => {
     res.writeHeader("content-type", "application/json").end('{"status":"ok"}');
   });
@@ -26,6 +32,13 @@ export function registerHealth(app: TemplatedApp, sources: HealthSources): void 
       .writeHeader("content-type", "application/json")
       .end(JSON.stringify({ ready, ...checks }));
   });
+}
+
+/** `/metrics` (Prometheus text). */
+export function registerMetrics(
+  app: TemplatedApp,
+  sources: Pick<HealthSources, "registry" | "log">,
+): void {
   app.get("/metrics", (res) => {
     let aborted = false;
     res.onAborted(() => {
@@ -50,10 +63,15 @@ export function registerHealth(app: TemplatedApp, sources: HealthSources): void 
 export async function startHealthServer(
   host: string,
   port: number,
-  sources: HealthSources,
+  /** Without a registry: the probes alone (the metrics have a port of their own). */
+  sources: Omit<HealthSources, "registry"> & { registry?: Registry | undefined },
+  /** More routes on this port (the console on a gateway's internal port). */
+  registerHttp?: (app: TemplatedApp) => void,
 ): Promise<{ port: number; close(): void }> {
   const app = uWS.App();
-  registerHealth(app, sources);
+  registerProbes(app, sources);
+  if (sources.registry) registerMetrics(app, { registry: sources.registry, log: sources.log });
+  registerHttp?.(app);
   app.any("/*", (res) => {
     res.writeStatus("404 Not Found").end("not found");
   });
