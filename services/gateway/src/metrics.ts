@@ -6,7 +6,9 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
  */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "tidings_" });
+  // Node's own names (process_*, nodejs_*), which the community Node.js
+  // dashboards query; only Tidings' metrics carry the tidings_ prefix.
+  collectDefaultMetrics({ register: registry });
   return {
     registry,
     connections: new Gauge({

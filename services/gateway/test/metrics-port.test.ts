@@ -25,6 +25,23 @@ describe("TIDINGS_METRICS_PORT", () => {
     }
   });
 
+  it("exports Node's default metrics under their standard names, Tidings' own as tidings_*", async () => {
+    await using gw = await startTestGateway();
+    const text = await (await fetch(gw.http("/metrics"))).text();
+    const names = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] ?? ""));
+    for (const name of [
+      "process_cpu_seconds_total",
+      "process_resident_memory_bytes",
+      "nodejs_eventloop_lag_seconds",
+      "nodejs_heap_size_used_bytes",
+    ])
+      expect(names).toContain(name);
+    for (const name of names) expect(name).toMatch(/^(process_|nodejs_|tidings_)/);
+    expect(
+      [...names].filter((n) => n.startsWith("tidings_process") || n.startsWith("tidings_nodejs")),
+    ).toEqual([]);
+  });
+
   it("unset, keeps everything on the public port (npm start needs one port)", async () => {
     await using gw = await startTestGateway({ env: { TIDINGS_CONSOLE_SECRET: CONSOLE_SECRET } });
     expect(gw.gateway.metricsPort).toBe(gw.port);

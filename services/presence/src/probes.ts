@@ -16,7 +16,8 @@ export async function servePresenceProbes(
   log: Logger,
 ): Promise<{ port: number; metricsPort: number; close(): void }> {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "tidings_presence_" });
+  // Node's own names (process_*, nodejs_*), which the community dashboards query.
+  collectDefaultMetrics({ register: registry });
   new Gauge({
     name: "tidings_presence_partitions_owned",
     help: "Presence partitions this replica acts for",
