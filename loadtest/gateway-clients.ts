@@ -13,12 +13,17 @@ export type DialectName = "pusher" | "herald";
 export const CHANNEL = "bench";
 
 export interface Dialect {
-  /** Opens one subscriber and resolves once it is subscribed to `channel`. */
+  /**
+   * Opens one subscriber and resolves once it is subscribed to `channel`;
+   * `localAddress` binds its source address (a 127.x.y.z of its own, so many
+   * clients do not exhaust one address's ephemeral ports).
+   */
   subscribe(
     port: number,
     n: number,
     onFrame: (text: string) => void,
     channel?: string,
+    localAddress?: string,
   ): Promise<WebSocket>;
   /** A publisher; `publish` resolves when the server accepted the event. */
   publisher(port: number): Promise<{
@@ -34,9 +39,10 @@ function open(
   url: string,
   ready: (msg: Record<string, unknown>, ws: WebSocket) => boolean,
   onFrame: (text: string) => void,
+  localAddress?: string,
 ): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, wsOptions);
+    const ws = new WebSocket(url, localAddress ? { ...wsOptions, localAddress } : wsOptions);
     let settled = false;
     const timer = setTimeout(() => fail(new Error(`no subscription within 20 s: ${url}`)), 20_000);
     const fail = (err: Error) => {
@@ -80,7 +86,7 @@ export const pusher: Dialect & {
       () => {},
     );
   },
-  subscribe(port, _n, onFrame, channel = CHANNEL) {
+  subscribe(port, _n, onFrame, channel = CHANNEL, localAddress) {
     return open(
       pusherUrl(port),
       (msg, ws) => {
@@ -91,6 +97,7 @@ export const pusher: Dialect & {
         return msg.event === "pusher_internal:subscription_succeeded";
       },
       onFrame,
+      localAddress,
     );
   },
   async publisher(port) {
@@ -124,7 +131,7 @@ function heraldUrl(port: number, userId: string): string {
 }
 
 export const herald: Dialect = {
-  subscribe(port, n, onFrame, channel = CHANNEL) {
+  subscribe(port, n, onFrame, channel = CHANNEL, localAddress) {
     if (channel !== CHANNEL) throw new Error("the Herald bench client uses one channel");
     return open(
       heraldUrl(port, `u${n}`),
@@ -137,6 +144,7 @@ export const herald: Dialect = {
         return msg.type === "subscribed";
       },
       onFrame,
+      localAddress,
     );
   },
   async publisher(port) {

@@ -219,7 +219,7 @@ async function watch(
  * The nats-server this process started for `url` (our child, found in /proc
  * by its client port's ports file), with its monitoring URL.
  */
-function findNatsServer(url: string): { pid: number; monitor: string } {
+export function findNatsServer(url: string): { pid: number; monitor: string } {
   const port = new URL(url).port;
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry);
