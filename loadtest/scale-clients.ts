@@ -91,6 +91,8 @@ function run(job: ScaleJob): void {
       ...(firstError ? { firstError } : {}),
     });
   const ticker = setInterval(progress, 1000);
+  // The first report says this process is up (loaded and listening for `connect`).
+  progress();
 
   async function connectAll() {
     let next = 0;

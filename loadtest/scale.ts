@@ -181,6 +181,11 @@ const sum = (ws: Worker[], f: (p: NonNullable<Worker["progress"]>) => number) =>
   ws.reduce((a, w) => a + (w.progress ? f(w.progress) : 0), 0);
 
 async function connect(ws: Worker[]): Promise<number> {
+  // Every client process loaded first, so conns/s is the servers' pace, not tsx's start-up.
+  while (ws.some((w) => !w.progress)) {
+    if (ws.some((w) => w.proc.exitCode !== null)) throw new Error("a client worker exited");
+    await sleep(50);
+  }
   for (const w of ws) w.proc.send({ type: "connect" } satisfies ToWorker);
   const start = performance.now();
   const startEpoch = performance.timeOrigin + start;
