@@ -185,6 +185,35 @@ export function describeEngineContract(
       other.sub.close();
     });
 
+    // The gateway goes live at `ready`'s seq without reading the position
+    // again: a seq too low would deliver events twice after a replay, one too
+    // high would skip events stored after the subscribe.
+    it("resolves ready with the seq live delivery starts after", async () => {
+      const app = await freshApp();
+      const early = collect(app, "r");
+      expect(await early.sub.ready).toBe(0);
+      const first = await engine.publish(app, "r", { name: "x", data: 1 });
+      await engine.publish(app, "noise", { name: "x", data: 0 });
+      await waitFor(() => early.events().length === 1);
+      const second = await engine.publish(app, "r", { name: "x", data: 2 });
+      // Joining a channel this process already follows (its second event may still be on its way).
+      const joined = collect(app, "r");
+      expect(await joined.sub.ready).toBe(second.seq);
+      const third = await engine.publish(app, "r", { name: "x", data: 3 });
+      await waitFor(() => joined.events().length === 1 && early.events().length === 3);
+      expect(joined.events().map((e) => e.seq)).toEqual([third.seq]);
+      expect(early.events().map((e) => e.seq)).toEqual([first.seq, second.seq, third.seq]);
+      early.sub.close();
+      joined.sub.close();
+      // Subscribing afresh to a channel with history.
+      const fresh = collect(app, "r");
+      expect(await fresh.sub.ready).toBe(third.seq);
+      const fourth = await engine.publish(app, "r", { name: "x", data: 4 });
+      await waitFor(() => fresh.events().length === 1);
+      expect(fresh.events().map((e) => e.seq)).toEqual([fourth.seq]);
+      fresh.sub.close();
+    });
+
     // Unsubscribed gateways must stop receiving (and stop costing) deliveries.
     it("stops delivering after close", async () => {
       const app = await freshApp();

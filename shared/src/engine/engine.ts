@@ -146,8 +146,13 @@ export interface Engine {
     handler: DeliveryHandler,
     options?: SubscribeOptions,
   ): LiveSubscription & {
-    /** Resolves when events stored from now on are guaranteed to be delivered. */
-    ready: Promise<void>;
+    /**
+     * Resolves when events stored from now on are guaranteed to be delivered,
+     * with the seq live delivery starts after: the subscription delivers
+     * every event of the channel with a higher seq and none at or below it
+     * (the channel's last seq when the subscription became active).
+     */
+    ready: Promise<number>;
   };
 
   /** Fans a signal out to live subscribers of the channel. Fire and forget. */

@@ -351,7 +351,7 @@ export class JetStreamEngine implements Engine {
     channel: string,
     handler: DeliveryHandler,
     options?: SubscribeOptions,
-  ): LiveSubscription & { ready: Promise<void> } {
+  ): LiveSubscription & { ready: Promise<number> } {
     return this.live.subscribe(
       channel,
       {

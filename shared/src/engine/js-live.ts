@@ -29,7 +29,7 @@ import { decodeEvent, decodeSignal } from "./js-codec.js";
 import type { StreamReader } from "./js-reader.js";
 import { RepeatFilter } from "./js-repeats.js";
 
-type Sub = LiveSubscription & { ready: Promise<void> };
+type Sub<T> = LiveSubscription & { ready: Promise<T> };
 
 export interface LiveOptions {
   /** How often each channel compares its position with the stream, ms. */
@@ -69,7 +69,9 @@ class ChannelLive {
   readonly entries = new Set<Entry>();
   private lastDelivered = 0;
   private started = false;
-  private starting: Promise<void> | null = null;
+  /** The seq the channel's first handlers get events after (its last seq at start). */
+  private startSeq = 0;
+  private starting: Promise<number> | null = null;
   private readonly work: Work[] = [];
   private busy = false;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -82,7 +84,7 @@ class ChannelLive {
   private readonly repeats: RepeatFilter;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly reader: StreamReader,
     private readonly stream: string,
     private readonly eventSubject: string,
@@ -107,27 +109,38 @@ class ChannelLive {
   }
 
   /**
-   * Resolves once the subscriptions are registered with the server and the
-   * channel's last seq is known: every event stored after that arrives live
-   * or is found by gap filling.
+   * Resolves with the channel's last seq, read after the subscriptions were
+   * sent: every event stored after it arrives live or is found by gap filling.
+   *
+   * No flush between the SUBs and the read. The connected server processes a
+   * connection's protocol in order, so the subscription exists there before
+   * the read request is even routed on; with a single server (the stream
+   * leader itself) every RePublish after the read finds it. On a cluster the
+   * RePublish comes from the leader's server, which learns of the interest
+   * over the route; a flush would not prove that either (its PONG is the
+   * connected server's), and a RePublish dropped for want of it is a lost
+   * live message like any other: the channel's next live event carries
+   * Nats-Last-Sequence and the gap is read from the stream, and the position
+   * check (`checkMs`) finds a lost last event. The flush only cost a round trip.
    */
-  start(): Promise<void> {
-    if (this.started) return Promise.resolve();
+  start(): Promise<number> {
+    if (this.started) return Promise.resolve(this.startSeq);
     // Cleared in a chained finally, not inside the async body: that body may
     // throw before its first await, and a finally in there would run before
     // `??=` stores the promise, leaving a settled attempt cached forever.
     this.starting ??= (async () => {
       try {
-        // A flush while disconnected waits for the reconnect; fail fast instead
+        // A request while disconnected waits for the reconnect; fail fast instead
         // and let resume() start the channel once the link is back.
         if (!this.isReady()) throw new EngineUnavailableError("NATS not connected");
-        await this.nc.flush();
         const last = await this.reader.lastSeq(this.stream, this.eventSubject);
-        if (this.closed) return;
+        if (this.closed) return last;
         this.lastDelivered = last;
+        this.startSeq = last;
         this.started = true;
         this.scheduleNextCheck(Date.now());
         void this.pump();
+        return last;
       } catch (err) {
         // Connected but the read failed (e.g. a stream leader election): keep
         // trying, since no reconnect event will come to restart us.
@@ -143,7 +156,7 @@ class ChannelLive {
   }
 
   /** Adds a handler; its `ready` covers events stored from the moment it resolves. */
-  add(handler: DeliveryHandler, onGap: Entry["onGap"]): { entry: Entry; ready: Promise<void> } {
+  add(handler: DeliveryHandler, onGap: Entry["onGap"]): { entry: Entry; ready: Promise<number> } {
     if (!this.started) {
       // Everything the channel will deliver is stored after its own start seq.
       const entry: Entry = { handler, onGap, afterSeq: 0, buffer: [] };
@@ -158,7 +171,10 @@ class ChannelLive {
       ? this.reader.lastSeq(this.stream, this.eventSubject)
       : Promise.reject(new EngineUnavailableError("NATS not connected"));
     const ready = last.then(
-      (seq) => this.activate(entry, seq),
+      (seq) => {
+        this.activate(entry, seq);
+        return seq;
+      },
       (err: unknown) => {
         // Still deliver whatever the channel delivers from here on (it may
         // include events stored just before this subscribe); the caller
@@ -437,7 +453,7 @@ export class LiveHub {
     names: ChannelNames,
     handler: DeliveryHandler,
     onGap?: (gap: DeliveryGap) => void,
-  ): Sub {
+  ): Sub<number> {
     let live = this.channels.get(names.liveSubject);
     if (!live) {
       const created: ChannelLive = new ChannelLive(
@@ -489,7 +505,7 @@ export class LiveHub {
     }
   }
 
-  subscribeUser(subject: string, handler: (signal: Signal) => void): Sub {
+  subscribeUser(subject: string, handler: (signal: Signal) => void): Sub<void> {
     let user = this.users.get(subject);
     if (!user) {
       const handlers = new Set<(s: Signal) => void>();

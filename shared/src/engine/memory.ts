@@ -122,7 +122,9 @@ export class MemoryEngine implements Engine {
   subscribe(appId: string, channel: string, handler: DeliveryHandler) {
     const ch = this.channel(this.app(appId), channel);
     addHandler(ch, handler);
-    return { ready: Promise.resolve(), close: () => removeHandler(ch, handler) };
+    // Publishing is synchronous here: every event after the current last one reaches the handler.
+    const ready = Promise.resolve(ch.events.at(-1)?.seq ?? 0);
+    return { ready, close: () => removeHandler(ch, handler) };
   }
 
   signal(appId: string, channel: string, signal: Signal): void {

@@ -80,7 +80,7 @@ interface Topic {
 interface LocalChannel {
   appId: string;
   name: string;
-  sub: LiveSubscription & { ready: Promise<void> };
+  sub: LiveSubscription & { ready: Promise<number> };
   subscribers: Subscribers<Subscriber>;
   /**
    * Live topic subscribers per encoder topic, so a delivery costs one encode
@@ -136,6 +136,9 @@ export class Hub {
     const app = conn.app;
     if (!app)
       throw new Error(`connection ${conn.id} joins ${channel} before it is bound to an app`);
+    // A join that starts the engine subscription goes live where it starts;
+    // a later one must read the channel's position now, not at that start.
+    const starts = !this.apps.get(app.id)?.has(channel);
     const local = this.local(app.id, channel);
     // A second join of the same channel supersedes the first: the first stops at its
     // next check and must not stay on the topic, or live events would arrive twice.
@@ -150,12 +153,12 @@ export class Hub {
     local.subscribers.set(conn.id, subscriber);
     conn.addChannel(channel);
     try {
-      await local.sub.ready;
+      const startSeq = await local.sub.ready;
       if (options.snapshot) {
         if (!this.stillSubscribed(local, subscriber)) return { lastSeq: 0, truncated: false };
         subscriber.covers = await options.snapshot();
       }
-      const lastSeq = await this.engine.lastSeq(app.id, channel);
+      const lastSeq = starts ? startSeq : await this.engine.lastSeq(app.id, channel);
       let sentUpTo = lastSeq;
       let truncated = false;
       let page: StoredEvent[] = [];
