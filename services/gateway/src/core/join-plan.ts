@@ -14,6 +14,15 @@ export interface PresenceRole {
    * without counts (Foony, whose members are its own entries).
    */
   optional?: boolean;
+  /**
+   * False: the dialect reads neither members nor counts from presence's
+   * answer, so the join does not wait for it (a round trip to the presence
+   * service per subscribe, on the NATS presence). The report is still made
+   * once live signals flow and queued in order with the connection's other
+   * reports; a failure is logged instead of failing the join. Members always
+   * wait: only their report can refuse a full channel.
+   */
+  answer?: boolean;
 }
 
 /** What a dialect decides for one channel join, once its own lookups are done. */

@@ -189,7 +189,13 @@ export class Session {
       skip: p.skip,
       // Taken once the channel's signals flow, so no member change falls between.
       snapshot: async () => {
-        if (presence) {
+        if (presence && presence.answer === false && !presence.member) {
+          reported = true;
+          // Queued now, in order; only a member's report can refuse the join.
+          this.reportSubscribe(channel, presence).catch((err: unknown) => {
+            this.conn.log.warn({ err }, "presence subscribe report failed");
+          });
+        } else if (presence) {
           reported = true;
           outcome = await this.reportSubscribe(channel, presence);
         }

@@ -33,7 +33,8 @@ export async function subscribe(
     // Counted for subscriber counts and channel listings; Broadcaster has no members.
     await session.join(channel, {
       encoder,
-      presence: { member: false, userId },
+      // Its reply carries nothing presence answers: the join does not wait for it.
+      presence: { member: false, userId, answer: false },
       beforeEvents: reply,
     });
   } catch (err) {

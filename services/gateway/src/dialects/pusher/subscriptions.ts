@@ -129,7 +129,13 @@ export class PusherChannels {
       // Chosen now, not before the awaits: delta compression may have been enabled meanwhile.
       encoder: encoderFor(s, channel),
       afterSeq: kind.cache ? (last ? last.seq - 1 : 0) : undefined,
-      presence: { member: kind.presence, userId: member?.userId, info: member?.info },
+      // Only a presence channel's reply carries what presence answers.
+      presence: {
+        member: kind.presence,
+        userId: member?.userId,
+        info: member?.info,
+        answer: kind.presence,
+      },
       beforeEvents: ({ lastSeq, members }) => {
         settlePending(s, channel);
         conn.send(
