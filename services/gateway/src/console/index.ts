@@ -36,10 +36,11 @@ export function startClusterReporting(o: {
   gatewayId: string;
   ctx: GatewayContext;
   connections: () => Iterable<Connection>;
+  connectionCount: () => number;
   draining: () => boolean;
 }): Closable {
   const serving = o.bus.serve((q) => answerProbe(o.gatewayId, o.connections(), q));
-  const figures = gatewayFigures(o.ctx.metrics, o.connections);
+  const figures = gatewayFigures(o.ctx.metrics, o.ctx.hub, o.connectionCount);
   const stats = startStatsPublisher(o.bus, {
     kind: "gateway",
     id: o.gatewayId,
@@ -358,6 +359,7 @@ export function consoleFor(
         gatewayId,
         ctx,
         connections: () => server.connections,
+        connectionCount: () => server.connections.size,
         draining: () => draining,
       });
     },

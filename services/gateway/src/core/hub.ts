@@ -277,6 +277,16 @@ export class Hub {
     for (const channel of [...conn.channels]) this.leave(conn, channel);
   }
 
+  /** Channels with local subscribers (live or replaying), in all. */
+  channelTotal(): number {
+    return this.channelCount;
+  }
+
+  /** Channels with local subscribers per app, for apps that have one. */
+  *appChannelCounts(): Iterable<[appId: string, channels: number]> {
+    for (const [appId, channels] of this.apps) yield [appId, channels.size];
+  }
+
   isSubscribed(conn: Connection, channel: string): boolean {
     return conn.channels.has(channel);
   }
