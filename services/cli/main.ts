@@ -3,10 +3,10 @@
  * `npm start`, the per-role mains and the image all come through here, so
  * `--help` answers everywhere instead of starting a server.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { AppConfig } from "../../shared/src/config/apps.js";
 import { type Config, ConfigError, loadConfig } from "../../shared/src/config/load.js";
+import { tidingsVersion as version } from "../../shared/src/version.js";
 import { CONFIG_HELP, MAIN_HELP, START_HELP, TOKEN_HELP } from "./help.js";
 import { maskedConfig } from "./masked-config.js";
 import { DIALECTS, mintToken, parseDuration, type TokenDialect } from "./token.js";
@@ -185,22 +185,6 @@ function jsonObject(text: unknown, flag: string): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v))
     throw new UsageError(`${flag} must be a JSON object`);
   return v as Record<string, unknown>;
-}
-
-/** package.json sits two levels up from the sources and three from the compiled files. */
-function version(): string {
-  for (const up of ["../../package.json", "../../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === "tidings") return pkg.version ?? "unknown";
-    } catch {
-      // not at this level
-    }
-  }
-  return "unknown";
 }
 
 function print(text: string): void {

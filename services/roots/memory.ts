@@ -49,6 +49,7 @@ export async function startMemory(
     presence,
     log,
     webhooks: webhooks.sink,
+    webhookDepth: (id: string) => webhooks.queue?.size(id) ?? 0,
   }).catch(stops.abort);
   stops.push(() => gateway.stop());
   webhooks.queue?.useCounters(webhookCounters(gateway.metrics.registry));

@@ -77,6 +77,7 @@ export async function startNats(config: Config, log: Logger): Promise<Running> {
         presence,
         log,
         webhooks: webhooks.sink,
+        webhookDepth: (id: string) => webhooks.queue?.size(id) ?? 0,
         cluster: { bus: natsBus(nc), gatewayId: presence.gatewayId },
       });
       stops.push(() => started.stop());

@@ -5,6 +5,7 @@ import type { Engine } from "../../../shared/src/engine/engine.js";
 import { registerMetrics, startHealthServer } from "../../../shared/src/http/health.js";
 import type { Logger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
+import { tidingsVersion } from "../../../shared/src/version.js";
 import { noWebhooks, type WebhookSink } from "../../../shared/src/webhooks/queue.js";
 import { ServerApi } from "./api/server-api.js";
 import { consoleFor } from "./console/index.js";
@@ -36,11 +37,13 @@ export async function startGateway(deps: {
   presence: PresenceApi;
   log: Logger;
   webhooks?: WebhookSink | undefined;
+  /** Events waiting in this process's webhook queue for an app (the depth gauge). */
+  webhookDepth?: ((appId: string) => number) | undefined;
   /** Where stats go and console questions come from; absent: this process alone. */
   cluster?: { bus: ClusterBus; gatewayId: string } | undefined;
 }): Promise<Gateway> {
   const { config, engine, presence, log } = deps;
-  const metrics = createMetrics();
+  const metrics = createMetrics(tidingsVersion());
   const apps = directory(config);
   for (const app of config.apps) {
     await engine.ensureApp(app.id, {
@@ -101,6 +104,14 @@ export async function startGateway(deps: {
     }
     log.info({ port: ops.port }, "metrics and console listening");
   }
+  metrics.bind({
+    connections: () => running.connections,
+    natsConnected: () => engine.isReady(),
+    presenceLagSeconds: () => presence.reportLagSeconds?.() ?? 0,
+    publishRetries: () => engine.publishRetries?.() ?? 0,
+    webhookDepth: (id) => deps.webhookDepth?.(id) ?? 0,
+    appIds: () => config.apps.map((a) => a.id),
+  });
   operator.start(running);
   registerDemo(running.app, config);
   return {

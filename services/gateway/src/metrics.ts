@@ -1,26 +1,132 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { closeReason } from "./metrics-close.js";
 
 /**
- * Gateway metrics. Labels stay low-cardinality: app and dialect only, never
- * channel, user or connection.
+ * What the gateway's gauges read at scrape time, bound by `startGateway`
+ * once the parts exist. Read on scrape, not kept up to date on hot paths.
  */
-export function createMetrics() {
+export interface MetricSources {
+  /** Open connections, for the subscriptions gauge. */
+  connections(): Iterable<{
+    app?: { id: string } | undefined;
+    dialect: string;
+    channels: ReadonlySet<string>;
+  }>;
+  natsConnected(): boolean;
+  presenceLagSeconds(): number;
+  publishRetries(): number;
+  /** Webhook events waiting in this process's queue for the app. */
+  webhookDepth(appId: string): number;
+  appIds(): readonly string[];
+}
+
+const none: MetricSources = {
+  connections: () => [],
+  natsConnected: () => true,
+  presenceLagSeconds: () => 0,
+  publishRetries: () => 0,
+  webhookDepth: () => 0,
+  appIds: () => [],
+};
+
+/**
+ * Gateway metrics. Labels stay low-cardinality: app, dialect, a close
+ * reason class, an HTTP route template and status, never channel, user or
+ * connection.
+ */
+export function createMetrics(version = "unknown") {
   const registry = new Registry();
   // Node's own names (process_*, nodejs_*), which the community Node.js
   // dashboards query; only Tidings' metrics carry the tidings_ prefix.
   collectDefaultMetrics({ register: registry });
+  let sources = none;
+  let retriesSeen = 0;
+  new Gauge({
+    name: "tidings_build_info",
+    help: "Always 1; the running version and Node in its labels",
+    labelNames: ["version", "node"] as const,
+    registers: [registry],
+  }).set({ version, node: process.versions.node }, 1);
+  new Gauge({
+    name: "tidings_subscriptions",
+    help: "Channel subscriptions held by open connections on this gateway",
+    labelNames: ["app", "dialect"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of sources.connections())
+        if (c.channels.size > 0)
+          this.inc({ app: c.app?.id ?? "", dialect: c.dialect }, c.channels.size);
+    },
+  });
+  new Gauge({
+    name: "tidings_nats_connected",
+    help: "1 while the engine's NATS connection is up (always 1 on the memory engine)",
+    registers: [registry],
+    collect() {
+      this.set(sources.natsConnected() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "tidings_presence_report_lag_seconds",
+    help: "Age of the oldest presence report this gateway sent that its partition owner has not acknowledged",
+    registers: [registry],
+    collect() {
+      this.set(sources.presenceLagSeconds());
+    },
+  });
+  new Counter({
+    name: "tidings_publish_retries_total",
+    help: "JetStream publishes resent (ack timeout or no stream leader), same message id",
+    registers: [registry],
+    collect() {
+      const n = sources.publishRetries();
+      if (n > retriesSeen) this.inc(n - retriesSeen);
+      retriesSeen = n;
+    },
+  });
+  new Gauge({
+    name: "tidings_webhook_queue_depth",
+    help: "Webhook events waiting in this process's queue (0 for apps without webhooks)",
+    labelNames: ["app"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const id of sources.appIds()) this.set({ app: id }, sources.webhookDepth(id));
+    },
+  });
+  const connectionsClosed = new Counter({
+    name: "tidings_connections_closed_total",
+    help: "WebSocket connections closed, by close code class (normal, going_away, abnormal, protocol, policy, too_large, server, app, other)",
+    labelNames: ["app", "dialect", "reason"] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    /** Binds what the scrape-time gauges read; call once the parts exist. */
+    bind(s: MetricSources): void {
+      sources = s;
+    },
     connections: new Gauge({
       name: "tidings_connections",
       help: "Open WebSocket connections",
       labelNames: ["app", "dialect"] as const,
       registers: [registry],
     }),
+    connectionsOpened: new Counter({
+      name: "tidings_connections_opened_total",
+      help: "WebSocket connections accepted",
+      labelNames: ["app", "dialect"] as const,
+      registers: [registry],
+    }),
+    connectionClosed(app: string, dialect: string, code: number): void {
+      connectionsClosed.inc({ app, dialect, reason: closeReason(code) });
+    },
+    connectionsClosed,
     messagesIn: new Counter({
       name: "tidings_messages_in_total",
       help: "Frames received from clients",
-      labelNames: ["dialect"] as const,
+      labelNames: ["app", "dialect"] as const,
       registers: [registry],
     }),
     messagesOut: new Counter({
@@ -34,6 +140,18 @@ export function createMetrics() {
       help: "Time from a client publish request to its durable acknowledgement",
       labelNames: ["dialect"] as const,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    publishErrors: new Counter({
+      name: "tidings_publish_errors_total",
+      help: "Publishes that failed: unavailable (NATS down, no ack before the deadline) or rejected",
+      labelNames: ["app", "dialect", "reason"] as const,
+      registers: [registry],
+    }),
+    httpRequests: new Counter({
+      name: "tidings_http_requests_total",
+      help: "HTTP API requests, by dialect, route template and status",
+      labelNames: ["dialect", "route", "status"] as const,
       registers: [registry],
     }),
     errors: new Counter({
@@ -63,6 +181,11 @@ export function createMetrics() {
     channels: new Gauge({
       name: "tidings_local_channels",
       help: "Channels with at least one subscriber on this gateway",
+      registers: [registry],
+    }),
+    draining: new Gauge({
+      name: "tidings_draining",
+      help: "1 while this gateway drains (stopped accepting, moving its clients away)",
       registers: [registry],
     }),
   };

@@ -182,13 +182,16 @@ async function listen(
         connections.add(conn);
         dialectOf.set(conn, dialect);
         dialect.open(conn);
+        // After open: a dialect that knows the app from the URL has bound it by now.
+        const appId = conn.app?.id ?? data.upgrade.app?.id ?? "";
+        ctx.metrics.connectionsOpened.inc({ app: appId, dialect: dialect.name });
         // Read at open only (sign-in parameters); not kept for the connection's life.
         data.upgrade.query = undefined;
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData().conn;
         if (!conn || conn.closed) return;
-        ctx.metrics.messagesIn.inc({ dialect: dialect.name });
+        ctx.metrics.messagesIn.inc({ app: conn.app?.id ?? "", dialect: dialect.name });
         const limit = conn.app?.limits.maxFrameBytes ?? maxFrame;
         if (message.byteLength > limit * ANSWERED_FRAME_FACTOR)
           return dialect.reject(conn, "oversized");
@@ -216,6 +219,7 @@ async function listen(
         if (!conn) return;
         connections.delete(conn);
         conn.markClosed();
+        ctx.metrics.connectionClosed(conn.app?.id ?? "", dialect.name, code);
         try {
           dialect.closed(conn, code);
         } catch (err) {
@@ -270,6 +274,7 @@ async function listen(
     closeForReplay,
     async drain(seconds: number) {
       draining = true;
+      ctx.metrics.draining.set(1);
       stopListening();
       const all = [...connections];
       // Spread reconnects so the remaining gateways are not hit all at once.

@@ -510,7 +510,7 @@ describe("herald http", () => {
     expect(ready.status).toBe(200);
     const metrics = await (await fetch(gw.http("/metrics"))).text();
     expect(metrics).toMatch(/tidings_connections\{/);
-    expect(metrics).toMatch(/tidings_messages_in_total\{dialect="herald"\}/);
+    expect(metrics).toMatch(/tidings_messages_in_total\{app="app-id",dialect="herald"\}/);
     expect(metrics).toMatch(/tidings_errors_total\{dialect="herald",code="invalid_payload"\}/);
     expect(metrics).toMatch(/tidings_publish_seconds_bucket/);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { startTestGateway } from "./harness.js";
+import { startTestGateway, TEST_APP } from "./harness.js";
+import { TestClient } from "./ws-client.js";
 
 const CONSOLE_SECRET = "console-secret-0123456789";
 
@@ -40,6 +41,35 @@ describe("TIDINGS_METRICS_PORT", () => {
     expect(
       [...names].filter((n) => n.startsWith("tidings_process") || n.startsWith("tidings_nodejs")),
     ).toEqual([]);
+  });
+
+  it("counts subscriptions, opens and closes by reason, HTTP API requests by route, and the build", async () => {
+    await using gw = await startTestGateway();
+    const scrape = async () => (await fetch(gw.http("/metrics"))).text();
+    const c = await TestClient.connect(gw.url(`/app/${TEST_APP.key}?protocol=7`));
+    await c.next();
+    c.send({ event: "pusher:subscribe", data: { channel: "news" } });
+    await c.next();
+    let text = await scrape();
+    expect(text).toContain('tidings_subscriptions{app="app-id",dialect="pusher"} 1');
+    expect(text).toContain('tidings_connections_opened_total{app="app-id",dialect="pusher"} 1');
+    expect(text).toContain('tidings_messages_in_total{app="app-id",dialect="pusher"} 1');
+    expect(text).toContain("tidings_nats_connected 1");
+    expect(text).toContain('tidings_webhook_queue_depth{app="app-id"} 0');
+    expect(text).toMatch(/tidings_build_info\{version="\d+\.\d+\.\d+",node="[\d.]+"\} 1/);
+    c.close();
+    await c.waitClosed();
+    await fetch(gw.http("/apps/app-id/events"), { method: "POST", body: "{}" });
+    await expect
+      .poll(scrape)
+      .toContain(
+        'tidings_connections_closed_total{app="app-id",dialect="pusher",reason="normal"} 1',
+      );
+    text = await scrape();
+    expect(text).not.toMatch(/tidings_subscriptions\{[^}]*\} [1-9]/);
+    expect(text).toMatch(
+      /tidings_http_requests_total\{dialect="pusher",route="\/apps\/:app_id\/events",status="4\d\d"\} 1/,
+    );
   });
 
   it("unset, keeps everything on the public port (npm start needs one port)", async () => {

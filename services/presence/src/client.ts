@@ -256,6 +256,14 @@ export class NatsPresenceClient implements PresenceApi {
     return requestWithRetry(this.nc, p, q, this.policy, this.queue(p).nudge);
   }
 
+  /** The oldest unacknowledged report's wait over all partitions, in seconds. */
+  reportLagSeconds(): number {
+    let ms = 0;
+    const now = Date.now();
+    for (const q of this.queues.values()) ms = Math.max(ms, q.lagMs(now));
+    return ms / 1000;
+  }
+
   private queue(p: number): ReportQueue {
     let q = this.queues.get(p);
     if (!q) {

@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Config } from "../../../shared/src/config/load.js";
 import { startHealthServer } from "../../../shared/src/http/health.js";
 import type { Logger } from "../../../shared/src/log.js";
+import { tidingsVersion } from "../../../shared/src/version.js";
 import { webhookCounters } from "../../../shared/src/webhooks/metrics.js";
 import type { RunningPresence } from "./run.js";
 
@@ -26,6 +27,20 @@ export async function servePresenceProbes(
       this.set(presence.service.owned().length);
     },
   });
+  new Gauge({
+    name: "tidings_nats_connected",
+    help: "1 while this replica's NATS connection is up",
+    registers: [registry],
+    collect() {
+      this.set(presence.ready() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "tidings_build_info",
+    help: "Always 1; the running version and Node in its labels",
+    labelNames: ["version", "node"] as const,
+    registers: [registry],
+  }).set({ version: tidingsVersion(), node: process.versions.node }, 1);
   presence.webhooks?.useCounters(webhookCounters(registry));
   const readiness = () => ({ nats: presence.ready() });
   if (config.metricsPort === undefined) {

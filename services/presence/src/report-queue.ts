@@ -67,6 +67,8 @@ interface Item {
   onResult?: ((r: ReportResult) => void) | undefined;
   resolve(r: ReportResult): void;
   reject(err: unknown): void;
+  /** When it was queued (Date.now()), for the lag metric. */
+  at: number;
 }
 
 const MAX_BATCH = 256;
@@ -122,6 +124,8 @@ export async function requestWithRetry(
 export class ReportQueue {
   private readonly items: Item[] = [];
   private busy = false;
+  /** When the oldest item of the batch in flight was queued. */
+  private sending: number | undefined;
   private closing = false;
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => {};
@@ -138,7 +142,7 @@ export class ReportQueue {
 
   send(report: PresenceReport, onResult?: (r: ReportResult) => void): Promise<ReportResult> {
     return new Promise((resolve, reject) => {
-      this.items.push({ report, onResult, resolve, reject });
+      this.items.push({ report, onResult, resolve, reject, at: Date.now() });
       this.pump();
     });
   }
@@ -146,8 +150,14 @@ export class ReportQueue {
   /** Queues a full sync unless one is already waiting (it would carry the same state). */
   sync(): void {
     if (this.closing || this.items.some((i) => i.report === "sync")) return;
-    this.items.push({ report: "sync", resolve: () => {}, reject: () => {} });
+    this.items.push({ report: "sync", resolve: () => {}, reject: () => {}, at: Date.now() });
     this.pump();
+  }
+
+  /** How long the oldest report not yet acknowledged by the owner has waited, in ms (0: none). */
+  lagMs(now = Date.now()): number {
+    const oldest = this.sending ?? this.items[0]?.at;
+    return oldest === undefined ? 0 : now - oldest;
   }
 
   /** Resolves when everything queued so far has been sent (or given up); queues no new syncs. */
@@ -169,6 +179,7 @@ export class ReportQueue {
     while (this.items.length > 0 && !this.nc.isClosed()) {
       const head = this.items[0];
       const batch: Item[] = head?.report === "sync" ? this.items.splice(0, 1) : this.takeReports();
+      this.sending = head?.at;
       try {
         const results =
           head?.report === "sync" ? await this.sendSync() : await this.sendBatch(batch);
@@ -181,6 +192,7 @@ export class ReportQueue {
         for (const item of batch) item.reject(err);
         if (err instanceof PresenceUnavailableError) this.sync();
       }
+      this.sending = undefined;
     }
     for (const item of this.items.splice(0))
       item.reject(new PresenceUnavailableError("NATS connection closed"));

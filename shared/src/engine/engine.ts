@@ -182,6 +182,8 @@ export interface Engine {
 
   /** True while the engine can serve (NATS connected, for JetStream). */
   isReady(): boolean;
+  /** Publishes resent so far (same message id), for the retries metric; absent: never resends. */
+  publishRetries?(): number;
 
   close(): Promise<void>;
 }

@@ -256,6 +256,10 @@ export class JetStreamEngine implements Engine {
     }
   }
 
+  publishRetries(): number {
+    return this.publisher.resends;
+  }
+
   isReady(): boolean {
     return this.connected && !this.closing && !this.nc.isClosed();
   }

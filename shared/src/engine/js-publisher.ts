@@ -77,6 +77,8 @@ export class PipelinedPublisher {
   private outboxScheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private counter = 0;
+  /** Publishes sent again after an ack timeout or a 503 (the retries metric). */
+  resends = 0;
   private closed = false;
 
   constructor(
@@ -242,6 +244,7 @@ export class PipelinedPublisher {
         this.settle(p);
         p.reject(expired);
       } else if (now >= p.nextAttemptAt) {
+        this.resends++;
         this.inFlight.delete(p.token);
         this.send(p);
       }

@@ -85,6 +85,11 @@ export interface ChannelInfo {
  * entries (`setPresence`) are connection level and independent of it.
  */
 export interface PresenceApi {
+  /**
+   * How long the oldest report this gateway sent is waiting for its owner,
+   * in seconds (the presence lag metric); absent: in-process, no lag.
+   */
+  reportLagSeconds?(): number;
   /** Registers a subscription; for members, joins (emitting `member joined` once per user). */
   subscribe(sub: ChannelSubscription): Promise<SubscribeOutcome>;
   /** Removes a subscription (emits `member left` when the user's last connection goes). */

@@ -1,4 +1,8 @@
-import type { Engine, PublishResult } from "../../../../shared/src/engine/engine.js";
+import {
+  type Engine,
+  EngineUnavailableError,
+  type PublishResult,
+} from "../../../../shared/src/engine/engine.js";
 import type { EventInput } from "../../../../shared/src/model.js";
 import type { Metrics } from "../metrics.js";
 
@@ -27,9 +31,16 @@ export function createPublish(engine: Engine, metrics: Metrics): Publish {
   return async (appId, channel, event, from) => {
     const started = performance.now();
     const stored = { ...event, via: from.via ?? from.dialect };
-    const result = await engine.publish(appId, channel, stored, {
-      idempotencyKey: from.idempotencyKey,
-    });
+    let result: PublishResult;
+    try {
+      result = await engine.publish(appId, channel, stored, {
+        idempotencyKey: from.idempotencyKey,
+      });
+    } catch (err) {
+      const reason = err instanceof EngineUnavailableError ? "unavailable" : "rejected";
+      metrics.publishErrors.inc({ app: appId, dialect: from.dialect, reason });
+      throw err;
+    }
     metrics.publishLatency.observe({ dialect: from.dialect }, (performance.now() - started) / 1000);
     return result;
   };

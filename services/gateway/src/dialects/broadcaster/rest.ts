@@ -6,6 +6,7 @@ import { failureOf } from "../../api/errors.js";
 import type { ServerApi } from "../../api/server-api.js";
 import type { DialectContext } from "../../core/dialect.js";
 import { type Aborted, BodyTooLargeError, readBody } from "../../http/body.js";
+import type { Metrics } from "../../metrics.js";
 import { decodePublishBody, encode } from "./codec.js";
 import { type BroadcasterCode, BroadcasterCodes } from "./codes.js";
 
@@ -25,6 +26,7 @@ const MAX_IDEMPOTENCY_KEY = 200;
 export function registerBroadcasterRest(app: TemplatedApp, ctx: DialectContext): void {
   const { api } = ctx;
   app.post("/broadcaster/:key/publish", (res, req) => {
+    counting.set(res, ctx.metrics.httpRequests);
     // uWS request data is only valid in this synchronous part: copy it out first.
     const appKey = req.getParameter(0) ?? "";
     const authorization = req.getHeader("authorization");
@@ -109,7 +111,13 @@ function reply(res: HttpResponse, code: BroadcasterCode, message: string, status
   send(res, status ?? BroadcasterCodes[code].status, encode.restError(code, message));
 }
 
+/** The requests counter for each response in progress: `send` is the one way out. */
+const counting = new WeakMap<HttpResponse, Metrics["httpRequests"]>();
+
 function send(res: HttpResponse, status: number, body: string): void {
+  counting
+    .get(res)
+    ?.inc({ dialect: "broadcaster", route: "/broadcaster/:key/publish", status: String(status) });
   res
     .writeStatus(STATUS_TEXT[status] ?? `${status}`)
     .writeHeader("content-type", "application/json")

@@ -26,7 +26,7 @@ export function registerPusherHttp(uws: TemplatedApp, ctx: DialectContext): void
       res.onAborted(() => {
         state.aborted = true;
       });
-      serve(ctx, res, state, method, path, query, raw, idempotencyKey, handler);
+      serve(ctx, res, state, method, pattern, path, query, raw, idempotencyKey, handler);
     });
   };
   route("post", "/apps/:app_id/events", (r) => api.events(r));
@@ -47,6 +47,8 @@ function serve(
   res: HttpResponse,
   state: Aborted,
   method: "get" | "post" | "del",
+  /** The route template (`/apps/:app_id/events`): the metric's label, never the path itself. */
+  pattern: string,
   path: string,
   query: URLSearchParams,
   raw: string[],
@@ -54,6 +56,7 @@ function serve(
   handler: Handler,
 ): void {
   const respond = (status: string, type: string, text: string) => {
+    ctx.metrics.httpRequests.inc({ dialect: "pusher", route: pattern, status: status.slice(0, 3) });
     if (state.aborted) return;
     res.cork(() => {
       res.writeStatus(status).writeHeader("content-type", type).end(text);
