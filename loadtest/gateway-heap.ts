@@ -15,6 +15,7 @@
  *
  *   npx tsx loadtest/gateway-heap.ts --conns 5000 --server tidings-nats
  *   npx tsx loadtest/gateway-heap.ts --server tidings --channels each --top 40
+ *   BENCH_BASE_DIR=/tmp/tidings-base npx tsx loadtest/gateway-heap.ts --server base
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,6 +29,7 @@ import {
   procRssMiB,
   type RunningServer,
   type ServerName,
+  serverNames,
   startServer,
 } from "./gateway-servers.js";
 
@@ -47,8 +49,10 @@ const opt = {
   top: Number(args.top),
   idleSec: Number(args.idle),
 };
-if (!["tidings", "tidings-nats", "soketi"].includes(opt.server))
-  throw new Error("--server must be tidings, tidings-nats or soketi (SOKETI_DIR)");
+if (!serverNames.includes(opt.server))
+  throw new Error(
+    `--server: one of ${serverNames.join(", ")} (base trees from BENCH_BASE_DIR, soketi from SOKETI_DIR)`,
+  );
 
 const baseNodeArgs = process.env.BENCH_NODE_ARGS ?? "";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

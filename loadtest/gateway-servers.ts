@@ -10,16 +10,30 @@
  *   the nats-server's monitoring URL (/connz, /subsz).
  * - `base`: another copy of Tidings (an earlier commit), memory engine, from
  *   `BENCH_BASE_DIR`: the baseline when measuring an optimisation in one run.
+ * - `base-nats`: that copy on the JetStream engine, on its own nats-server,
+ *   counted like `tidings-nats`.
  * - `soketi`: Soketi 1.6.1 from `SOKETI_DIR`.
  *
  * `BENCH_CPU_PROF=<dir>` runs the Tidings variants under `node --cpu-prof`,
  * writing .cpuprofile files into <dir> when it stops (one per thread; the
  * server's own is the main thread's, the largest). `BENCH_NODE_ARGS` adds
  * node flags to the Tidings variants and Soketi (e.g. `--heapsnapshot-signal=SIGUSR2`).
+ * `BENCH_DIST=1` runs the Tidings variants as the image does, the compiled
+ * `dist/services/main.js` of their tree (`npm run build` in each tree first),
+ * instead of the sources under tsx, whose keep-names wrapper (`__name`) gives
+ * every closure a property array (~0.5 KB per connection) and costs CPU.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -29,8 +43,14 @@ import { startNats } from "../shared/test/nats-harness.js";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const APP = { id: "app-id", key: "app-key", secret: "app-secret" };
 
-export type ServerName = "tidings" | "tidings-nats" | "base" | "soketi";
-export const serverNames: readonly ServerName[] = ["tidings", "tidings-nats", "base", "soketi"];
+export type ServerName = "tidings" | "tidings-nats" | "base" | "base-nats" | "soketi";
+export const serverNames: readonly ServerName[] = [
+  "tidings",
+  "tidings-nats",
+  "base",
+  "base-nats",
+  "soketi",
+];
 
 export interface RunningServer {
   name: ServerName;
@@ -64,16 +84,15 @@ export async function startServer(name: ServerName): Promise<RunningServer> {
   switch (name) {
     case "tidings":
       return startTidings(name, port, ROOT);
-    case "base": {
-      const dir = process.env.BENCH_BASE_DIR;
-      if (!dir) throw new Error("BENCH_BASE_DIR is not set (see loadtest/README.md)");
-      return startTidings(name, port, dir);
-    }
-    case "tidings-nats": {
+    case "base":
+      return startTidings(name, port, baseDir());
+    case "tidings-nats":
+    case "base-nats": {
+      const root = name === "base-nats" ? baseDir() : ROOT;
       const nats = await startNats();
       try {
         const natsProc = findNatsServer(nats.url(0));
-        const server = await startTidings(name, port, ROOT, nats.url(0), () => nats.stop());
+        const server = await startTidings(name, port, root, nats.url(0), () => nats.stop());
         return withNats(server, natsProc);
       } catch (err) {
         await nats.stop();
@@ -83,6 +102,42 @@ export async function startServer(name: ServerName): Promise<RunningServer> {
     case "soketi":
       return startSoketi(port);
   }
+}
+
+function baseDir(): string {
+  const dir = process.env.BENCH_BASE_DIR;
+  if (!dir) throw new Error("BENCH_BASE_DIR is not set (see loadtest/README.md)");
+  return dir;
+}
+
+/**
+ * What node runs for a Tidings tree: the sources under tsx, or with
+ * `BENCH_DIST=1` its build, as the image's CMD does. A missing build is an
+ * error rather than a silent fall-back to tsx, and a build older than the
+ * newest source file is flagged (it would measure other code).
+ */
+function tidingsEntry(root: string): string[] {
+  const dist = process.env.BENCH_DIST;
+  if (!dist || dist === "0") return ["--import", "tsx", "services/main.ts"];
+  const main = join(root, "dist/services/main.js");
+  if (!existsSync(main))
+    throw new Error(`BENCH_DIST: ${main} is missing: run \`npm run build\` in ${root}`);
+  const built = statSync(main).mtimeMs;
+  const stale =
+    newestSource(join(root, "services"), built) ?? newestSource(join(root, "shared/src"), built);
+  if (stale)
+    throw new Error(`BENCH_DIST: ${stale} is newer than ${main}: run \`npm run build\` in ${root}`);
+  return ["--enable-source-maps", "dist/services/main.js"];
+}
+
+/** A .ts file under dir modified after `than` (ms), if any. */
+function newestSource(dir: string, than: number): string | undefined {
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".ts")) continue;
+    const path = join(entry.parentPath, entry.name);
+    if (statSync(path).mtimeMs > than) return path;
+  }
+  return undefined;
 }
 
 async function startTidings(
@@ -98,25 +153,21 @@ async function startTidings(
   const profArgs = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
   // `node --import tsx` rather than the tsx CLI so the pid we watch is the server.
-  const child = spawn(
-    process.execPath,
-    [...profArgs, ...nodeArgs, "--import", "tsx", "services/main.ts"],
-    {
-      cwd: root,
-      env: {
-        ...env,
-        ...(natsUrl ? { NATS_URL: natsUrl } : {}),
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "error",
-        TIDINGS_DRAIN_SECONDS: "0",
-        // The Herald publisher is one connection sending every event.
-        TIDINGS_MAX_MESSAGE_RATE: "1000000",
-        TIDINGS_MAX_CONNECTIONS: "1000000",
-      },
-      stdio: ["ignore", "ignore", "pipe"],
+  const child = spawn(process.execPath, [...profArgs, ...nodeArgs, ...tidingsEntry(root)], {
+    cwd: root,
+    env: {
+      ...env,
+      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "error",
+      TIDINGS_DRAIN_SECONDS: "0",
+      // The Herald publisher is one connection sending every event.
+      TIDINGS_MAX_MESSAGE_RATE: "1000000",
+      TIDINGS_MAX_CONNECTIONS: "1000000",
     },
-  );
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   return watch(name, child, port, "/readyz", cleanup);
 }
 
