@@ -23,7 +23,7 @@ import WebSocket from "ws";
 import { signCompact } from "../services/gateway/src/dialects/herald/token.js";
 import { startNats } from "../shared/test/nats-harness.js";
 import { benchOptions, median } from "./bench-kit.js";
-import { APP, freePort } from "./gateway-servers.js";
+import { APP, freePort, tidingsEntry } from "./gateway-servers.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const opts = benchOptions({
@@ -69,24 +69,20 @@ async function startGateway(
   // BENCH_CPU_PROF=<dir>: profile the gateway (one .cpuprofile per thread; its own is the largest).
   const prof = process.env.BENCH_CPU_PROF;
   const profArgs = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [...profArgs, "--import", "tsx", "services/main.ts"],
-    {
-      cwd: root,
-      env: {
-        ...env,
-        ...(natsUrl ? { NATS_URL: natsUrl } : {}),
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "error",
-        TIDINGS_DRAIN_SECONDS: "0",
-        TIDINGS_MAX_MESSAGE_RATE: "1000000",
-        TIDINGS_HISTORY_PER_CHANNEL: String(EVENTS * 2),
-      },
-      stdio: ["ignore", "pipe", "inherit"],
+  const child: ChildProcess = spawn(process.execPath, [...profArgs, ...tidingsEntry(root)], {
+    cwd: root,
+    env: {
+      ...env,
+      ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "error",
+      TIDINGS_DRAIN_SECONDS: "0",
+      TIDINGS_MAX_MESSAGE_RATE: "1000000",
+      TIDINGS_HISTORY_PER_CHANNEL: String(EVENTS * 2),
     },
-  );
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let out = "";
   child.stdout?.on("data", (c: Buffer) => {
     out += c.toString();

@@ -113,10 +113,10 @@ function baseDir(): string {
 /**
  * What node runs for a Tidings tree: the sources under tsx, or with
  * `BENCH_DIST=1` its build, as the image's CMD does. A missing build is an
- * error rather than a silent fall-back to tsx, and a build older than the
- * newest source file is flagged (it would measure other code).
+ * error rather than a silent fall-back to tsx, and so is a build older than
+ * a source file (it would measure other code). gateway-publish.ts uses it too.
  */
-function tidingsEntry(root: string): string[] {
+export function tidingsEntry(root: string): string[] {
   const dist = process.env.BENCH_DIST;
   if (!dist || dist === "0") return ["--import", "tsx", "services/main.ts"];
   const main = join(root, "dist/services/main.js");
@@ -130,11 +130,12 @@ function tidingsEntry(root: string): string[] {
   return ["--enable-source-maps", "dist/services/main.js"];
 }
 
-/** A .ts file under dir modified after `than` (ms), if any. */
+/** A compiled .ts file under dir (tests are not built) modified after `than` (ms), if any. */
 function newestSource(dir: string, than: number): string | undefined {
   for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !entry.name.endsWith(".ts")) continue;
+    if (!entry.isFile() || !entry.name.endsWith(".ts") || entry.name.endsWith(".test.ts")) continue;
     const path = join(entry.parentPath, entry.name);
+    if (path.includes("/test/")) continue;
     if (statSync(path).mtimeMs > than) return path;
   }
   return undefined;
