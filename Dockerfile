@@ -4,6 +4,11 @@
 # The image runs compiled JavaScript (tsc emit, `npm run build`) with plain
 # node: no TypeScript, tsx or esbuild in the final stage, and an idle gateway
 # holds ~66 MB RSS instead of ~98 MB under tsx.
+#
+# Node 20 in every stage: the uWebSockets.js build in package.json ships
+# native binaries for Node 16/18/20 only (ABIs 93/108/115), and the gateway
+# refuses uWS's JS fallback. See README "Requirements";
+# shared/test/node-runtime.test.ts keeps this line and the binaries in step.
 
 # ---- build: compile services/ and shared/src/ to dist/ ----------------------
 FROM node:20-bookworm-slim AS build
