@@ -25,6 +25,7 @@ import type {
   ConnectionSnapshot,
   SubscriptionSnapshot,
 } from "../../../shared/src/presence/messages.js";
+import { ConnSet } from "./conn-set.js";
 import { dropEntry, entriesOf, putEntry } from "./entries.js";
 import { type AppState, type ChannelState, newAppState } from "./indexes.js";
 import {
@@ -268,7 +269,7 @@ export class PresenceCore {
     this.touch(appId, conn);
     // A changed resubscribe: add the new form before dropping the old so an
     // unchanged user does not flap.
-    const ch = app.channels.get(sub.channel) ?? { conns: new Set<string>(), members: undefined };
+    const ch = app.channels.get(sub.channel) ?? { conns: new ConnSet(), members: undefined };
     app.channels.set(sub.channel, ch);
     // Before the member effect, so a receiver sees occupied → member_added.
     if (ch.conns.size === 0)

@@ -45,7 +45,7 @@ export function answerProbe(
       const rows: ConnectionInfo[] = [];
       let total = 0;
       for (const c of connections) {
-        if (c.app?.id !== q.appId || !c.channels.has(q.channel)) continue;
+        if (c.app?.id !== q.appId || !c.hasChannel(q.channel)) continue;
         byDialect[c.dialect] = (byDialect[c.dialect] ?? 0) + 1;
         if (++total <= PROBE_ROW_LIMIT) rows.push(info(gatewayId, q.appId, c));
       }

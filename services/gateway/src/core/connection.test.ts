@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { at } from "../../../../shared/test/defined.js";
-import { nextConnectionId } from "./connection.js";
+import { AppQuota, Connection, nextConnectionId } from "./connection.js";
 
 describe("connection ids", () => {
   const ids = Array.from({ length: 20_000 }, nextConnectionId);
@@ -36,5 +36,36 @@ describe("connection ids", () => {
       expect(Math.max(...values)).toBeGreaterThan(9e11);
       expect(Math.min(...values)).toBeLessThan(1e11);
     }
+  });
+});
+
+describe("a connection's channels", () => {
+  it("hold one channel inline and more in a Set, with the same answers", () => {
+    const conn = new Connection(
+      {} as never,
+      "pusher",
+      {} as never,
+      {} as never,
+      new AppQuota(),
+      () => {},
+    );
+    expect([conn.channelCount, conn.hasChannel("a"), [...conn.channels]]).toEqual([0, false, []]);
+    conn.addChannel("a");
+    conn.addChannel("a");
+    expect([conn.channelCount, conn.hasChannel("a"), [...conn.channels]]).toEqual([1, true, ["a"]]);
+    conn.addChannel("b");
+    expect([conn.channelCount, conn.hasChannel("b"), [...conn.channels]]).toEqual([
+      2,
+      true,
+      ["a", "b"],
+    ]);
+    expect(conn.removeChannel("a")).toBe(true);
+    expect(conn.removeChannel("a")).toBe(false);
+    expect(conn.removeChannel("b")).toBe(true);
+    expect([conn.channelCount, conn.hasChannel("b"), [...conn.channels]]).toEqual([0, false, []]);
+    conn.addChannel("c");
+    expect(conn.removeChannel("d")).toBe(false);
+    expect(conn.removeChannel("c")).toBe(true);
+    expect(conn.channelCount).toBe(0);
   });
 });

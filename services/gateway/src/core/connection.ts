@@ -72,8 +72,12 @@ export class Connection {
   userId: string | undefined;
   /** The core session, once the dialect bound the connection to its app (`Sessions.bind`). */
   session: Session | undefined;
-  /** Made on first join and dropped at the last leave: a bare connection holds no empty Set. */
-  private joined: Set<string> | undefined;
+  /**
+   * Channels subscribed to: one held as is, a Set only from the second, none
+   * undefined. Most connections hold a channel or two; a Set is a hash table
+   * of a few hundred bytes.
+   */
+  private joined: string | Set<string> | undefined;
   closed = false;
   /** A close was requested; uWS runs the close handler later. */
   ending = false;
@@ -102,21 +106,45 @@ export class Connection {
     this.baseLog = log;
   }
 
-  /** Channels this connection is subscribed to (managed by the hub: `addChannel`, `removeChannel`). */
+  /**
+   * Channels this connection is subscribed to (managed by the hub:
+   * `addChannel`, `removeChannel`), to iterate: with a single channel this is
+   * a new Set each time, so ask `hasChannel` and `channelCount` on hot paths.
+   */
   get channels(): ReadonlySet<string> {
-    return this.joined ?? NO_CHANNELS;
+    const j = this.joined;
+    if (j === undefined) return NO_CHANNELS;
+    return typeof j === "string" ? new Set([j]) : j;
+  }
+
+  hasChannel(channel: string): boolean {
+    const j = this.joined;
+    return typeof j === "string" ? j === channel : (j?.has(channel) ?? false);
+  }
+
+  get channelCount(): number {
+    const j = this.joined;
+    if (j === undefined) return 0;
+    return typeof j === "string" ? 1 : j.size;
   }
 
   /** The hub's bookkeeping of a join. */
   addChannel(channel: string): void {
-    this.joined ??= new Set();
-    this.joined.add(channel);
+    const j = this.joined;
+    if (j === undefined || j === channel) this.joined = channel;
+    else if (typeof j === "string") this.joined = new Set([j, channel]);
+    else j.add(channel);
   }
 
   /** The hub's bookkeeping of a leave; false when the connection was not subscribed. */
   removeChannel(channel: string): boolean {
-    if (!this.joined?.delete(channel)) return false;
-    if (this.joined.size === 0) this.joined = undefined;
+    const j = this.joined;
+    if (j === channel) {
+      this.joined = undefined;
+      return true;
+    }
+    if (typeof j !== "object" || !j.delete(channel)) return false;
+    if (j.size === 0) this.joined = undefined;
     return true;
   }
 

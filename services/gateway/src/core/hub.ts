@@ -288,7 +288,7 @@ export class Hub {
   }
 
   isSubscribed(conn: Connection, channel: string): boolean {
-    return conn.channels.has(channel);
+    return conn.hasChannel(channel);
   }
 
   private stillSubscribed(local: LocalChannel, s: Subscriber): boolean {

@@ -128,12 +128,12 @@ export class Session {
 
   /** Subscribed (live or replaying); a join still being prepared is not. */
   subscribed(channel: string): boolean {
-    return this.conn.channels.has(channel);
+    return this.conn.hasChannel(channel);
   }
 
   /** Subscriptions plus joins in flight: what the app's limit counts. */
   subscriptionCount(): number {
-    return this.conn.channels.size + (this.joining?.size ?? 0);
+    return this.conn.channelCount + (this.joining?.size ?? 0);
   }
 
   /**
@@ -216,7 +216,7 @@ export class Session {
     } catch (err) {
       // The hub undid the subscription; presence must not go on counting it
       // (unless a newer join of the channel owns it now, or the close report covers it).
-      if (reported && !this.ended && !this.conn.channels.has(channel))
+      if (reported && !this.ended && !this.conn.hasChannel(channel))
         this.reportUnsubscribe(channel);
       throw err;
     }
@@ -254,7 +254,7 @@ export class Session {
   /** Ends a subscription, or cancels one being prepared. Idempotent. */
   leave(channel: string): void {
     if (this.endJoining(channel)) return;
-    if (!this.conn.channels.has(channel)) return;
+    if (!this.conn.hasChannel(channel)) return;
     this.core.hub.leave(this.conn, channel);
     if (this.endUntracked(channel) || !this.presenceTold) return;
     this.reportUnsubscribe(channel);
