@@ -97,7 +97,8 @@ describe("subject builders", () => {
     expect(eventWildcard("app1")).toBe("tdg.app1.ev.>");
     expect(liveSubject("app1", "room")).toBe("tdg.app1.live.room");
     expect(liveWildcard("app1")).toBe("tdg.app1.live.>");
-    expect(signalSubject("app1", "room")).toBe("tdg.app1.sig.room");
+    // Signals share the live subject: one subscription per channel receives both.
+    expect(signalSubject("app1", "room")).toBe("tdg.app1.live.room");
     expect(userSubject("app1", "u@x.com")).toBe(`tdg.app1.user.${encodeToken("u@x.com")}`);
   });
 
@@ -122,7 +123,7 @@ describe("subject builders", () => {
 
   it("do not attribute foreign subjects to a channel", () => {
     expect(channelOfSubject("app", eventSubject("other", "room"))).toBeNull();
-    expect(channelOfSubject("app", signalSubject("app", "room"))).toBeNull();
+    expect(channelOfSubject("app", userSubject("app", "room"))).toBeNull();
     expect(channelOfSubject("app", "tdg.app.ev.a.b")).toBeNull();
     expect(channelOfSubject("app", "tdg.app.ev._!!")).toBeNull();
   });

@@ -7,9 +7,15 @@ import { createHash } from "node:crypto";
  *
  * Layout, per app:
  *   tdg.<app>.ev.<channel>     stored events (captured by stream TIDINGS_<app>)
- *   tdg.<app>.live.<channel>   RePublish of each stored event (live fan-out)
- *   tdg.<app>.sig.<channel>    ephemeral signals on core NATS, never stored
+ *   tdg.<app>.live.<channel>   RePublish of each stored event (live fan-out), and
+ *                              the channel's ephemeral signals on core NATS, never stored
  *   tdg.<app>.user.<user>      signals addressed to one user
+ *
+ * A channel's live events and signals share one subject so that a gateway
+ * follows a channel with one NATS subscription (each costs memory on the
+ * gateway and on nats-server: loadtest/results.md). They are told apart by headers: a
+ * RePublished event carries `Nats-Sequence`, a signal carries none.
+ * (Before 2026-12, signals went to `tdg.<app>.sig.<channel>`.)
  *
  * `<app>`, `<channel>` and `<user>` are single subject tokens produced by
  * `encodeToken`, so a channel name may contain anything (dots, wildcards,
@@ -93,9 +99,12 @@ export function liveWildcard(appId: string): string {
   return `${ROOT}.${encodeToken(appId)}.live.>`;
 }
 
-/** Core NATS subject for a channel's ephemeral signals. */
+/**
+ * Core NATS subject for a channel's ephemeral signals: its live subject (see
+ * the layout above), so the channel's one subscription receives them.
+ */
 export function signalSubject(appId: string, channel: string): string {
-  return `${ROOT}.${encodeToken(appId)}.sig.${encodeToken(channel)}`;
+  return liveSubject(appId, channel);
 }
 
 /** Core NATS subject for signals addressed to one user. */
@@ -104,8 +113,8 @@ export function userSubject(appId: string, userId: string): string {
 }
 
 /**
- * The channel an event/live subject belongs to, or null when the subject is
- * not an event or live subject of this app.
+ * The channel an event/live/signal subject belongs to, or null when the
+ * subject is not one of this app's.
  */
 export function channelOfSubject(appId: string, subject: string): string | null {
   const parts = subject.split(".");

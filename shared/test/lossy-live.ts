@@ -4,7 +4,7 @@ import type { DeliveryGap } from "../src/engine/engine.js";
 import { LiveHub, type LiveOptions } from "../src/engine/js-live.js";
 import { StreamReader } from "../src/engine/js-reader.js";
 import type { Delivery, StoredEvent } from "../src/model.js";
-import { eventSubject, liveSubject, signalSubject, streamName } from "../src/subjects.js";
+import { eventSubject, liveSubject, streamName } from "../src/subjects.js";
 
 /**
  * A connection whose live-subject messages can be dropped on demand: the
@@ -72,7 +72,6 @@ export async function lossyLiveChannel(
       stream: streamName(app),
       eventSubject: eventSubject(app, channel),
       liveSubject: liveSubject(app, channel),
-      signalSubject: signalSubject(app, channel),
     },
     (d) => got.push(d),
     (gap) => gaps.push(gap),

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import type { NatsConnection } from "@nats-io/nats-core";
+import type { Msg, NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
 import { createLogger } from "../../../shared/src/log.js";
@@ -40,27 +40,28 @@ export async function recordSignals(url: string): Promise<Recorder> {
   const nc = await connect({ servers: url });
   const all: Recorded[] = [];
   const newest = new Map<string, PresenceVersion>();
-  const take =
-    (user: boolean) => (_err: Error | null, msg: { subject: string; data: Uint8Array }) => {
-      const [, app = "", , token = ""] = msg.subject.split(".");
-      const signal = JSON.parse(new TextDecoder().decode(msg.data)) as Signal;
-      const name = decodeToken(token);
-      // As a gateway does: a versioned signal no newer than the channel's last is a
-      // repeat (a new owner resending its predecessor's last batch), not news.
-      const version = signal.version;
-      if (version) {
-        const last = newest.get(msg.subject);
-        if (last && compareVersions(version, last) <= 0) return;
-        newest.set(msg.subject, version);
-      }
-      all.push({
-        app: decodeToken(app),
-        ...(user ? { user: name } : { channel: name }),
-        signal,
-        at: Date.now(),
-      });
-    };
-  nc.subscribe("tdg.*.sig.*", { callback: take(false) });
+  const take = (user: boolean) => (_err: Error | null, msg: Msg) => {
+    // Channel signals share the live subject with RePublished events (subjects.ts).
+    if (msg.headers?.has("Nats-Sequence")) return;
+    const [, app = "", , token = ""] = msg.subject.split(".");
+    const signal = JSON.parse(new TextDecoder().decode(msg.data)) as Signal;
+    const name = decodeToken(token);
+    // As a gateway does: a versioned signal no newer than the channel's last is a
+    // repeat (a new owner resending its predecessor's last batch), not news.
+    const version = signal.version;
+    if (version) {
+      const last = newest.get(msg.subject);
+      if (last && compareVersions(version, last) <= 0) return;
+      newest.set(msg.subject, version);
+    }
+    all.push({
+      app: decodeToken(app),
+      ...(user ? { user: name } : { channel: name }),
+      signal,
+      at: Date.now(),
+    });
+  };
+  nc.subscribe("tdg.*.live.*", { callback: take(false) });
   nc.subscribe("tdg.*.user.*", { callback: take(true) });
   await nc.flush();
   const close = () => nc.close();

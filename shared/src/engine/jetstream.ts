@@ -8,7 +8,8 @@
  *   `duplicate_window` for idempotent publish (Nats-Msg-Id);
  * - RePublish `tdg.<app>.ev.>` → `tdg.<app>.live.>` feeds live fan-out
  *   (js-live.ts fills gaps from the stream);
- * - signals are core publishes on `tdg.<app>.sig.<channel>` and
+ * - signals are core publishes on `tdg.<app>.live.<channel>` (the channel's
+ *   live subject, without headers: one subscription per channel) and
  *   `tdg.<app>.user.<user>`;
  * - KV: js-kv.ts.
  *
@@ -362,7 +363,6 @@ export class JetStreamEngine implements Engine {
         stream: streamName(appId),
         eventSubject: eventSubject(appId, channel),
         liveSubject: liveSubject(appId, channel),
-        signalSubject: signalSubject(appId, channel),
       },
       handler,
       options?.onGap,

@@ -1,6 +1,7 @@
 /**
  * Live fan-out for the JetStream engine: one core subscription per (app,
- * channel) per process, multiplexed to local handlers.
+ * channel) per process, multiplexed to local handlers. It receives both the
+ * channel's RePublished events and its signals (one subject, `subjects.ts`).
  *
  * The stream RePublishes every stored event to the channel's live subject
  * with `Nats-Sequence` and `Nats-Last-Sequence` (the previous seq on the same
@@ -79,7 +80,7 @@ class ChannelLive {
   private checkQueued = false;
   /** When the next periodic position check is due (LiveHub's sweep reads it). */
   nextCheckAt = 0;
-  private readonly subs: Subscription[];
+  private readonly sub: Subscription;
   private closed = false;
   private readonly repeats: RepeatFilter;
 
@@ -90,7 +91,6 @@ class ChannelLive {
     private readonly eventSubject: string,
     readonly channel: string,
     liveSubject: string,
-    signalSubject: string,
     private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
     private readonly options: LiveOptions,
@@ -98,21 +98,21 @@ class ChannelLive {
     private readonly onEnded: (gap: DeliveryGap) => void,
   ) {
     this.repeats = new RepeatFilter(() => reader.dedupeWindowMs(stream));
-    this.subs = [
-      nc.subscribe(liveSubject, {
-        callback: (err, msg) => (err ? onError(err) : this.onLive(msg)),
-      }),
-      nc.subscribe(signalSubject, {
-        callback: (err, msg) => (err ? onError(err) : this.onSignal(msg)),
-      }),
-    ];
+    this.sub = nc.subscribe(liveSubject, {
+      callback: (err, msg) => {
+        if (err) onError(err);
+        // A RePublished event carries the stream's headers; a signal has none.
+        else if (msg.headers?.has("Nats-Sequence")) this.onLive(msg);
+        else this.onSignal(msg);
+      },
+    });
   }
 
   /**
-   * Resolves with the channel's last seq, read after the subscriptions were
+   * Resolves with the channel's last seq, read after the subscription was
    * sent: every event stored after it arrives live or is found by gap filling.
    *
-   * No flush between the SUBs and the read. The connected server processes a
+   * No flush between the SUB and the read. The connected server processes a
    * connection's protocol in order, so the subscription exists there before
    * the read request is even routed on; with a single server (the stream
    * leader itself) every RePublish after the read finds it. On a cluster the
@@ -222,7 +222,7 @@ class ChannelLive {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
-    for (const s of this.subs) s.unsubscribe();
+    this.sub.unsubscribe();
     this.work.length = 0;
   }
 
@@ -418,8 +418,8 @@ function safeCall<T>(handler: (v: T) => void, value: T, onError: (err: unknown) 
 export interface ChannelNames {
   stream: string;
   eventSubject: string;
+  /** Where the channel's events are RePublished and its signals sent. */
   liveSubject: string;
-  signalSubject: string;
 }
 
 /** All live channel and user subscriptions of one engine instance. */
@@ -463,7 +463,6 @@ export class LiveHub {
         names.eventSubject,
         channel,
         names.liveSubject,
-        names.signalSubject,
         this.isReady,
         this.onError,
         this.options,
