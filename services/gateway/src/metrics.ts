@@ -10,7 +10,8 @@ export interface MetricSources {
   connections(): Iterable<{
     app?: { id: string } | undefined;
     dialect: string;
-    channels: ReadonlySet<string>;
+    /** Its subscriptions (a count: `Connection.channels` builds a Set for one channel). */
+    channelCount: number;
   }>;
   natsConnected(): boolean;
   presenceLagSeconds(): number;
@@ -55,8 +56,8 @@ export function createMetrics(version = "unknown") {
     collect() {
       this.reset();
       for (const c of sources.connections())
-        if (c.channels.size > 0)
-          this.inc({ app: c.app?.id ?? "", dialect: c.dialect }, c.channels.size);
+        if (c.channelCount > 0)
+          this.inc({ app: c.app?.id ?? "", dialect: c.dialect }, c.channelCount);
     },
   });
   new Gauge({
