@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { unusedPort } from "../../services/gateway/test/harness.js";
 import { spawnTidings, type TidingsProcess } from "../../services/gateway/test/processes.js";
 import { CHART_DIR, readYaml } from "./deploy-files.js";
 import { type NatsHandle, startNats } from "./nats-harness.js";
@@ -49,12 +50,22 @@ describe("the dashboard and the alerts", () => {
 
   beforeAll(async () => {
     nats = await startNats();
-    const env = { NATS_URL: nats.url(0) };
-    procs.push(await spawnTidings("presence", env), await spawnTidings("gateway", env));
-    for (const p of procs) {
-      const res = await fetch(p.http("/metrics"));
+    // As the image and the chart run them: metrics on their own port.
+    const metricsPorts = [await unusedPort(), await unusedPort()];
+    const roles = ["presence", "gateway"] as const;
+    for (const [i, role] of roles.entries()) {
+      const env = { NATS_URL: nats.url(0), TIDINGS_METRICS_PORT: String(metricsPorts[i]) };
+      procs.push(await spawnTidings(role, env));
+    }
+    for (const port of metricsPorts) {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
       expect(res.status).toBe(200);
       for (const n of exported(await res.text())) scraped.add(n);
+    }
+    // The public ports keep the probes and nothing else of this.
+    for (const p of procs) {
+      expect((await fetch(p.http("/metrics"))).status).toBe(404);
+      expect((await fetch(p.http("/readyz"))).status).toBe(200);
     }
   }, 60_000);
   afterAll(async () => {

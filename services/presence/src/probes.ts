@@ -62,7 +62,8 @@ export async function servePresenceProbes(
     throw err;
   }
   log.info(
-    { port: health.port, metricsPort: metrics.port },
+    // PORT last, beside the message, where scripts (and the test harness) read it.
+    { metricsPort: metrics.port, port: health.port },
     "presence health and metrics listening",
   );
   return {
