@@ -133,7 +133,7 @@ export function createMetrics(version = "unknown") {
     messagesOut: new Counter({
       name: "tidings_messages_out_total",
       help: "Frames sent to clients (fan-out counted per recipient)",
-      labelNames: ["dialect"] as const,
+      labelNames: ["app", "dialect"] as const,
       registers: [registry],
     }),
     publishLatency: new Histogram({

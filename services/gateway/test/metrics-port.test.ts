@@ -54,6 +54,7 @@ describe("TIDINGS_METRICS_PORT", () => {
     expect(text).toContain('tidings_subscriptions{app="app-id",dialect="pusher"} 1');
     expect(text).toContain('tidings_connections_opened_total{app="app-id",dialect="pusher"} 1');
     expect(text).toContain('tidings_messages_in_total{app="app-id",dialect="pusher"} 1');
+    expect(text).toContain('tidings_messages_out_total{app="app-id",dialect="pusher"}');
     expect(text).toContain("tidings_nats_connected 1");
     expect(text).toContain('tidings_webhook_queue_depth{app="app-id"} 0');
     expect(text).toMatch(/tidings_build_info\{version="\d+\.\d+\.\d+",node="[\d.]+"\} 1/);

@@ -388,10 +388,10 @@ export class Hub {
       if (sender && !sender.buffer && sender.encoder.topic === topicKey && !sender.conn.closed) {
         // ws.publish reaches every socket on the topic except the sender's own.
         sender.conn.ws.publish(topic, bytes, false);
-        this.metrics.messagesOut.inc({ dialect: topicKey }, count - 1);
+        this.metrics.messagesOut.inc({ app: local.appId, dialect: topicKey }, count - 1);
       } else {
         this.outlet.publish(topic, bytes);
-        this.metrics.messagesOut.inc({ dialect: topicKey }, count);
+        this.metrics.messagesOut.inc({ app: local.appId, dialect: topicKey }, count);
       }
     }
     // One pass for what the topics did not cover: replays in flight, per-subscriber
@@ -417,7 +417,7 @@ export class Hub {
   private sendDirect(s: Subscriber, channel: string, d: Delivery): void {
     const bytes = safeEncode(s.encoder, channel, d, this.log);
     if (bytes !== null && s.conn.send(bytes))
-      this.metrics.messagesOut.inc({ dialect: s.conn.dialect });
+      this.metrics.messagesOut.inc({ app: s.conn.app?.id ?? "", dialect: s.conn.dialect });
   }
 }
 
