@@ -143,6 +143,12 @@ export function createMetrics(version = "unknown") {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    published: new Counter({
+      name: "tidings_events_published_total",
+      help: "Events stored (duplicates of a resend included: each acknowledged publish), by app and dialect",
+      labelNames: ["app", "dialect"] as const,
+      registers: [registry],
+    }),
     publishErrors: new Counter({
       name: "tidings_publish_errors_total",
       help: "Publishes that failed: unavailable (NATS down, no ack before the deadline) or rejected",

@@ -7,6 +7,13 @@
  * trusted.
  */
 
+export interface AppFigures {
+  connections: number;
+  channels: number;
+  msgsInPerSec?: number | undefined;
+  eventsPerSec?: number | undefined;
+}
+
 /** Figures only a gateway has. */
 export interface GatewayFigures {
   connections: number;
@@ -14,8 +21,11 @@ export interface GatewayFigures {
   channels: number;
   msgsInPerSec: number;
   msgsOutPerSec: number;
-  /** Per app: its connections and live channels on this gateway. */
-  apps: Record<string, { connections: number; channels: number }>;
+  /**
+   * Per app: its connections and live channels on this gateway, frames in
+   * and events published per second (absent from gateways older than them).
+   */
+  apps: Record<string, AppFigures>;
 }
 
 export interface ProcessStats {

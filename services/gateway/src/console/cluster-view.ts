@@ -47,6 +47,8 @@ export interface ProcessView {
   channels?: number | undefined;
   msgsInPerSec?: number | null | undefined;
   msgsOutPerSec?: number | null | undefined;
+  /** Events of the app published through this gateway per second (app views only). */
+  eventsPerSec?: number | null | undefined;
   history: Sample[];
 }
 
@@ -76,14 +78,18 @@ export class ClusterView {
     e.stats = stats;
     e.receivedAt = this.now();
     const g = stats.gateway;
-    const sample = (connections: number, rates: boolean): Sample => ({
+    const sample = (
+      connections: number,
+      msgsInPerSec: number | null,
+      msgsOutPerSec: number | null,
+    ): Sample => ({
       at: stats.at,
       connections,
-      msgsInPerSec: rates ? (g?.msgsInPerSec ?? null) : null,
-      msgsOutPerSec: rates ? (g?.msgsOutPerSec ?? null) : null,
+      msgsInPerSec,
+      msgsOutPerSec,
       loopLagMs: stats.loopLagP99Ms,
     });
-    push(e.history, sample(g?.connections ?? 0, true));
+    push(e.history, sample(g?.connections ?? 0, g?.msgsInPerSec ?? null, g?.msgsOutPerSec ?? null));
     if (!g) return;
     for (const appId of new Set([...e.apps.keys(), ...Object.keys(g.apps)])) {
       let h = e.apps.get(appId);
@@ -92,7 +98,9 @@ export class ClusterView {
         e.apps.set(appId, h);
       }
       // An app with no connections here any more drops to zero rather than freezing.
-      push(h, sample(g.apps[appId]?.connections ?? 0, false));
+      const a = g.apps[appId];
+      // Per app only frames in are counted (fan-out is counted per dialect, not per app).
+      push(h, sample(a?.connections ?? 0, a?.msgsInPerSec ?? null, null));
     }
   }
 
@@ -149,8 +157,9 @@ export class ClusterView {
         Object.assign(view, {
           connections: a?.connections ?? 0,
           channels: a?.channels ?? 0,
-          msgsInPerSec: null,
+          msgsInPerSec: a?.msgsInPerSec ?? null,
           msgsOutPerSec: null,
+          eventsPerSec: a?.eventsPerSec ?? null,
           history: per,
         });
       }

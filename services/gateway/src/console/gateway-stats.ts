@@ -15,41 +15,81 @@ export function gatewayFigures(
   hub: Pick<Hub, "channelTotal" | "appChannelCounts">,
   connectionCount: () => number,
 ): () => Promise<GatewayFigures> {
-  let last: { at: number; in: number; out: number } | undefined;
+  let last: Sample | undefined;
   return async () => {
     const apps: GatewayFigures["apps"] = {};
+    const app = (appId: string) => {
+      const a = apps[appId] ?? { connections: 0, channels: 0 };
+      apps[appId] = a;
+      return a;
+    };
     for (const v of (await metrics.connections.get()).values) {
       const appId = v.labels.app;
       if (typeof appId !== "string" || v.value <= 0) continue;
-      const a = apps[appId] ?? { connections: 0, channels: 0 };
-      apps[appId] = a;
-      a.connections += v.value;
+      app(appId).connections += v.value;
     }
     for (const [appId, channels] of hub.appChannelCounts()) {
       const a = apps[appId];
       if (a) a.channels = channels;
     }
-    const now = Date.now();
-    const totals = {
-      at: now,
-      in: await total(metrics.messagesIn),
-      out: await total(metrics.messagesOut),
+    const now: Sample = {
+      at: Date.now(),
+      in: await byApp(metrics.messagesIn),
+      out: total(await metrics.messagesOut.get()),
+      published: await byApp(metrics.published),
     };
-    const secs = last ? Math.max(0.001, (now - last.at) / 1000) : 1;
-    const rate = (a: number, b: number) => (last ? Math.max(0, Math.round((a - b) / secs)) : 0);
+    const secs = last ? Math.max(0.001, (now.at - last.at) / 1000) : 1;
+    const rate = (a: number, b: number | undefined) =>
+      last ? Math.max(0, Math.round((a - (b ?? 0)) / secs)) : 0;
+    // Per app, rates for the apps with connections here or traffic since the last sample.
+    for (const appId of new Set([
+      ...Object.keys(apps),
+      ...now.in.keys(),
+      ...now.published.keys(),
+    ])) {
+      if (appId === "") continue;
+      const a = app(appId);
+      a.msgsInPerSec = rate(now.in.get(appId) ?? 0, last?.in.get(appId));
+      a.eventsPerSec = rate(now.published.get(appId) ?? 0, last?.published.get(appId));
+    }
     const figures: GatewayFigures = {
       connections: connectionCount(),
       channels: hub.channelTotal(),
-      msgsInPerSec: rate(totals.in, last?.in ?? 0),
-      msgsOutPerSec: rate(totals.out, last?.out ?? 0),
+      msgsInPerSec: rate(sum(now.in), last ? sum(last.in) : 0),
+      msgsOutPerSec: rate(now.out, last?.out),
       apps,
     };
-    last = totals;
+    last = now;
     return figures;
   };
 }
 
-async function total(counter: Metrics["messagesIn"]): Promise<number> {
-  const m = await counter.get();
+/** The gateway's counters at one sample. */
+interface Sample {
+  at: number;
+  in: Map<string, number>;
+  out: number;
+  published: Map<string, number>;
+}
+
+type Counted = Metrics["messagesIn"] | Metrics["published"];
+
+/** A counter's total per app label (unlabelled frames, before an app is known, under ""). */
+async function byApp(counter: Counted): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const v of (await counter.get()).values) {
+    const appId = typeof v.labels.app === "string" ? v.labels.app : "";
+    out.set(appId, (out.get(appId) ?? 0) + v.value);
+  }
+  return out;
+}
+
+function sum(m: Map<string, number>): number {
+  let n = 0;
+  for (const v of m.values()) n += v;
+  return n;
+}
+
+function total(m: { values: { value: number }[] }): number {
   return m.values.reduce((n, v) => n + v.value, 0);
 }

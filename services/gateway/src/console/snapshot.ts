@@ -10,6 +10,9 @@ export interface AppTotals {
   /** Occupied channels and their subscriptions, cluster-wide (presence). */
   channels: number;
   subscriptions: number;
+  /** Frames in from the app's clients and events published, per second, summed over gateways. */
+  msgsInPerSec: number;
+  eventsPerSec: number;
 }
 
 export interface ClusterSnapshot {
@@ -52,8 +55,13 @@ export class Snapshots {
     const processes = this.view.processes(scope);
     const apps = appsInScope(scope, this.ctx.apps).map((appId): AppTotals => {
       let connections = 0;
+      let msgsInPerSec = 0;
+      let eventsPerSec = 0;
       for (const p of this.view.processes({ kind: "app", appId })) {
-        if (p.kind === "gateway" && p.state !== "silent") connections += p.connections ?? 0;
+        if (p.kind !== "gateway" || p.state === "silent") continue;
+        connections += p.connections ?? 0;
+        msgsInPerSec += p.msgsInPerSec ?? 0;
+        eventsPerSec += p.eventsPerSec ?? 0;
       }
       const ch = c.channels.get(appId);
       return {
@@ -61,6 +69,8 @@ export class Snapshots {
         connections,
         channels: ch?.channels ?? 0,
         subscriptions: ch?.subscriptions ?? 0,
+        msgsInPerSec,
+        eventsPerSec,
       };
     });
     return {

@@ -42,6 +42,7 @@ export function createPublish(engine: Engine, metrics: Metrics): Publish {
       throw err;
     }
     metrics.publishLatency.observe({ dialect: from.dialect }, (performance.now() - started) / 1000);
+    metrics.published.inc({ app: appId, dialect: from.dialect });
     return result;
   };
 }
