@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { at, expectDefined } from "../../../shared/test/defined.js";
+import { waitFor } from "../../../shared/test/wait.js";
 import { ConsoleAuth } from "../src/console/auth.js";
 import { CONSOLE_SECRET, consoleLogin, consoleSession, withCookie } from "./console-client.js";
 import { startTestGateway, TEST_APP, type TestGateway } from "./harness.js";
+import { heraldConnect, heraldUrl, request } from "./herald-client.js";
 
 /** Cluster-scoped sessions never look an app up. */
 const noApps = { byKey: () => undefined, byId: () => undefined, all: () => [] };
@@ -187,6 +189,57 @@ describe("console API on one gateway (memory engine)", () => {
     };
     expect(snap.engine).toBe("memory");
     expect(snap.processes).toMatchObject([{ kind: "gateway", state: "up" }]);
+  });
+
+  it("shows each app's frame and event rates", async () => {
+    const s = await consoleSession(gw.http);
+    type AppRow = {
+      appId: string;
+      msgsInPerSec: number;
+      msgsOutPerSec: number;
+      eventsPerSec: number;
+    };
+    const rows = async () => {
+      const snap = (await (await s.get("cluster")).json()) as { apps: AppRow[] };
+      const row = (appId: string) =>
+        expectDefined(
+          snap.apps.find((a) => a.appId === appId),
+          appId,
+        );
+      return [row(TEST_APP.id), row(OTHER_APP.id)] as const;
+    };
+    const ch = "rates-room";
+    const c = await heraldConnect(heraldUrl(gw.url, "rates-user", [ch]));
+    await request(c, "subscribe", { stream_id: ch });
+    // Publishing for a while: the figures are per-second rates over the last stats interval.
+    let publishing = true;
+    const pump = (async () => {
+      while (publishing) {
+        await request(c, "event.publish", { stream_id: ch, type: "t", body: 1 });
+        // About 20 a second: well inside the connection's message rate.
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    try {
+      await waitFor(
+        async () => {
+          // In the same snapshot the other app, quiet now, shows none of it.
+          const [r, other] = await rows();
+          return (
+            r.eventsPerSec > 0 &&
+            r.msgsInPerSec > 0 &&
+            r.msgsOutPerSec > 0 &&
+            other.eventsPerSec === 0 &&
+            other.msgsInPerSec === 0
+          );
+        },
+        { what: "the app's rates", timeoutMs: 15_000 },
+      );
+    } finally {
+      publishing = false;
+      await pump;
+      c.ws.close();
+    }
   });
 });
 

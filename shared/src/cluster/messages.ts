@@ -11,6 +11,7 @@ export interface AppFigures {
   connections: number;
   channels: number;
   msgsInPerSec?: number | undefined;
+  msgsOutPerSec?: number | undefined;
   eventsPerSec?: number | undefined;
 }
 
@@ -23,7 +24,7 @@ export interface GatewayFigures {
   msgsOutPerSec: number;
   /**
    * Per app: its connections and live channels on this gateway, frames in
-   * and events published per second (absent from gateways older than them).
+   * and out and events published per second (absent from gateways older than them).
    */
   apps: Record<string, AppFigures>;
 }

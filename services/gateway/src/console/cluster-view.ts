@@ -99,8 +99,7 @@ export class ClusterView {
       }
       // An app with no connections here any more drops to zero rather than freezing.
       const a = g.apps[appId];
-      // Per app only frames in are counted (fan-out is counted per dialect, not per app).
-      push(h, sample(a?.connections ?? 0, a?.msgsInPerSec ?? null, null));
+      push(h, sample(a?.connections ?? 0, a?.msgsInPerSec ?? null, a?.msgsOutPerSec ?? null));
     }
   }
 
@@ -158,7 +157,7 @@ export class ClusterView {
           connections: a?.connections ?? 0,
           channels: a?.channels ?? 0,
           msgsInPerSec: a?.msgsInPerSec ?? null,
-          msgsOutPerSec: null,
+          msgsOutPerSec: a?.msgsOutPerSec ?? null,
           eventsPerSec: a?.eventsPerSec ?? null,
           history: per,
         });

@@ -35,7 +35,7 @@ export function gatewayFigures(
     const now: Sample = {
       at: Date.now(),
       in: await byApp(metrics.messagesIn),
-      out: total(await metrics.messagesOut.get()),
+      out: await byApp(metrics.messagesOut),
       published: await byApp(metrics.published),
     };
     const secs = last ? Math.max(0.001, (now.at - last.at) / 1000) : 1;
@@ -45,18 +45,20 @@ export function gatewayFigures(
     for (const appId of new Set([
       ...Object.keys(apps),
       ...now.in.keys(),
+      ...now.out.keys(),
       ...now.published.keys(),
     ])) {
       if (appId === "") continue;
       const a = app(appId);
       a.msgsInPerSec = rate(now.in.get(appId) ?? 0, last?.in.get(appId));
+      a.msgsOutPerSec = rate(now.out.get(appId) ?? 0, last?.out.get(appId));
       a.eventsPerSec = rate(now.published.get(appId) ?? 0, last?.published.get(appId));
     }
     const figures: GatewayFigures = {
       connections: connectionCount(),
       channels: hub.channelTotal(),
       msgsInPerSec: rate(sum(now.in), last ? sum(last.in) : 0),
-      msgsOutPerSec: rate(now.out, last?.out),
+      msgsOutPerSec: rate(sum(now.out), last ? sum(last.out) : 0),
       apps,
     };
     last = now;
@@ -68,11 +70,11 @@ export function gatewayFigures(
 interface Sample {
   at: number;
   in: Map<string, number>;
-  out: number;
+  out: Map<string, number>;
   published: Map<string, number>;
 }
 
-type Counted = Metrics["messagesIn"] | Metrics["published"];
+type Counted = Metrics["messagesIn"] | Metrics["messagesOut"] | Metrics["published"];
 
 /** A counter's total per app label (unlabelled frames, before an app is known, under ""). */
 async function byApp(counter: Counted): Promise<Map<string, number>> {
@@ -88,8 +90,4 @@ function sum(m: Map<string, number>): number {
   let n = 0;
   for (const v of m.values()) n += v;
   return n;
-}
-
-function total(m: { values: { value: number }[] }): number {
-  return m.values.reduce((n, v) => n + v.value, 0);
 }

@@ -10,8 +10,9 @@ export interface AppTotals {
   /** Occupied channels and their subscriptions, cluster-wide (presence). */
   channels: number;
   subscriptions: number;
-  /** Frames in from the app's clients and events published, per second, summed over gateways. */
+  /** Frames in from and out to the app's clients and events published, per second, summed over gateways. */
   msgsInPerSec: number;
+  msgsOutPerSec: number;
   eventsPerSec: number;
 }
 
@@ -56,11 +57,13 @@ export class Snapshots {
     const apps = appsInScope(scope, this.ctx.apps).map((appId): AppTotals => {
       let connections = 0;
       let msgsInPerSec = 0;
+      let msgsOutPerSec = 0;
       let eventsPerSec = 0;
       for (const p of this.view.processes({ kind: "app", appId })) {
         if (p.kind !== "gateway" || p.state === "silent") continue;
         connections += p.connections ?? 0;
         msgsInPerSec += p.msgsInPerSec ?? 0;
+        msgsOutPerSec += p.msgsOutPerSec ?? 0;
         eventsPerSec += p.eventsPerSec ?? 0;
       }
       const ch = c.channels.get(appId);
@@ -70,6 +73,7 @@ export class Snapshots {
         channels: ch?.channels ?? 0,
         subscriptions: ch?.subscriptions ?? 0,
         msgsInPerSec,
+        msgsOutPerSec,
         eventsPerSec,
       };
     });

@@ -294,6 +294,7 @@ function renderCluster(snap) {
           el("td", {}, String(a.channels)),
           el("td", {}, String(a.subscriptions)),
           el("td", {}, String(a.msgsInPerSec ?? 0)),
+          el("td", {}, String(a.msgsOutPerSec ?? 0)),
           el("td", {}, String(a.eventsPerSec ?? 0)),
         ),
       ),
