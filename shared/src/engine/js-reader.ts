@@ -17,6 +17,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { StoredEvent } from "../model.js";
+import { Requests } from "../nats/requests.js";
 import { EngineUnavailableError, type HistoryPage } from "./engine.js";
 import {
   decodeEvent,
@@ -85,12 +86,17 @@ const PLACEMENT_ATTEMPTS = 12;
 const PIPELINE = 128;
 
 export class StreamReader {
+  /** STREAM.MSG.GET is the hot request (position checks, start seqs, gap fills). */
+  private readonly requests: Requests;
+
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.requests = new Requests(nc, timeoutMs);
+  }
 
   /**
    * Duplicate window per stream, ms: the app's configured one, which
@@ -111,9 +117,10 @@ export class StreamReader {
   async getMsg(stream: string, req: MsgGet): Promise<RawMsg | null> {
     let reply: unknown;
     try {
-      const r = await this.nc.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify(req), {
-        timeout: this.timeoutMs,
-      });
+      const r = await this.requests.request(
+        `$JS.API.STREAM.MSG.GET.${stream}`,
+        JSON.stringify(req),
+      );
       reply = r.json();
     } catch (err) {
       throw wrapError("stream read", err);
