@@ -113,6 +113,7 @@ const rssOf = (role?: string) =>
   servers.filter((s) => !role || s.role === role).reduce((a, s) => a + procRssMiB(s.pid), 0);
 const clientProcs: ChildProcess[] = [];
 const clientCpu = () => clientProcs.reduce((a, c) => a + procCpuSeconds(c.pid ?? 0), 0);
+const clientRss = () => clientProcs.reduce((a, c) => a + procRssMiB(c.pid ?? 0), 0);
 
 async function startProcesses(): Promise<TidingsProcess[]> {
   const bin = process.env.BENCH_NATS_BIN;
@@ -301,6 +302,7 @@ async function main() {
     gateway: rssOf("gateway"),
     nats: rssOf("nats"),
     p: rssOf("presence"),
+    clients: clientRss(),
   };
   console.log(
     `connected ${n0(connected)} in ${fmt(connectSec)} s (${n0(connected / connectSec)} conns/s), ` +
@@ -341,7 +343,7 @@ async function main() {
   console.log(
     `  RSS/conn: ${perConn(rss.all)} KiB (all server processes ${n0(rss.all)} MiB ÷ N; ` +
       `gateways ${perConn(rss.gateway)}, nats ${perConn(rss.nats)}, presence ${perConn(rss.p)}); ` +
-      `above idle ${perConn(rss.all - idleRss)} KiB`,
+      `above idle ${perConn(rss.all - idleRss)} KiB; clients ${perConn(rss.clients)} KiB`,
   );
   console.log(
     `  CPU/delivery: ${fmt((cpu.all * 1e6) / deliveries, 1)} µs server (gateways ` +
