@@ -40,6 +40,8 @@ export type ToParent =
       /** Epoch ms when every connection of this process was up or had failed. */
       doneAt?: number;
       firstError?: string;
+      /** Why connections closed after subscribing: "<code> <reason>" → count. */
+      closes: Record<string, number>;
     }
   | {
       type: "result";
@@ -50,6 +52,7 @@ export type ToParent =
       duplicated: number;
       unexpected: number;
       closed: number;
+      closes: Record<string, number>;
       /** publish→receive ms of every delivery. */
       latencies: number[];
     };
@@ -77,6 +80,7 @@ function run(job: ScaleJob): void {
   let deliveries = 0;
   let firstError: string | undefined;
   let doneAt: number | undefined;
+  const closes: Record<string, number> = {};
 
   const progress = () =>
     send({
@@ -89,6 +93,7 @@ function run(job: ScaleJob): void {
       perGateway,
       ...(doneAt ? { doneAt } : {}),
       ...(firstError ? { firstError } : {}),
+      closes,
     });
   const ticker = setInterval(progress, 1000);
   // The first report says this process is up (loaded and listening for `connect`).
@@ -122,7 +127,11 @@ function run(job: ScaleJob): void {
               scaleChannel(i % job.channels),
               job.localAddress,
             );
-            sock.on("close", () => closed++);
+            sock.on("close", (code, reason) => {
+              closed++;
+              const why = `${code} ${reason.toString()}`;
+              closes[why] = (closes[why] ?? 0) + 1;
+            });
             sockets[k] = sock;
             connected++;
             perGateway[g] = (perGateway[g] ?? 0) + 1;
@@ -162,6 +171,7 @@ function run(job: ScaleJob): void {
       duplicated,
       unexpected,
       closed,
+      closes,
       latencies,
     });
   }

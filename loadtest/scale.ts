@@ -87,9 +87,11 @@ if (limits.soft < limits.hard && !process.env.BENCH_SCALE_RELAUNCHED) {
 }
 
 const children: ChildProcess[] = [];
+let stopping = false;
 let nats: NatsHandle | undefined;
 const servers: { role: string; pid: number }[] = [];
 const killAll = () => {
+  stopping = true;
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 };
 process.once("exit", killAll);
@@ -126,6 +128,12 @@ async function startProcesses(): Promise<TidingsProcess[]> {
   };
   const track = (role: string, p: TidingsProcess) => {
     children.push(p.proc);
+    p.proc.once("exit", (code, signal) => {
+      if (!stopping)
+        console.error(
+          `${role} ${p.proc.pid} exited (${signal ?? code}):\n${p.output().slice(-2000)}`,
+        );
+    });
     servers.push({ role, pid: p.proc.pid ?? 0 });
     return p;
   };
@@ -361,6 +369,10 @@ async function main() {
   const dup = total((r) => r.duplicated);
   const unexpected = total((r) => r.unexpected);
   const failed = opt.conns - connected;
+  const closes: Record<string, number> = {};
+  for (const r of results)
+    for (const [why, n] of Object.entries(r.closes)) closes[why] = (closes[why] ?? 0) + n;
+  if (Object.keys(closes).length) console.log(`  closed by: ${JSON.stringify(closes)}`);
   console.log(
     `  lost ${lost}, duplicated ${dup}, unexpected ${unexpected}, connect failures ${failed}, ` +
       `closed during run ${closedBefore}` +
