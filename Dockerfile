@@ -5,13 +5,15 @@
 # node: no TypeScript, tsx or esbuild in the final stage, and an idle gateway
 # holds ~66 MB RSS instead of ~98 MB under tsx.
 #
-# Node 20 in every stage: the uWebSockets.js build in package.json ships
-# native binaries for Node 16/18/20 only (ABIs 93/108/115), and the gateway
-# refuses uWS's JS fallback. See README "Requirements";
-# shared/test/node-runtime.test.ts keeps this line and the binaries in step.
+# Node 24 (LTS) on Debian trixie in every stage: the uWebSockets.js build
+# with Node 24 binaries (@btc-vision/uwebsockets.js, an optional dependency;
+# shared/src/http/uws.ts picks it by ABI) needs glibc 2.38, which bookworm
+# (2.36) lacks, and the gateway refuses uWS's JS fallback. See README
+# "Requirements"; shared/test/node-runtime.test.ts keeps this line and the
+# binaries in step.
 
 # ---- build: compile services/ and shared/src/ to dist/ ----------------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # The workspace's manifest: npm ci refuses a lockfile whose workspaces are missing.
@@ -30,17 +32,19 @@ COPY services ./services
 RUN npm run build
 
 # ---- production dependencies only --------------------------------------------
-FROM node:20-bookworm-slim AS deps
+FROM node:24-trixie-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY shared/client/package.json ./shared/client/
 # --omit=dev drops the compiler (typescript, tsx, esbuild), vitest, biome and
 # the SDKs; --workspaces=false leaves the browser SDK out.
+# Both uWS packages ship binaries for every OS; the image needs Linux's only.
 RUN npm ci --omit=dev --workspaces=false --ignore-scripts --no-audit --no-fund \
- && npm cache clean --force
+ && npm cache clean --force \
+ && find node_modules -name 'uws_*.node' \( -name 'uws_darwin_*' -o -name 'uws_win32_*' \) -delete
 
 # ---- runtime ----------------------------------------------------------------
-FROM node:20-bookworm-slim
+FROM node:24-trixie-slim
 ENV NODE_ENV=production \
     TIDINGS_ROLE=all \
     PORT=6001 \

@@ -9,7 +9,8 @@
 # Usage: debian-fetch.sh PACKAGE BINARY VERSION_ARG SUITE...
 #   BINARY      the file's path inside the package, a find -path pattern
 #               (usr/*bin/nats-server: sbin or bin, whichever the suite uses)
-#   VERSION_ARG what makes the binary print its version (proves it runs here)
+#   VERSION_ARG what makes the binary print its version (proves it runs here);
+#               empty for a shared library, which is only checked to be there
 #   SUITE...    tried in order; a suite may drop superseded versions (sid),
 #               so the version is whatever its index names now
 # Prints the binary's path on success; prints why and exits 1 otherwise.
@@ -20,8 +21,10 @@ package=$1 binary=$2 version_arg=$3
 shift 3
 OUT=.tmp/$package
 mkdir -p "$OUT"
+# A library cannot be run on its own: being there is all that is checked.
+runs() { [ -z "$version_arg" ] || "$1" "$version_arg" >/dev/null 2>&1; }
 existing=$(find "$OUT" -path "*/$binary" -type f 2>/dev/null | sort -V | tail -n 1)
-if [ -n "$existing" ] && "$existing" "$version_arg" >/dev/null 2>&1; then
+if [ -n "$existing" ] && runs "$existing"; then
   echo "$(pwd)/$existing"
   exit 0
 fi
@@ -98,7 +101,7 @@ for suite in "$@"; do
   rm -rf "$dest"
   dpkg-deb -x "$scratch/dl/${package}_"*.deb "$dest"
   bin=$(find "$dest" -path "*/$binary" -type f -print -quit)
-  if [ -n "$bin" ] && "$bin" "$version_arg" >/dev/null 2>&1; then
+  if [ -n "$bin" ] && runs "$bin"; then
     echo "$(pwd)/$bin"
     exit 0
   fi

@@ -1,7 +1,8 @@
-import uWS, { type TemplatedApp, type WebSocket } from "uWebSockets.js";
+import type { TemplatedApp, WebSocket } from "uWebSockets.js";
 import type { AppConfig } from "../../../shared/src/config/apps.js";
 import { registerProbes } from "../../../shared/src/http/health.js";
 import { listenExclusive } from "../../../shared/src/http/listen.js";
+import uWS from "../../../shared/src/http/uws.js";
 import { jsonTooDeep } from "../../../shared/src/json-depth.js";
 import { AppQuota, Connection, type SocketData, type UpgradeInfo } from "./core/connection.js";
 import type { Dialect, GatewayContext } from "./core/dialect.js";
@@ -11,7 +12,9 @@ import type { Metrics } from "./metrics.js";
 
 if (typeof (uWS as unknown as { getParts?: unknown }).getParts !== "function") {
   // Without a native binary for this Node, uWS falls back to a slow JS shim.
-  throw new Error("uWebSockets.js native binary not loaded: run on Node 20 (see README)");
+  throw new Error(
+    'uWebSockets.js native binary not loaded: run on Node 20 or 24 (see README "Requirements")',
+  );
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -24,9 +24,11 @@ export interface TidingsProcess extends AsyncDisposable {
 export function launchTidings(
   role: "gateway" | "presence" | "all",
   env: Record<string, string>,
+  /** The Node to run it on (the Node 24 smoke test's); this test's Node by default. */
+  node = process.execPath,
 ): ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream } {
   // `node --import tsx` rather than the tsx CLI: one process, so SIGKILL really kills it.
-  return spawn(process.execPath, ["--import", "tsx", "services/main.ts"], {
+  return spawn(node, ["--import", "tsx", "services/main.ts"], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -50,8 +52,9 @@ export function launchTidings(
 export async function spawnTidings(
   role: "gateway" | "presence" | "all",
   env: Record<string, string>,
+  node = process.execPath,
 ): Promise<TidingsProcess> {
-  const proc = launchTidings(role, env);
+  const proc = launchTidings(role, env, node);
   let out = "";
   const ready = new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer) => {

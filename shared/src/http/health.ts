@@ -1,7 +1,8 @@
-import uWS, { type TemplatedApp } from "uWebSockets.js";
+import type { TemplatedApp } from "uWebSockets.js";
 import type { Registry } from "prom-client";
 import type { Logger } from "../log.js";
 import { listenExclusive } from "./listen.js";
+import uWS from "./uws.js";
 
 export interface HealthSources {
   /** Named readiness checks; the process is ready when all are true. */

@@ -1,4 +1,5 @@
-import uWS, { type TemplatedApp, type us_listen_socket } from "uWebSockets.js";
+import type { TemplatedApp, us_listen_socket } from "uWebSockets.js";
+import uWS from "./uws.js";
 
 /** The port could not be bound: another process holds it, or the address is not local. */
 export class ListenError extends Error {
