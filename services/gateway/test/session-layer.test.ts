@@ -3,6 +3,7 @@ import { loadConfig } from "../../../shared/src/config/load.js";
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
 import { createLogger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
+import { expectDefined } from "../../../shared/test/defined.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { LocalPresence } from "../../presence/src/local.js";
 import { broadcasterConnect, broadcasterJwt, call } from "./broadcaster-client.js";
@@ -210,5 +211,45 @@ describe("the session layer, in every dialect", () => {
     const id = calls.find((x) => x.method === "subscribe" && x.channel === ch)?.connectionId ?? "";
     await closeAndSettle(other, id);
     expect(callsOf(socketId)).toEqual([]);
+  });
+
+  it("a leave cancels exactly the join it finds, not a later join of the same channel", async () => {
+    const ch = "presence-sl-attempts";
+    const c = await heraldConnect(heraldUrl(g.url, "u-attempts", [ch]));
+    const conn = [...g.gateway.server.connections].find((x) => x.userId === "u-attempts");
+    const session = expectDefined(conn?.session, "the connection's session");
+    // The server side of a real connection, driven directly: each join's plan
+    // is held until the test lets it go, the first one's after the second began.
+    const gate = () => {
+      let open = () => {};
+      const shut = new Promise<void>((r) => {
+        open = r;
+      });
+      return { shut, open };
+    };
+    const one = gate();
+    const two = gate();
+    const encoder = { encode: () => null };
+    const first = session.join(ch, async () => {
+      await one.shut;
+      return { encoder, presence: { member: true, info: "first" } };
+    });
+    session.leave(ch);
+    const secondJoin = session.join(ch, async () => {
+      await two.shut;
+      return { encoder, presence: { member: true, info: "second" } };
+    });
+    one.open();
+    await first;
+    two.open();
+    const second = await secondJoin;
+    expect(await first).toBeUndefined();
+    expect(second).toBeDefined();
+    expect(session.subscribed(ch)).toBe(true);
+    expect(await presence.members(TEST_APP.id, ch)).toMatchObject([
+      { userId: "u-attempts", info: "second" },
+    ]);
+    expect(calls.filter((x) => x.method === "subscribe" && x.channel === ch)).toHaveLength(1);
+    c.ws.close();
   });
 });

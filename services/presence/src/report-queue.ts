@@ -8,6 +8,7 @@
  * in the dropped batch stays wrong at the service.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
+import { PresenceUnavailableError } from "../../../shared/src/presence/api.js";
 import {
   type ConnectionSnapshot,
   decodeReply,
@@ -19,10 +20,7 @@ import {
 } from "../../../shared/src/presence/messages.js";
 import { presenceRequestSubject } from "../../../shared/src/presence/subjects.js";
 
-/** No presence owner answered within the retry window. */
-export class PresenceUnavailableError extends Error {
-  override name = "PresenceUnavailableError";
-}
+export { PresenceUnavailableError };
 
 /** The service rejected a request as malformed (a bug, not a transient failure). */
 export class PresenceRequestError extends Error {

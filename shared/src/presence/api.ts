@@ -123,3 +123,11 @@ export interface PresenceApi {
   channels(appId: string, prefix?: string): Promise<ChannelInfo[]>;
   close(): Promise<void>;
 }
+
+/**
+ * No presence owner answered within the retry window: a transient failure
+ * (a replica failing over), which a client may retry.
+ */
+export class PresenceUnavailableError extends Error {
+  override name = "PresenceUnavailableError";
+}

@@ -1,5 +1,5 @@
 import { EngineUnavailableError } from "../../../../shared/src/engine/engine.js";
-import { STORAGE_UNAVAILABLE } from "../core/define-dialect.js";
+import { STORAGE_UNAVAILABLE } from "../core/session-error.js";
 
 /** The statuses a server API call answers a caller's mistake with. */
 export type ApiStatus = 400 | 403 | 404 | 413;

@@ -42,7 +42,7 @@ export interface ProcessView {
   loopLagP99Ms: number;
   loopLagMaxMs: number;
   partitions?: number | undefined;
-  /** Gateways: for an app-scoped session, that app's share only (rates are cluster-wide, so null). */
+  /** Gateways: for an app-scoped session, that app's share only. */
   connections?: number | undefined;
   channels?: number | undefined;
   msgsInPerSec?: number | null | undefined;
@@ -97,9 +97,12 @@ export class ClusterView {
         h = [];
         e.apps.set(appId, h);
       }
-      // An app with no connections here any more drops to zero rather than freezing.
+      // An app with no connections here any more drops to zero rather than freezing,
+      // and is forgotten once its whole history is zero.
       const a = g.apps[appId];
       push(h, sample(a?.connections ?? 0, a?.msgsInPerSec ?? null, a?.msgsOutPerSec ?? null));
+      if (!a && h.every((x) => x.connections === 0 && !x.msgsInPerSec && !x.msgsOutPerSec))
+        e.apps.delete(appId);
     }
   }
 

@@ -48,7 +48,10 @@ export function gatewayFigures(
       ...now.out.keys(),
       ...now.published.keys(),
     ])) {
-      if (appId === "") continue;
+      const moved = (m: keyof Omit<Sample, "at">) =>
+        (now[m].get(appId) ?? 0) !== (last?.[m].get(appId) ?? 0);
+      if (appId === "" || !(appId in apps || moved("in") || moved("out") || moved("published")))
+        continue;
       const a = app(appId);
       a.msgsInPerSec = rate(now.in.get(appId) ?? 0, last?.in.get(appId));
       a.msgsOutPerSec = rate(now.out.get(appId) ?? 0, last?.out.get(appId));

@@ -1,8 +1,14 @@
 import type { TemplatedApp } from "uWebSockets.js";
 import { EngineUnavailableError } from "../../../../shared/src/engine/engine.js";
+import { PresenceUnavailableError } from "../../../../shared/src/presence/api.js";
 import type { Connection } from "./connection.js";
 import type { Dialect, FrameProblem } from "./dialect.js";
-import { SessionError, type SessionRefusal } from "./session-error.js";
+import {
+  PRESENCE_UNAVAILABLE,
+  SessionError,
+  type SessionRefusal,
+  STORAGE_UNAVAILABLE,
+} from "./session-error.js";
 
 /**
  * A failed request, classified once for every dialect: the dialect's own
@@ -50,8 +56,6 @@ export interface DialectSpec<S, R, E> {
   registerHttp?(app: TemplatedApp): void;
 }
 
-/** What a client is told when storage is down for now: by every dialect and HTTP route. */
-export const STORAGE_UNAVAILABLE = "storage temporarily unavailable; retry";
 const DONE: Promise<void> = Promise.resolve();
 
 /**
@@ -68,6 +72,8 @@ export function defineDialect<S, R, E>(spec: DialectSpec<S, R, E>): Dialect {
       return { kind: "refused", reason: err.reason, channel: err.channel, message: err.message };
     if (err instanceof EngineUnavailableError)
       return { kind: "unavailable", message: STORAGE_UNAVAILABLE };
+    if (err instanceof PresenceUnavailableError)
+      return { kind: "unavailable", message: PRESENCE_UNAVAILABLE };
     conn.log.error({ err }, `${spec.name} request failed`);
     return { kind: "internal", message: "internal error" };
   };
@@ -83,9 +89,16 @@ export function defineDialect<S, R, E>(spec: DialectSpec<S, R, E>): Dialect {
       }
       if (!pending) return DONE;
       return pending.catch((err: unknown) => {
-        if (conn.closed) return;
+        // Classified (and a bug logged) even when the client is gone.
+        const failure = classify(conn, err);
         const s = states.get(conn);
-        if (s !== undefined) spec.fail(conn, s, ref, classify(conn, err));
+        if (conn.closed || s === undefined) return;
+        try {
+          spec.fail(conn, s, ref, failure);
+        } catch (failed) {
+          // Settles either way: callers wait on it to release held frames.
+          conn.log.error({ err: failed }, `${spec.name} could not answer a failed request`);
+        }
       });
     };
 

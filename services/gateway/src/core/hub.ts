@@ -287,10 +287,6 @@ export class Hub {
     for (const [appId, channels] of this.apps) yield [appId, channels.size];
   }
 
-  isSubscribed(conn: Connection, channel: string): boolean {
-    return conn.hasChannel(channel);
-  }
-
   private stillSubscribed(local: LocalChannel, s: Subscriber): boolean {
     return !s.conn.closed && local.subscribers.get(s.conn.id) === s;
   }

@@ -11,3 +11,9 @@ export class SessionError extends Error {
     super(message);
   }
 }
+
+/** What every dialect and HTTP route tells a client while storage is down (it may retry). */
+export const STORAGE_UNAVAILABLE = "storage temporarily unavailable; retry";
+
+/** The same while no presence replica answers (one is failing over). */
+export const PRESENCE_UNAVAILABLE = "presence temporarily unavailable; retry";

@@ -48,16 +48,22 @@ export interface SessionServices {
 export class Session {
   /** Set by `identify`; a dialect that requires a user reads it from `UserSession`. */
   userId: string | undefined;
-  // The three below are made on first use and dropped when empty again:
+  // The collections below are made on first use and dropped when empty again:
   // most connections never need them or need them only for a moment, and a
   // few empty collections per socket are a measurable share of a
   // connection's memory.
-  /** Channels whose join is being prepared: they count against the limit. */
-  private joining: Set<string> | undefined;
+  /**
+   * Joins whose plan is being made, one token per attempt: they count
+   * against the limit, and a leave cancels exactly the attempt it finds (a
+   * later join of the same channel is another attempt).
+   */
+  private joining: Map<string, symbol> | undefined;
+  /** Joins past their plan, until the hub settles them; a leave takes the entry. */
+  private joined: Map<string, symbol> | undefined;
   /** The tail of each channel's queued operations (see `inOrder`). */
   private ops: Map<string, Promise<void>> | undefined;
-  /** Subscriptions presence was not told of (`JoinPlan.presence` false): nothing to report at leave. */
-  private untracked: Set<string> | undefined;
+  /** Subscriptions presence was told of: a leave reports only these, each once. */
+  private reported: Set<string> | undefined;
   /** Presence holds something of this connection, so its close must be reported. */
   private presenceTold = false;
   private ended = false;
@@ -164,40 +170,40 @@ export class Session {
     plan: JoinPlan | (() => Promise<JoinPlan>),
   ): Promise<Joined | undefined> {
     this.checkSubscriptionLimit(channel);
-    this.joining ??= new Set();
-    this.joining.add(channel);
-    let p: JoinPlan;
+    const attempt = Symbol(channel);
+    this.joining ??= new Map();
+    this.joining.set(channel, attempt);
+    let made: { plan: JoinPlan } | { error: unknown };
     try {
-      p = typeof plan === "function" ? await plan() : plan;
-    } catch (err) {
-      this.endJoining(channel);
-      throw err;
+      made = { plan: typeof plan === "function" ? await plan() : plan };
+    } catch (error) {
+      made = { error };
     }
-    // Left (or closed) while the plan was made: nothing to undo.
-    if (!this.endJoining(channel) || this.conn.closed) return undefined;
+    const mine = take(this.joining, channel, attempt);
+    if (this.joining?.size === 0) this.joining = undefined;
+    // Left (or superseded) while the plan was made: nothing to undo, nothing to answer.
+    if (!mine || this.conn.closed) return undefined;
+    if ("error" in made) throw made.error;
+    const p = made.plan;
     const presence = p.presence;
-    if (presence) this.endUntracked(channel);
-    else {
-      this.untracked ??= new Set();
-      this.untracked.add(channel);
-    }
     let outcome: (SubscribeOutcome & { ok: true }) | undefined;
     let joined: Joined | undefined;
-    let reported = false;
+    this.joined ??= new Map();
+    this.joined.set(channel, attempt);
     const live = this.core.hub.join(this.conn, channel, p.encoder, {
       afterSeq: p.afterSeq,
       skip: p.skip,
       // Taken once the channel's signals flow, so no member change falls between.
       snapshot: async () => {
-        if (presence && presence.answer === false && !presence.member) {
-          reported = true;
-          // Queued now, in order; only a member's report can refuse the join.
-          this.reportSubscribe(channel, presence).catch((err: unknown) => {
-            this.conn.log.warn({ err }, "presence subscribe report failed");
-          });
-        } else if (presence) {
-          reported = true;
-          outcome = await this.reportSubscribe(channel, presence);
+        if (presence && this.joined?.get(channel) === attempt) {
+          this.reported ??= new Set();
+          this.reported.add(channel);
+          if (presence.answer === false && !presence.member) {
+            // Queued now, in order; only a member's report can refuse the join.
+            this.reportSubscribe(channel, presence).catch((err: unknown) => {
+              this.conn.log.warn({ err }, "presence subscribe report failed");
+            });
+          } else outcome = await this.reportSubscribe(channel, presence);
         }
         return p.snapshot ? p.snapshot() : outcome?.version;
       },
@@ -214,12 +220,14 @@ export class Session {
     try {
       await live;
     } catch (err) {
-      // The hub undid the subscription; presence must not go on counting it
-      // (unless a newer join of the channel owns it now, or the close report covers it).
-      if (reported && !this.ended && !this.conn.hasChannel(channel))
-        this.reportUnsubscribe(channel);
+      // Left while the hub joined: the leave ended it (and told presence); the
+      // client asked for that, so the failure is not an answer it waits for.
+      if (!this.endJoined(channel, attempt)) return undefined;
+      // The hub undid the subscription: presence must not go on counting it.
+      if (!this.ended && this.takeReported(channel)) this.reportUnsubscribe(channel);
       throw err;
     }
+    this.endJoined(channel, attempt);
     return joined;
   }
 
@@ -237,27 +245,31 @@ export class Session {
     return this.core.presence.members(this.app.id, channel);
   }
 
-  /** Takes a channel out of `joining`; false when it was not there. */
-  private endJoining(channel: string): boolean {
-    if (!this.joining?.delete(channel)) return false;
-    if (this.joining.size === 0) this.joining = undefined;
-    return true;
+  /** Takes this attempt out of `joined`; false when a leave (or a later join) took it first. */
+  private endJoined(channel: string, attempt: symbol): boolean {
+    const mine = take(this.joined, channel, attempt);
+    if (this.joined?.size === 0) this.joined = undefined;
+    return mine;
   }
 
-  /** Takes a channel out of `untracked`; false when it was not there. */
-  private endUntracked(channel: string): boolean {
-    if (!this.untracked?.delete(channel)) return false;
-    if (this.untracked.size === 0) this.untracked = undefined;
+  /** Takes a channel out of `reported`; false when presence was not told of it. */
+  private takeReported(channel: string): boolean {
+    if (!this.reported?.delete(channel)) return false;
+    if (this.reported.size === 0) this.reported = undefined;
     return true;
   }
 
   /** Ends a subscription, or cancels one being prepared. Idempotent. */
   leave(channel: string): void {
-    if (this.endJoining(channel)) return;
+    if (this.joining?.delete(channel)) {
+      if (this.joining.size === 0) this.joining = undefined;
+      return;
+    }
+    this.joined?.delete(channel);
+    if (this.joined?.size === 0) this.joined = undefined;
     if (!this.conn.hasChannel(channel)) return;
     this.core.hub.leave(this.conn, channel);
-    if (this.endUntracked(channel) || !this.presenceTold) return;
-    this.reportUnsubscribe(channel);
+    if (this.takeReported(channel)) this.reportUnsubscribe(channel);
   }
 
   /**
@@ -325,7 +337,8 @@ export class Session {
     if (this.ended) return;
     this.ended = true;
     this.joining = undefined;
-    this.untracked = undefined;
+    this.joined = undefined;
+    this.reported = undefined;
     this.core.hub.leaveAll(this.conn);
     if (!this.presenceTold) return;
     this.core.presence.connectionClosed(this.app.id, this.id).catch((err: unknown) => {
@@ -371,9 +384,12 @@ export class Sessions {
 
   /**
    * The session of `conn` in `app`, or undefined when the app is at its
-   * connection limit (the dialect then refuses in its own terms).
+   * connection limit (the dialect then refuses in its own terms), the
+   * connection is bound to another app, or it closed meanwhile.
    */
   bind(conn: Connection, app: AppConfig): Session | undefined {
+    // Closed while the dialect authenticated: nothing may be counted for it any more.
+    if (conn.closed) return undefined;
     if (conn.session) return conn.session.app.id === app.id ? conn.session : undefined;
     if (!conn.setApp(app)) return undefined;
     conn.session = new Session(conn, app, this.services);
@@ -384,4 +400,11 @@ export class Sessions {
 /** A session signed in as a user: `userId` is known by type. */
 export interface UserSession extends Session {
   readonly userId: string;
+}
+
+/** Deletes `key` if it maps to `value`; true when it did. */
+function take<K, V>(map: Map<K, V> | undefined, key: K, value: V): boolean {
+  if (map?.get(key) !== value) return false;
+  map.delete(key);
+  return true;
 }

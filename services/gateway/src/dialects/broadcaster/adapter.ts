@@ -1,14 +1,15 @@
 import type { Connection } from "../../core/connection.js";
 import { defineDialect, type Failure, type Run } from "../../core/define-dialect.js";
 import type { Dialect, DialectContext } from "../../core/dialect.js";
+import { MAX_HELD_FRAMES } from "../../core/held-frames.js";
 import { decode, encode, type RequestId } from "./codec.js";
 import { BroadcasterClose, type BroadcasterCode, BroadcasterRequestError } from "./codes.js";
 import { closed, handle } from "./commands.js";
 import { registerBroadcasterRest } from "./rest.js";
 import { type BroadcasterConnection, newConnection } from "./state.js";
 
-/** Frames a client may send while its `auth` is being verified. */
-const MAX_WAITING = 64;
+/** Frames a client may send while its `auth` is being verified: as many as before any auth. */
+const MAX_WAITING = MAX_HELD_FRAMES;
 
 /** The Broadcaster dialect at `/broadcaster/:key`, plus its REST publish endpoint. */
 export function createBroadcasterDialect(ctx: DialectContext): Dialect {

@@ -68,7 +68,8 @@ async function subscribe(s: FoonySession, f: Request & { t: "sub" }): Promise<vo
     afterSeq: f.afterSeq,
     // Counted for subscriber counts and channel listings; Foony's members are its
     // entries, so presence trouble leaves the subscription without them.
-    presence: { member: false, optional: true },
+    // Its members are its own entries (the snapshot): presence's answer is not read.
+    presence: { member: false, optional: true, answer: false },
     // The hub drops the held changes the set already has (by version), so none repeats.
     snapshot: async () => {
       try {
