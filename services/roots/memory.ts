@@ -8,7 +8,6 @@ import type { Engine } from "../../shared/src/engine/engine.js";
 import { MemoryEngine } from "../../shared/src/engine/memory.js";
 import type { Logger } from "../../shared/src/log.js";
 import type { PresenceApi } from "../../shared/src/presence/api.js";
-import { webhookCounters } from "../../shared/src/webhooks/metrics.js";
 import { localWebhooks } from "../../shared/src/webhooks/setup.js";
 import { type Gateway, startGateway } from "../gateway/src/gateway.js";
 import { LocalPresence } from "../presence/src/local.js";
@@ -48,11 +47,9 @@ export async function startMemory(
     engine,
     presence,
     log,
-    webhooks: webhooks.sink,
-    webhookDepth: (id: string) => webhooks.queue?.size(id) ?? 0,
+    webhooks,
   }).catch(stops.abort);
   stops.push(() => gateway.stop());
-  webhooks.queue?.useCounters(webhookCounters(gateway.metrics.registry));
   return {
     gateway,
     engine,

@@ -11,7 +11,6 @@ import type { Config } from "../../shared/src/config/load.js";
 import { JetStreamEngine } from "../../shared/src/engine/jetstream.js";
 import type { Logger } from "../../shared/src/log.js";
 import { connectNats } from "../../shared/src/nats/connect.js";
-import { webhookCounters } from "../../shared/src/webhooks/metrics.js";
 import { clusterWebhooks } from "../../shared/src/webhooks/setup.js";
 import { type Gateway, startGateway } from "../gateway/src/gateway.js";
 import { NatsPresenceClient } from "../presence/src/client.js";
@@ -76,12 +75,10 @@ export async function startNats(config: Config, log: Logger): Promise<Running> {
         engine,
         presence,
         log,
-        webhooks: webhooks.sink,
-        webhookDepth: (id: string) => webhooks.queue?.size(id) ?? 0,
+        webhooks,
         cluster: { bus: natsBus(nc), gatewayId: presence.gatewayId },
       });
       stops.push(() => started.stop());
-      webhooks.queue?.useCounters(webhookCounters(started.metrics.registry));
       gateway = started;
     }
   } catch (err) {

@@ -6,7 +6,9 @@ import { registerMetrics, startHealthServer } from "../../../shared/src/http/hea
 import type { Logger } from "../../../shared/src/log.js";
 import type { PresenceApi } from "../../../shared/src/presence/api.js";
 import { tidingsVersion } from "../../../shared/src/version.js";
-import { noWebhooks, type WebhookSink } from "../../../shared/src/webhooks/queue.js";
+import { webhookCounters } from "../../../shared/src/webhooks/metrics.js";
+import { noWebhooks } from "../../../shared/src/webhooks/queue.js";
+import type { Webhooks } from "../../../shared/src/webhooks/setup.js";
 import { ServerApi } from "./api/server-api.js";
 import { consoleFor } from "./console/index.js";
 import { Blocks } from "./core/blocks.js";
@@ -36,9 +38,8 @@ export async function startGateway(deps: {
   engine: Engine;
   presence: PresenceApi;
   log: Logger;
-  webhooks?: WebhookSink | undefined;
-  /** Events waiting in this process's webhook queue for an app (the depth gauge). */
-  webhookDepth?: ((appId: string) => number) | undefined;
+  /** This process's webhooks: where events go, and the queue its metrics read. */
+  webhooks?: Pick<Webhooks, "sink" | "queue"> | undefined;
   /** Where stats go and console questions come from; absent: this process alone. */
   cluster?: { bus: ClusterBus; gatewayId: string } | undefined;
 }): Promise<Gateway> {
@@ -72,7 +73,7 @@ export async function startGateway(deps: {
     metrics,
     log,
     apps,
-    webhooks: deps.webhooks ?? noWebhooks,
+    webhooks: deps.webhooks?.sink ?? noWebhooks,
   };
   const dialects: Dialect[] = createDialects(ctx, config);
   const operator = consoleFor(ctx, deps.cluster);
@@ -104,12 +105,14 @@ export async function startGateway(deps: {
     }
     log.info({ port: ops.port }, "metrics and console listening");
   }
+  const queue = deps.webhooks?.queue;
+  queue?.useCounters(webhookCounters(metrics.registry));
   metrics.bind({
     connections: () => running.connections,
     natsConnected: () => engine.isReady(),
     presenceLagSeconds: () => presence.reportLagSeconds?.() ?? 0,
     publishRetries: () => engine.publishRetries?.() ?? 0,
-    webhookDepth: (id) => deps.webhookDepth?.(id) ?? 0,
+    webhookDepth: (id) => queue?.size(id) ?? 0,
     appIds: () => config.apps.map((a) => a.id),
   });
   operator.start(running);
