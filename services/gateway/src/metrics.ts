@@ -123,7 +123,6 @@ export function createMetrics(version = "unknown") {
     connectionClosed(app: string, dialect: string, code: number): void {
       connectionsClosed.inc({ app, dialect, reason: closeReason(code) });
     },
-    connectionsClosed,
     messagesIn: new Counter({
       name: "tidings_messages_in_total",
       help: "Frames received from clients",

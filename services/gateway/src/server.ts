@@ -79,31 +79,31 @@ export interface UnstartedServer extends HubOutlet {
 export function createServer(metrics: Metrics): UnstartedServer {
   const app = uWS.App();
   const connections = new Set<Connection>();
-  /** The dialect that opened each connection speaks for it when the gateway closes it. */
-  const dialectOf = new WeakMap<Connection, Dialect>();
+  /** Dialects by name (filled by `listen`): a connection's speaks for it when the gateway closes it. */
+  const dialects = new Map<string, Dialect>();
   const slowClosed = new WeakSet<Connection>();
   const closeSlowConsumer = (conn: Connection) => {
     if (conn.closed || slowClosed.has(conn)) return;
     slowClosed.add(conn);
     metrics.slowConsumerCloses.inc({ dialect: conn.dialect });
     conn.log.warn({ buffered: conn.bufferedAmount() }, "slow consumer closed");
-    dialectOf.get(conn)?.slowConsumer(conn);
+    dialects.get(conn.dialect)?.slowConsumer(conn);
   };
   const closeForReplay = (conn: Connection) => {
     if (conn.closed || conn.ending) return;
     metrics.liveGapCloses.inc({ dialect: conn.dialect });
-    dialectOf.get(conn)?.deliveryGap(conn);
+    dialects.get(conn.dialect)?.deliveryGap(conn);
   };
   return {
     app,
     publish: (topic, bytes) => app.publish(topic, bytes, false),
     closeSlowConsumer,
     closeForReplay,
-    listen: (ctx, dialects, port, host, registerHttp) =>
+    listen: (ctx, mounted, port, host, registerHttp) =>
       listen(
-        { app, connections, dialectOf, closeSlowConsumer, closeForReplay },
+        { app, connections, dialects, closeSlowConsumer, closeForReplay },
         ctx,
-        dialects,
+        mounted,
         port,
         host,
         registerHttp,
@@ -115,7 +115,7 @@ async function listen(
   server: {
     app: TemplatedApp;
     connections: Set<Connection>;
-    dialectOf: WeakMap<Connection, Dialect>;
+    dialects: Map<string, Dialect>;
     closeSlowConsumer: (conn: Connection) => void;
     closeForReplay: (conn: Connection) => void;
   },
@@ -125,7 +125,8 @@ async function listen(
   host: string,
   registerHttp?: (app: TemplatedApp) => void,
 ): Promise<GatewayServer> {
-  const { app, connections, dialectOf, closeSlowConsumer, closeForReplay } = server;
+  const { app, connections, closeSlowConsumer, closeForReplay } = server;
+  for (const d of dialects) server.dialects.set(d.name, d);
   const quota = new AppQuota();
   let draining = false;
   const apps = ctx.apps.all();
@@ -183,7 +184,6 @@ async function listen(
         const conn = new Connection(ws, dialect.name, data.upgrade, ctx.log, quota, countApp);
         data.conn = conn;
         connections.add(conn);
-        dialectOf.set(conn, dialect);
         dialect.open(conn);
         // After open: a dialect that knows the app from the URL has bound it by now.
         const appId = conn.app?.id ?? data.upgrade.app?.id ?? "";
@@ -283,7 +283,7 @@ async function listen(
       // Spread reconnects so the remaining gateways are not hit all at once.
       const step = all.length > 0 ? (seconds * 1000) / all.length : 0;
       for (const conn of all) {
-        if (!conn.closed) dialectOf.get(conn)?.drain(conn);
+        if (!conn.closed) server.dialects.get(conn.dialect)?.drain(conn);
         if (step > 0) await new Promise((r) => setTimeout(r, step));
       }
       // Closing handshakes take a round trip; give them a moment before a hard close.

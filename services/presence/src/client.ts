@@ -38,7 +38,7 @@ import {
   requestWithRetry,
 } from "./report-queue.js";
 
-export { PresenceRequestError, PresenceUnavailableError } from "./report-queue.js";
+export { PresenceRequestError } from "./report-queue.js";
 
 export interface NatsPresenceClientOptions {
   /** The gateway's connection; the caller keeps ownership (not closed here). */

@@ -20,8 +20,6 @@ import {
 } from "../../../shared/src/presence/messages.js";
 import { presenceRequestSubject } from "../../../shared/src/presence/subjects.js";
 
-export { PresenceUnavailableError };
-
 /** The service rejected a request as malformed (a bug, not a transient failure). */
 export class PresenceRequestError extends Error {
   override name = "PresenceRequestError";

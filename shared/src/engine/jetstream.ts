@@ -89,8 +89,6 @@ export interface JetStreamEngineSettings {
   live?: Partial<LiveOptions> | undefined;
   /** Background failures (gap fill retries, handler exceptions). */
   onError?: ((err: unknown) => void) | undefined;
-  /** Changes of the NATS link (lost, back, stale), for the log. */
-  onLink?: ((event: string, server?: string) => void) | undefined;
 }
 
 /** An engine with a connection of its own (`JetStreamEngine.connect`). */
@@ -141,7 +139,6 @@ export class JetStreamEngine implements Engine {
   private readonly replicas: number;
   private connected = true;
   private closing = false;
-  private readonly onLink: (event: string, server?: string) => void;
 
   /**
    * Opens a connection of its own (reconnecting forever, like every Tidings
@@ -218,7 +215,6 @@ export class JetStreamEngine implements Engine {
   ) {
     const timeout = options.requestTimeoutMs ?? 5000;
     const onError = options.onError ?? (() => {});
-    this.onLink = options.onLink ?? (() => {});
     this.js = jetstream(nc, { timeout });
     this.replicas = options.replicas ?? 1;
     this.reader = new StreamReader(nc, this.js, jsm, timeout);
@@ -238,9 +234,6 @@ export class JetStreamEngine implements Engine {
 
   private async watchStatus(): Promise<void> {
     for await (const s of this.nc.status()) {
-      if (s.type === "disconnect" || s.type === "reconnect" || s.type === "staleConnection") {
-        this.onLink(s.type, "server" in s ? s.server : undefined);
-      }
       if (s.type === "disconnect") {
         this.connected = false;
         // Fail fast: nothing in flight can be acknowledged until we are back,

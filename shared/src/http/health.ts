@@ -11,15 +11,6 @@ export interface HealthSources {
   log: Logger;
 }
 
-/**
- * `/healthz` (the process is alive), `/readyz` ("can serve": 503 with the
- * failing checks otherwise) and `/metrics` (Prometheus text).
- */
-export function registerHealth(app: TemplatedApp, sources: HealthSources): void {
-  registerProbes(app, sources);
-  registerMetrics(app, sources);
-}
-
 /** The probes alone: a public port keeps them (load balancers check it) when metrics move off it. */
 export function registerProbes(app: TemplatedApp, sources: Pick<HealthSources, "readiness">): void {
   app.get("/healthz", (res) => {

@@ -21,8 +21,8 @@ export const LINK_OPTIONS = {
   noAsyncTraces: true,
 } as const satisfies ConnectionOptions;
 
-/** Logs one link event of the named connection; the engine's `onLink` calls it too. */
-export function logLinkEvent(log: Logger, connection: string, event: string, server?: string) {
+/** Logs one link event of the named connection. */
+function logLinkEvent(log: Logger, connection: string, event: string, server?: string) {
   if (event === "reconnect") log.info({ connection, server }, "NATS link back");
   else if (event === "disconnect") log.warn({ connection, server }, "NATS link lost");
   else if (event === "staleConnection") log.warn({ connection, server }, "NATS link stale");

@@ -1,4 +1,5 @@
 import type { PresenceEntry } from "../../../../../shared/src/presence/api.js";
+import { PRESENCE_UNAVAILABLE } from "../../core/session-error.js";
 import { allows, type Operation } from "./auth.js";
 import { type ClientFrame, encode } from "./codec.js";
 import { FoonyError, FoonyRequestError } from "./codes.js";
@@ -115,6 +116,6 @@ async function presence(s: FoonySession, f: Request & { t: "pres" }): Promise<vo
     .setPresence({ channel: f.channel, clientId: s.clientId, action, data })
     .catch((err: unknown) => {
       session.conn.log.warn({ err }, "presence report failed");
-      throw new FoonyRequestError(FoonyError.server, "presence temporarily unavailable; retry");
+      throw new FoonyRequestError(FoonyError.server, PRESENCE_UNAVAILABLE);
     });
 }
