@@ -3,7 +3,6 @@ import { safeEqual } from "../../../../../shared/src/auth/jwt.js";
 import type { AppConfig } from "../../../../../shared/src/config/apps.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../../../../../shared/src/json-depth.js";
 import { failureOf } from "../../api/errors.js";
-import type { ServerApi } from "../../api/server-api.js";
 import type { DialectContext } from "../../core/dialect.js";
 import { type Aborted, BodyTooLargeError, readBody } from "../../http/body.js";
 import type { Metrics } from "../../metrics.js";
@@ -24,9 +23,9 @@ const MAX_IDEMPOTENCY_KEY = 200;
 
 /** `POST /broadcaster/:key/publish` with `Authorization: Bearer API_KEY`. */
 export function registerBroadcasterRest(app: TemplatedApp, ctx: DialectContext): void {
-  const { api } = ctx;
+  const out = responder(ctx.metrics.httpRequests);
+  const { reply } = out;
   app.post("/broadcaster/:key/publish", (res, req) => {
-    counting.set(res, ctx.metrics.httpRequests);
     // uWS request data is only valid in this synchronous part: copy it out first.
     const appKey = req.getParameter(0) ?? "";
     const authorization = req.getHeader("authorization");
@@ -47,7 +46,7 @@ export function registerBroadcasterRest(app: TemplatedApp, ctx: DialectContext):
         "InvalidArgument",
         `Idempotency-Key over ${MAX_IDEMPOTENCY_KEY} characters`,
       );
-    publish(res, ctx, api, target, idempotencyKey || undefined).catch((err: unknown) => {
+    publish(res, ctx, out, target, idempotencyKey || undefined).catch((err: unknown) => {
       ctx.log.error({ err, dialect: "broadcaster" }, "REST publish failed before replying");
     });
   });
@@ -56,10 +55,11 @@ export function registerBroadcasterRest(app: TemplatedApp, ctx: DialectContext):
 async function publish(
   res: HttpResponse,
   ctx: DialectContext,
-  api: ServerApi,
+  out: Responder,
   app: AppConfig,
   idempotencyKey: string | undefined,
 ): Promise<void> {
+  const { send, reply } = out;
   const state: Aborted = { aborted: false };
   let body: Buffer | null;
   try {
@@ -81,7 +81,7 @@ async function publish(
     return;
   }
   try {
-    const r = await api.publish(
+    const r = await ctx.api.publish(
       app,
       input.channel,
       { name: input.event, data: input.payload },
@@ -107,19 +107,22 @@ function acceptsKey(app: AppConfig, key: string): boolean {
   return ok;
 }
 
-function reply(res: HttpResponse, code: BroadcasterCode, message: string, status?: number): void {
-  send(res, status ?? BroadcasterCodes[code].status, encode.restError(code, message));
-}
+type Responder = ReturnType<typeof responder>;
 
-/** The requests counter for each response in progress: `send` is the one way out. */
-const counting = new WeakMap<HttpResponse, Metrics["httpRequests"]>();
-
-function send(res: HttpResponse, status: number, body: string): void {
-  counting
-    .get(res)
-    ?.inc({ dialect: "broadcaster", route: "/broadcaster/:key/publish", status: String(status) });
-  res
-    .writeStatus(STATUS_TEXT[status] ?? `${status}`)
-    .writeHeader("content-type", "application/json")
-    .end(body);
+/** Answers in the REST format; every answer goes out through `send`, which counts it. */
+function responder(requests: Metrics["httpRequests"]) {
+  const send = (res: HttpResponse, status: number, body: string): void => {
+    requests.inc({
+      dialect: "broadcaster",
+      route: "/broadcaster/:key/publish",
+      status: String(status),
+    });
+    res
+      .writeStatus(STATUS_TEXT[status] ?? `${status}`)
+      .writeHeader("content-type", "application/json")
+      .end(body);
+  };
+  const reply = (res: HttpResponse, code: BroadcasterCode, message: string, status?: number) =>
+    send(res, status ?? BroadcasterCodes[code].status, encode.restError(code, message));
+  return { send, reply };
 }
