@@ -1,4 +1,5 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
+import { processRegistry } from "../../../shared/src/process-metrics.js";
 import { closeReason } from "./metrics-close.js";
 
 /**
@@ -36,18 +37,13 @@ const none: MetricSources = {
  * connection.
  */
 export function createMetrics(version = "unknown") {
-  const registry = new Registry();
-  // Node's own names (process_*, nodejs_*), which the community Node.js
-  // dashboards query; only Tidings' metrics carry the tidings_ prefix.
-  collectDefaultMetrics({ register: registry });
   let sources = none;
   let retriesSeen = 0;
-  new Gauge({
-    name: "tidings_build_info",
-    help: "Always 1; the running version and Node in its labels",
-    labelNames: ["version", "node"] as const,
-    registers: [registry],
-  }).set({ version, node: process.versions.node }, 1);
+  const registry = processRegistry({
+    version,
+    natsHelp: "1 while the engine's NATS connection is up (always 1 on the memory engine)",
+    natsConnected: () => sources.natsConnected(),
+  });
   new Gauge({
     name: "tidings_subscriptions",
     help: "Channel subscriptions held by open connections on this gateway",
@@ -58,14 +54,6 @@ export function createMetrics(version = "unknown") {
       for (const c of sources.connections())
         if (c.channelCount > 0)
           this.inc({ app: c.app?.id ?? "", dialect: c.dialect }, c.channelCount);
-    },
-  });
-  new Gauge({
-    name: "tidings_nats_connected",
-    help: "1 while the engine's NATS connection is up (always 1 on the memory engine)",
-    registers: [registry],
-    collect() {
-      this.set(sources.natsConnected() ? 1 : 0);
     },
   });
   new Gauge({

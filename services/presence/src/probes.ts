@@ -3,10 +3,11 @@
  * probes on PORT and its metrics on TIDINGS_METRICS_PORT (PORT when unset);
  * beside a gateway it has the gateway's.
  */
-import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Gauge } from "prom-client";
 import type { Config } from "../../../shared/src/config/load.js";
 import { startHealthServer } from "../../../shared/src/http/health.js";
 import type { Logger } from "../../../shared/src/log.js";
+import { processRegistry } from "../../../shared/src/process-metrics.js";
 import { tidingsVersion } from "../../../shared/src/version.js";
 import { webhookCounters } from "../../../shared/src/webhooks/metrics.js";
 import type { RunningPresence } from "./run.js";
@@ -16,9 +17,11 @@ export async function servePresenceProbes(
   presence: RunningPresence,
   log: Logger,
 ): Promise<{ port: number; metricsPort: number; close(): void }> {
-  const registry = new Registry();
-  // Node's own names (process_*, nodejs_*), which the community dashboards query.
-  collectDefaultMetrics({ register: registry });
+  const registry = processRegistry({
+    version: tidingsVersion(),
+    natsHelp: "1 while this replica's NATS connection is up",
+    natsConnected: () => presence.ready(),
+  });
   new Gauge({
     name: "tidings_presence_partitions_owned",
     help: "Presence partitions this replica acts for",
@@ -27,20 +30,6 @@ export async function servePresenceProbes(
       this.set(presence.service.owned().length);
     },
   });
-  new Gauge({
-    name: "tidings_nats_connected",
-    help: "1 while this replica's NATS connection is up",
-    registers: [registry],
-    collect() {
-      this.set(presence.ready() ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: "tidings_build_info",
-    help: "Always 1; the running version and Node in its labels",
-    labelNames: ["version", "node"] as const,
-    registers: [registry],
-  }).set({ version: tidingsVersion(), node: process.versions.node }, 1);
   presence.webhooks?.useCounters(webhookCounters(registry));
   const readiness = () => ({ nats: presence.ready() });
   if (config.metricsPort === undefined) {
