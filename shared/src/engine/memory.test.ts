@@ -1,7 +1,54 @@
+import { describe, expect, it } from "vitest";
 import { describeEngineContract } from "../../test/engine.contract.js";
 import { MemoryEngine } from "./memory.js";
 
 describeEngineContract("memory", async () => {
   const engine = new MemoryEngine();
   return { engine, dispose: () => engine.close() };
+});
+
+// A full channel's trim only moves an index and compacts now and then: reads
+// taken between compactions must still see exactly the newest history.
+describe("memory engine history trim", () => {
+  it("keeps the newest historyPerChannel events after every publish", async () => {
+    const engine = new MemoryEngine();
+    await engine.ensureApp("a", { historyPerChannel: 10, historyMaxAgeSec: 0, dedupeWindowSec: 1 });
+    const seqs: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      seqs.push((await engine.publish("a", "c", { name: "n", data: i })).seq);
+      expect(await engine.lastSeq("a", "c")).toBe(seqs.at(-1));
+      // Every third step: reads between publishes that each trimmed one.
+      if (i % 3 !== 0) continue;
+      const kept = seqs.slice(-10);
+      const page = await engine.history("a", "c", { afterSeq: 0, limit: 100 });
+      expect(page.events.map((e) => e.seq)).toEqual(kept);
+      expect(page.truncated).toBe(seqs.length > 10);
+      const newest = await engine.history("a", "c", { limit: 4 });
+      expect(newest.events.map((e) => e.seq)).toEqual(kept.slice(-4));
+      if (seqs.length > 10) expect(await engine.getEvent("a", "c", seqs[0] ?? 0)).toBeNull();
+      expect((await engine.getEvent("a", "c", kept[0] ?? 0))?.data).toBe(i + 1 - kept.length);
+    }
+  });
+
+  it("expires events by age and reports the channel empty once all are gone", async () => {
+    let now = 1_000_000;
+    const engine = new MemoryEngine({ now: () => now });
+    await engine.ensureApp("a", {
+      historyPerChannel: 100,
+      historyMaxAgeSec: 10,
+      dedupeWindowSec: 1,
+    });
+    const first = await engine.publish("a", "c", { name: "n", data: 0 });
+    now += 6_000;
+    const second = await engine.publish("a", "c", { name: "n", data: 1 });
+    now += 6_000;
+    const third = await engine.publish("a", "c", { name: "n", data: 2 });
+    const page = await engine.history("a", "c", { afterSeq: 0, limit: 10 });
+    expect(page.events.map((e) => e.seq)).toEqual([second.seq, third.seq]);
+    expect(page.truncated).toBe(true);
+    expect(await engine.getEvent("a", "c", first.seq)).toBeNull();
+    now += 20_000;
+    expect((await engine.history("a", "c", { afterSeq: 0, limit: 10 })).events).toEqual([]);
+    expect(await engine.lastSeq("a", "c")).toBe(0);
+  });
 });

@@ -1,4 +1,5 @@
 import {
+  type Delivery,
   type EventInput,
   eventIdOf,
   type Json,
@@ -25,7 +26,15 @@ const DEFAULT_LIMITS: AppStreamLimits = {
 };
 
 interface ChannelState {
+  /** History, oldest first, from index `head` on (see `trim`). */
   events: StoredEvent[];
+  /**
+   * How many events at the front of `events` are trimmed away but not yet
+   * removed: a publish to a full channel only moves this, and `events` is
+   * compacted once an eighth of it is dead, so trimming costs O(1) per
+   * publish amortised instead of an O(history) splice each time.
+   */
+  head: number;
   /** Highest seq of this channel that was trimmed away; 0 if none. */
   trimmedUpTo: number;
   /**
@@ -35,11 +44,16 @@ interface ChannelState {
   handlers: DeliveryHandler | Set<DeliveryHandler> | undefined;
 }
 
-/** A channel's handlers, in subscription order. */
-function handlersOf(ch: ChannelState): Iterable<DeliveryHandler> {
+/** Delivers to a channel's handlers, in subscription order, without a list for the usual single one. */
+function dispatch(ch: ChannelState, d: Delivery): void {
   const h = ch.handlers;
-  if (typeof h === "function") return [h];
-  return h ?? [];
+  if (typeof h === "function") h(d);
+  else if (h) for (const handler of h) handler(d);
+}
+
+/** The channel's newest event still in its history. */
+function newest(ch: ChannelState): StoredEvent | undefined {
+  return ch.events.length > ch.head ? ch.events.at(-1) : undefined;
 }
 
 function addHandler(ch: ChannelState, handler: DeliveryHandler): void {
@@ -115,7 +129,7 @@ export class MemoryEngine implements Engine {
       app.dedupe.set(key, { result, expires: now + app.limits.dedupeWindowSec * 1000 });
       if (app.dedupe.size % 1024 === 0) this.sweepDedupe(app, now);
     }
-    for (const h of handlersOf(ch)) h({ type: "event", event });
+    dispatch(ch, { type: "event", event });
     return result;
   }
 
@@ -123,14 +137,14 @@ export class MemoryEngine implements Engine {
     const ch = this.channel(this.app(appId), channel);
     addHandler(ch, handler);
     // Publishing is synchronous here: every event after the current last one reaches the handler.
-    const ready = Promise.resolve(ch.events.at(-1)?.seq ?? 0);
+    const ready = Promise.resolve(newest(ch)?.seq ?? 0);
     return { ready, close: () => removeHandler(ch, handler) };
   }
 
   signal(appId: string, channel: string, signal: Signal): void {
     const ch = this.app(appId).channels.get(channel);
     if (!ch) return;
-    for (const h of handlersOf(ch)) h({ type: "signal", signal: structuredClone(signal) });
+    dispatch(ch, { type: "signal", signal: structuredClone(signal) });
   }
 
   subscribeUser(appId: string, userId: string, handler: (s: Signal) => void) {
@@ -155,7 +169,7 @@ export class MemoryEngine implements Engine {
     const app = this.app(appId);
     const ch = this.channel(app, channel);
     this.trim(app, ch, this.now());
-    const all = ch.events;
+    const all = live(ch);
     if (q.afterSeq !== undefined) {
       const after = q.afterSeq;
       const start = all.findIndex((e) => e.seq > after);
@@ -174,13 +188,13 @@ export class MemoryEngine implements Engine {
 
   async getEvent(appId: string, channel: string, seq: number): Promise<StoredEvent | null> {
     const ch = this.app(appId).channels.get(channel);
-    const e = ch?.events.find((x) => x.seq === seq);
+    const e = ch && live(ch).find((x) => x.seq === seq);
     return e ? clone(e) : null;
   }
 
   async lastSeq(appId: string, channel: string): Promise<number> {
-    const events = this.app(appId).channels.get(channel)?.events;
-    return events?.at(-1)?.seq ?? 0;
+    const ch = this.app(appId).channels.get(channel);
+    return (ch && newest(ch)?.seq) ?? 0;
   }
 
   kv(appId: string, bucket: KvBucket): KvStore {
@@ -217,7 +231,7 @@ export class MemoryEngine implements Engine {
   private channel(app: AppState, name: string): ChannelState {
     let ch = app.channels.get(name);
     if (!ch) {
-      ch = { events: [], trimmedUpTo: 0, handlers: undefined };
+      ch = { events: [], head: 0, trimmedUpTo: 0, handlers: undefined };
       app.channels.set(name, ch);
     }
     return ch;
@@ -225,21 +239,35 @@ export class MemoryEngine implements Engine {
 
   private trim(app: AppState, ch: ChannelState, now: number): void {
     const { historyPerChannel, historyMaxAgeSec } = app.limits;
-    let drop = Math.max(0, ch.events.length - historyPerChannel);
+    const { events } = ch;
+    let drop = ch.head + Math.max(0, events.length - ch.head - historyPerChannel);
     if (historyMaxAgeSec > 0) {
       const cutoff = now - historyMaxAgeSec * 1000;
       // Oldest first; past the end there is nothing left to expire.
-      while ((ch.events[drop]?.time ?? Number.POSITIVE_INFINITY) < cutoff) drop++;
+      while ((events[drop]?.time ?? Number.POSITIVE_INFINITY) < cutoff) drop++;
     }
-    const lastDropped = ch.events[drop - 1];
-    if (!lastDropped) return;
-    ch.trimmedUpTo = lastDropped.seq;
-    ch.events.splice(0, drop);
+    if (drop === ch.head) return;
+    const lastDropped = events[drop - 1];
+    if (lastDropped) ch.trimmedUpTo = lastDropped.seq;
+    ch.head = drop;
+    if (drop * 8 >= events.length) {
+      events.splice(0, drop);
+      ch.head = 0;
+    }
   }
 
   private sweepDedupe(app: AppState, now: number): void {
     for (const [k, v] of app.dedupe) if (v.expires <= now) app.dedupe.delete(k);
   }
+}
+
+/** The events still in a channel's history, oldest first. */
+function live(ch: ChannelState): StoredEvent[] {
+  if (ch.head > 0) {
+    ch.events.splice(0, ch.head);
+    ch.head = 0;
+  }
+  return ch.events;
 }
 
 function clone(e: StoredEvent): StoredEvent {

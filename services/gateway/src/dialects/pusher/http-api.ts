@@ -7,7 +7,7 @@ import type { DialectContext } from "../../core/dialect.js";
 import { type Aborted, BodyTooLargeError, readBody } from "../../http/body.js";
 import { PusherHttpError, PusherHttpStatus } from "./codes.js";
 import { type ApiRequest, MAX_BATCH, PusherHttpApi } from "./http-requests.js";
-import { verifyEnvelope, verifyRequest } from "./http-sign.js";
+import { verifyEnvelope, verifySignature } from "./http-sign.js";
 
 type Handler = (r: ApiRequest) => Promise<Json>;
 
@@ -65,15 +65,16 @@ function serve(
   const run = async (): Promise<Json | undefined> => {
     const app = ctx.apps.byId(decodeParam(raw[0] ?? ""));
     if (!app) throw new PusherHttpError(404, "Unknown app");
-    let body: Buffer = Buffer.alloc(0);
+    // Before any body is read, so a request that cannot be valid never gets one buffered.
+    const params = verifyEnvelope(app, query, Math.floor(Date.now() / 1000));
+    let body: Buffer = EMPTY;
     if (method === "post") {
-      verifyEnvelope(app, query, Math.floor(Date.now() / 1000));
       const read = await readBody(res, bodyLimit(app), state);
       if (read === null) return undefined;
       body = read;
     }
     const verb = method === "del" ? "DELETE" : method.toUpperCase();
-    verifyRequest(app, verb, path, query, body, Math.floor(Date.now() / 1000));
+    verifySignature(app, verb, path, params, body);
     let parsed: unknown;
     if (body.byteLength > 0) {
       const text = body.toString("utf8");
@@ -123,6 +124,8 @@ function serve(
     },
   );
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** A batch holds up to 10 events of up to maxFrameBytes of data each, plus JSON escaping. */
 function bodyLimit(app: AppConfig): number {

@@ -13,12 +13,18 @@ export const TIMESTAMP_WINDOW_SEC = 600;
  */
 export function stringToSign(method: string, path: string, query: URLSearchParams): string {
   const params = new Map<string, string>();
-  for (const [k, v] of query) {
-    const key = k.toLowerCase();
-    if (key !== "auth_signature") params.set(key, v);
-  }
-  const sorted = [...params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${method.toUpperCase()}\n${path}\n${sorted.map(([k, v]) => `${k}=${v}`).join("&")}`;
+  for (const [k, v] of query) params.set(k.toLowerCase(), v);
+  return signedString(method, path, params);
+}
+
+/** `stringToSign` of parameters already keyed by lower-cased name. */
+function signedString(method: string, path: string, params: ReadonlyMap<string, string>): string {
+  const sorted: [string, string][] = [];
+  for (const entry of params) if (entry[0] !== "auth_signature") sorted.push(entry);
+  sorted.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  let query = "";
+  for (const [k, v] of sorted) query += query === "" ? `${k}=${v}` : `&${k}=${v}`;
+  return `${method.toUpperCase()}\n${path}\n${query}`;
 }
 
 /** Signs a request as the Pusher server SDKs do (for tests and TS backends). */
@@ -50,29 +56,45 @@ export function verifyRequest(
   body: Buffer,
   nowSec: number,
 ): void {
-  const get = verifyEnvelope(app, query, nowSec);
-  const md5 = get("body_md5");
+  verifySignature(app, method, path, verifyEnvelope(app, query, nowSec), body);
+}
+
+/**
+ * The checks that need the body (its MD5 and the signature), on the
+ * parameters `verifyEnvelope` returned for the same request.
+ */
+export function verifySignature(
+  app: AppConfig,
+  method: string,
+  path: string,
+  params: SignedParams,
+  body: Buffer,
+): void {
+  const md5 = params.get("body_md5");
   if (body.byteLength > 0 || md5 !== undefined) {
     if (md5 === undefined || !safeEqual(md5, md5Hex(body)))
       throw new PusherHttpError(401, "body_md5 does not match the body");
   }
-  const signature = get("auth_signature") ?? "";
-  const expected = hmacHex(app.secret, stringToSign(method, path, query));
+  const signature = params.get("auth_signature") ?? "";
+  const expected = hmacHex(app.secret, signedString(method, path, params));
   if (!safeEqual(signature, expected)) {
     throw new PusherHttpError(401, "Invalid signature: check your app secret and signing code");
   }
 }
 
+/** A request's query parameters by lower-cased name, each given once (`verifyEnvelope`). */
+export type SignedParams = ReadonlyMap<string, string>;
+
 /**
  * The checks that need no body (key, timestamp, version), run before a body
  * is read so a request that cannot be valid never gets the server to buffer one.
- * Returns the parameters by lower-cased name.
+ * Returns the parameters by lower-cased name, for `verifySignature`.
  */
 export function verifyEnvelope(
   app: AppConfig,
   query: URLSearchParams,
   nowSec: number,
-): (name: string) => string | undefined {
+): SignedParams {
   // One value per name, matched case-insensitively as the signature is: a repeat
   // would let the checks below read one value while the signature covers another.
   const params = new Map<string, string>();
@@ -96,5 +118,5 @@ export function verifyEnvelope(
     );
   }
   if (get("auth_version") !== "1.0") throw new PusherHttpError(401, "auth_version must be 1.0");
-  return get;
+  return params;
 }
