@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   channelOfSubject,
+  channelStream,
   decodeKvKey,
   decodeToken,
   encodeToken,
@@ -13,7 +14,10 @@ import {
   kvKey,
   liveSubject,
   liveWildcard,
+  MAX_STREAM_PARTITIONS,
   msgIdForKey,
+  partitionOf,
+  partitionsOfStream,
   signalSubject,
   streamName,
   userSubject,
@@ -166,5 +170,72 @@ describe("message ids", () => {
     const ids = keys.map(msgIdForKey);
     expect(new Set(ids).size).toBe(keys.length);
     for (const id of ids.slice(1)) expect(id).toMatch(/^h:[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe("stream partitions", () => {
+  it("keep today's names at one partition and number them beyond", () => {
+    expect(channelStream("app1", "room")).toEqual({
+      stream: "TIDINGS_app1",
+      eventSubject: "tdg.app1.ev.room",
+      liveSubject: "tdg.app1.live.room",
+      partition: 0,
+    });
+    const p = partitionOf("room", 4);
+    expect(channelStream("app1", "room", 4)).toEqual({
+      stream: `TIDINGS-P${p}of4_app1`,
+      eventSubject: `tdg.app1.ev-${p}of4.room`,
+      // Live delivery does not depend on the partition.
+      liveSubject: "tdg.app1.live.room",
+      partition: p,
+    });
+    expect(eventWildcard("app1", 3, 4)).toBe("tdg.app1.ev-3of4.>");
+  });
+
+  // Written down in the README: a change here moves channels and hides their history.
+  it("place channels by FNV-1a of the name, modulo the count", () => {
+    expect(partitionOf("a", 4)).toBe(0);
+    expect(partitionOf("b", 4)).toBe(1);
+    expect(partitionOf("room-1", 1)).toBe(0);
+    // FNV-1a("a") is 0xe40c292c, the published test vector.
+    expect(partitionOf("a", 2 ** 31)).toBe(0xe40c292c % 2 ** 31);
+    expect([..."abcdefgh"].map((c) => partitionOf(c, 3))).toEqual([1, 1, 2, 1, 2, 2, 0, 1]);
+    expect(partitionOf("", 7)).toBe(0x811c9dc5 % 7);
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 4000; i++) {
+      const p = partitionOf(`room-${i}`, 4);
+      counts[p] = (counts[p] ?? 0) + 1;
+    }
+    for (const c of counts) expect(c).toBeGreaterThan(800);
+  });
+
+  it.each(awkward)("give channel %j one partition whose stream captures it", (name) => {
+    const names = channelStream(name, name, 5);
+    expect(names.stream).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(names.stream).toBe(streamName(name, names.partition, 5));
+    expect(names.eventSubject.split(".")).toHaveLength(4);
+    expect(
+      names.eventSubject.startsWith(eventWildcard(name, names.partition, 5).slice(0, -1)),
+    ).toBe(true);
+    expect(channelOfSubject(name, names.eventSubject)).toBe(name);
+    expect(partitionsOfStream(name, names.stream)).toBe(5);
+  });
+
+  it("never give two apps or layouts one stream name", () => {
+    const names = new Set<string>();
+    for (const app of ["a", "a_1", "P0of2_a", "-P0of2_a", "TIDINGS"]) {
+      for (const n of [1, 2, 3]) {
+        for (let p = 0; p < n; p++) {
+          const name = streamName(app, p, n);
+          expect(names.has(name), name).toBe(false);
+          names.add(name);
+          expect(partitionsOfStream(app, name)).toBe(n);
+        }
+      }
+    }
+    expect(partitionsOfStream("a", "TIDINGS_b")).toBeNull();
+    expect(partitionsOfStream("a", "TIDINGS-P2of2_a")).toBeNull();
+    expect(partitionsOfStream("a", "TIDINGS-P01of2_a")).toBeNull();
+    expect(MAX_STREAM_PARTITIONS).toBe(64);
   });
 });

@@ -7,6 +7,10 @@ import { createHash } from "node:crypto";
  *
  * Layout, per app:
  *   tdg.<app>.ev.<channel>     stored events (captured by stream TIDINGS_<app>)
+ *   tdg.<app>.ev-<i>of<n>.<channel>
+ *                              the same, for an app spread over n > 1 streams
+ *                              (`streamPartitions`): partition i's stream is
+ *                              TIDINGS-P<i>of<n>_<app> (see `channelStream`)
  *   tdg.<app>.live.<channel>   RePublish of each stored event (live fan-out), and
  *                              the channel's ephemeral signals on core NATS, never stored
  *   tdg.<app>.user.<user>      signals addressed to one user
@@ -74,19 +78,102 @@ export function decodeToken(token: string): string {
 
 const ROOT = "tdg";
 
-/** The JetStream stream holding one app's events. */
-export function streamName(appId: string): string {
-  return `TIDINGS_${encodeToken(appId)}`;
+/** Most streams one app's events may be spread over (`streamPartitions`). */
+export const MAX_STREAM_PARTITIONS = 64;
+
+/**
+ * The partition (0..partitions-1) holding a channel's events: FNV-1a (32-bit)
+ * of the channel name's UTF-8 bytes, modulo `partitions`. Stable across
+ * processes, versions and restarts, so a channel stays in one stream and
+ * its seqs keep their order; changing the function moves channels and
+ * hides their history, exactly like changing `partitions`.
+ */
+export function partitionOf(channel: string, partitions: number): number {
+  if (partitions <= 1) return 0;
+  let h = 0x811c9dc5;
+  for (const byte of utf8.encode(channel)) {
+    h ^= byte;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % partitions;
 }
 
-/** Subject an event of `channel` is published to (and stored under). */
-export function eventSubject(appId: string, channel: string): string {
-  return `${ROOT}.${encodeToken(appId)}.ev.${encodeToken(channel)}`;
+/**
+ * The JetStream stream holding partition `partition` of an app's events.
+ * One partition keeps the original name; with more, the name carries both
+ * numbers, so streams of another partition count never share a name (and a
+ * changed count is visible in the names alone). `TIDINGS-P…` cannot collide
+ * with `TIDINGS_<token>` (another app's) or with `WEBHOOK_STREAM`.
+ */
+export function streamName(appId: string, partition = 0, partitions = 1): string {
+  if (partitions <= 1) return `TIDINGS_${encodeToken(appId)}`;
+  return `TIDINGS-P${partition}of${partitions}_${encodeToken(appId)}`;
 }
 
-/** The stream's subject filter and RePublish source. */
-export function eventWildcard(appId: string): string {
-  return `${ROOT}.${encodeToken(appId)}.ev.>`;
+/** The event token of a partition: `ev` alone, or `ev-<i>of<n>` so partitions never overlap. */
+function eventToken(partition: number, partitions: number): string {
+  return partitions <= 1 ? "ev" : `ev-${partition}of${partitions}`;
+}
+
+const PARTITION_TOKEN = /^ev-(\d+)of(\d+)$/;
+
+/**
+ * Subject an event of `channel` is published to (and stored under), for an
+ * app spread over `partitions` streams.
+ */
+export function eventSubject(appId: string, channel: string, partitions = 1): string {
+  const token = eventToken(partitionOf(channel, partitions), partitions);
+  return `${ROOT}.${encodeToken(appId)}.${token}.${encodeToken(channel)}`;
+}
+
+/** A partition stream's subject filter and RePublish source. */
+export function eventWildcard(appId: string, partition = 0, partitions = 1): string {
+  return `${ROOT}.${encodeToken(appId)}.${eventToken(partition, partitions)}.>`;
+}
+
+/** Everything of one app's under the root: finds its streams whatever their partition count. */
+export function appWildcard(appId: string): string {
+  return `${ROOT}.${encodeToken(appId)}.>`;
+}
+
+/** Where one channel's events are stored and delivered. */
+export interface ChannelStream {
+  stream: string;
+  eventSubject: string;
+  /** Where the channel's events are RePublished and its signals sent. */
+  liveSubject: string;
+  /** Index of `stream` among the app's partitions. */
+  partition: number;
+}
+
+/**
+ * The one mapping of (app, channel) to its stream and subjects; the engine
+ * goes through it for every read, write and subscription.
+ */
+export function channelStream(appId: string, channel: string, partitions = 1): ChannelStream {
+  const partition = partitionOf(channel, partitions);
+  return {
+    stream: streamName(appId, partition, partitions),
+    eventSubject: eventSubject(appId, channel, partitions),
+    liveSubject: liveSubject(appId, channel),
+    partition,
+  };
+}
+
+/**
+ * The partition count a stream name of this app's stands for (1 for
+ * `TIDINGS_<app>`), or null when the name is not one `streamName` makes for it.
+ */
+export function partitionsOfStream(appId: string, stream: string): number | null {
+  if (stream === streamName(appId)) return 1;
+  const m = /^TIDINGS-P(\d+)of(\d+)_(.+)$/.exec(stream);
+  if (!m || m[3] !== encodeToken(appId)) return null;
+  const [partition, partitions] = [Number(m[1]), Number(m[2])];
+  return partitions > 1 &&
+    partition < partitions &&
+    stream === streamName(appId, partition, partitions)
+    ? partitions
+    : null;
 }
 
 /** Where RePublish copies each stored event of `channel`. */
@@ -94,7 +181,7 @@ export function liveSubject(appId: string, channel: string): string {
   return `${ROOT}.${encodeToken(appId)}.live.${encodeToken(channel)}`;
 }
 
-/** The stream's RePublish destination. */
+/** Every partition stream's RePublish destination: one live subject per channel whatever the partition count. */
 export function liveWildcard(appId: string): string {
   return `${ROOT}.${encodeToken(appId)}.live.>`;
 }
@@ -119,7 +206,8 @@ export function userSubject(appId: string, userId: string): string {
 export function channelOfSubject(appId: string, subject: string): string | null {
   const parts = subject.split(".");
   if (parts.length !== 4 || parts[0] !== ROOT || parts[1] !== encodeToken(appId)) return null;
-  if (parts[2] !== "ev" && parts[2] !== "live") return null;
+  const kind = parts[2] ?? "";
+  if (kind !== "ev" && kind !== "live" && !PARTITION_TOKEN.test(kind)) return null;
   try {
     return decodeToken(parts[3] ?? "");
   } catch {

@@ -51,6 +51,7 @@ export async function startGateway(deps: {
       historyPerChannel: app.limits.historyPerChannel,
       historyMaxAgeSec: app.limits.historyMaxAgeSec,
       dedupeWindowSec: app.limits.dedupeWindowSec,
+      streamPartitions: app.streamPartitions,
     });
   }
   // The server first, routing nothing yet: the hub sends through it, the

@@ -74,6 +74,23 @@ describe("app objects fail closed", () => {
     );
   });
 
+  it("takes streamPartitions from 1 to 64, 1 when absent", () => {
+    const apps = loadConfig({
+      TIDINGS_APPS: JSON.stringify([base, { ...base, id: "b", key: "k2", streamPartitions: 4 }]),
+    }).apps;
+    expect(apps.map((a) => a.streamPartitions)).toEqual([1, 4]);
+    const problems = problemsFor([
+      { ...base, streamPartitions: 0 },
+      { ...base, id: "b", key: "k2", streamPartitions: 65 },
+      { ...base, id: "c", key: "k3", streamPartitions: "4" },
+    ]);
+    expect(problems).toEqual([
+      "TIDINGS_APPS[0].streamPartitions: must be at least 1",
+      "TIDINGS_APPS[1].streamPartitions: must be at most 64",
+      "TIDINGS_APPS[2].streamPartitions: must be an integer",
+    ]);
+  });
+
   it("refuses empty API keys (they would match an empty secret) and empty origins", () => {
     const problems = problemsFor([{ ...base, apiKeys: [""], allowedOrigins: [""] }]);
     expect(problems).toEqual([

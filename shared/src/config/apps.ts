@@ -1,5 +1,6 @@
 /** Apps (tenants): credentials and per-app limits. */
 
+import { MAX_STREAM_PARTITIONS } from "../subjects.js";
 import {
   isWebhookEventType,
   WEBHOOK_EVENT_TYPES,
@@ -28,6 +29,12 @@ export interface AppConfig {
   /** Pusher webhook receivers (`webhooks: [{url, event_types?}]` in TIDINGS_APPS). */
   webhooks: readonly WebhookConfig[];
   limits: AppLimits;
+  /**
+   * JetStream streams the app's channels are spread over (README, Stream
+   * partitions). 1 (also when absent) is the one stream `TIDINGS_<app>` of
+   * every earlier version.
+   */
+  streamPartitions?: number | undefined;
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -42,6 +49,7 @@ const APP_FIELDS = [
   "allowedOrigins",
   "webhooks",
   "limits",
+  "streamPartitions",
 ] as const;
 const WEBHOOK_FIELDS = ["url", "event_types"] as const;
 
@@ -113,6 +121,12 @@ export function parseApps(input: unknown, defaults: AppLimits, problems: string[
         }
       }
     }
+    let streamPartitions = 1;
+    if (a.streamPartitions !== undefined) {
+      const why = intProblem(a.streamPartitions, { min: 1, max: MAX_STREAM_PARTITIONS });
+      if (why) problems.push(`${at}.streamPartitions: ${why}`);
+      else streamPartitions = a.streamPartitions as number;
+    }
     const jwks = a.jwks === undefined ? undefined : parseJwks(a.jwks, `${at}.jwks`, problems);
     apps.push({
       id: String(a.id),
@@ -123,6 +137,7 @@ export function parseApps(input: unknown, defaults: AppLimits, problems: string[
       webhooks: parseWebhooks(a.webhooks, `${at}.webhooks`, problems),
       jwks,
       limits,
+      streamPartitions,
     });
   });
   return apps;

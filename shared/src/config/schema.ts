@@ -51,7 +51,7 @@ export const schema = {
     default: undefined,
     secret: true,
     description:
-      "JSON array of apps `{id, key, secret, apiKeys?, jwks?, allowedOrigins?, webhooks?, limits?}`. Unset: the development app `app-id`/`app-key`/`app-secret` (with a warning).",
+      "JSON array of apps `{id, key, secret, apiKeys?, jwks?, allowedOrigins?, webhooks?, limits?, streamPartitions?}`. Unset: the development app `app-id`/`app-key`/`app-secret` (with a warning).",
   },
   configFile: {
     env: "TIDINGS_CONFIG_FILE",

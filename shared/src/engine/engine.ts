@@ -91,6 +91,12 @@ export interface AppStreamLimits {
   historyMaxAgeSec: number;
   /** Idempotency window, seconds. */
   dedupeWindowSec: number;
+  /**
+   * Streams the app's channels are spread over (JetStream; default 1). A
+   * channel always lands in the same one. An engine refuses an app whose
+   * storage was made for another count rather than lose sight of its history.
+   */
+  streamPartitions?: number | undefined;
 }
 
 /**

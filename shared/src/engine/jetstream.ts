@@ -5,9 +5,12 @@
  *
  * - one stream per app, `TIDINGS_<app>` on `tdg.<app>.ev.>`, with
  *   `max_msgs_per_subject` = history per channel, `max_age`, and
- *   `duplicate_window` for idempotent publish (Nats-Msg-Id);
- * - RePublish `tdg.<app>.ev.>` → `tdg.<app>.live.>` feeds live fan-out
- *   (js-live.ts fills gaps from the stream);
+ *   `duplicate_window` for idempotent publish (Nats-Msg-Id); or, with
+ *   `streamPartitions` n > 1, n streams `TIDINGS-P<i>of<n>_<app>` on
+ *   `tdg.<app>.ev-<i>of<n>.>`, a channel in partition `partitionOf(channel)`
+ *   (subjects.ts) and its seqs interleaved into app seqs (js-partitions.ts);
+ * - RePublish `tdg.<app>.ev.>` → `tdg.<app>.live.>` (from every partition)
+ *   feeds live fan-out (js-live.ts fills gaps from the stream);
  * - signals are core publishes on `tdg.<app>.live.<channel>` (the channel's
  *   live subject, without headers: one subscription per channel) and
  *   `tdg.<app>.user.<user>`;
@@ -45,12 +48,15 @@ import {
 } from "../model.js";
 import { LINK_OPTIONS } from "../nats/link.js";
 import {
-  eventSubject,
+  appWildcard,
+  type ChannelStream,
+  channelStream,
   eventWildcard,
   generatedMsgId,
-  liveSubject,
   liveWildcard,
+  MAX_STREAM_PARTITIONS,
   msgIdForKey,
+  partitionsOfStream,
   signalSubject,
   streamName,
   userSubject,
@@ -70,13 +76,17 @@ import {
 } from "./engine.js";
 import { encodeEventBody, encodeJson, wrapError } from "./js-codec.js";
 import { KvBuckets } from "./js-kv.js";
+import { spreadLeaders } from "./js-leaders.js";
 import { DEFAULT_LIVE_OPTIONS, LiveHub, type LiveOptions } from "./js-live.js";
+import { PartitionSeqs, StreamPartitionsError } from "./js-partitions.js";
 import {
   defaultPublisherOptions,
   PipelinedPublisher,
   type PublisherOptions,
 } from "./js-publisher.js";
 import { StreamReader } from "./js-reader.js";
+
+export { StreamPartitionsError } from "./js-partitions.js";
 
 /** What the engine needs beyond a connection (`JetStreamEngine.fromConnection`). */
 export interface JetStreamEngineSettings {
@@ -137,6 +147,9 @@ export class JetStreamEngine implements Engine {
   private readonly live: LiveHub;
   private readonly kvBuckets: KvBuckets;
   private readonly replicas: number;
+  private readonly onError: (err: unknown) => void;
+  /** Partition count of each app `ensureApp` prepared; an app it never saw is on one stream. */
+  private readonly partitions = new Map<string, number>();
   private connected = true;
   private closing = false;
 
@@ -215,6 +228,7 @@ export class JetStreamEngine implements Engine {
   ) {
     const timeout = options.requestTimeoutMs ?? 5000;
     const onError = options.onError ?? (() => {});
+    this.onError = onError;
     this.js = jetstream(nc, { timeout });
     this.replicas = options.replicas ?? 1;
     this.reader = new StreamReader(nc, this.js, jsm, timeout);
@@ -264,6 +278,12 @@ export class JetStreamEngine implements Engine {
 
   async ensureApp(appId: string, limits: AppStreamLimits): Promise<void> {
     this.assertReady();
+    const partitions = limits.streamPartitions ?? 1;
+    if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > MAX_STREAM_PARTITIONS) {
+      throw new RangeError(
+        `app ${appId}: streamPartitions must be 1..${MAX_STREAM_PARTITIONS}, not ${partitions}`,
+      );
+    }
     const maxAge = Math.max(limits.historyMaxAgeSec, 0);
     // The server rejects a dedupe window longer than max_age.
     // The publisher resends an unacknowledged publish under the same
@@ -271,40 +291,112 @@ export class JetStreamEngine implements Engine {
     // retry again, one publish under two seqs.
     const windowMs = Math.max(Math.max(1, limits.dedupeWindowSec) * 1000, this.publishDeadlineMs);
     const dedupeMs = maxAge > 0 ? Math.min(windowMs, maxAge * 1000) : windowMs;
-    const config: Partial<StreamConfig> & { name: string } = {
-      name: streamName(appId),
-      subjects: [eventWildcard(appId)],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      num_replicas: this.replicas,
-      max_msgs_per_subject: limits.historyPerChannel,
-      max_age: nanos(maxAge * 1000),
-      duplicate_window: nanos(dedupeMs),
-      republish: { src: eventWildcard(appId), dest: liveWildcard(appId) },
-    };
-    // Both readers drop a publish stored twice within this window (js-repeats.ts).
-    this.reader.noteDedupeWindow(config.name, config.duplicate_window);
-    this.liveReader.noteDedupeWindow(config.name, config.duplicate_window);
+    const configs = Array.from({ length: partitions }, (_, p) => {
+      const config: Partial<StreamConfig> & { name: string } = {
+        name: streamName(appId, p, partitions),
+        description:
+          partitions === 1
+            ? `Tidings app ${appId}: events`
+            : `Tidings app ${appId}: events, partition ${p} of ${partitions}`,
+        subjects: [eventWildcard(appId, p, partitions)],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+        num_replicas: this.replicas,
+        max_msgs_per_subject: limits.historyPerChannel,
+        max_age: nanos(maxAge * 1000),
+        duplicate_window: nanos(dedupeMs),
+        republish: { src: eventWildcard(appId, p, partitions), dest: liveWildcard(appId) },
+      };
+      return config;
+    });
+    const names = configs.map((c) => c.name);
+    // Before creating anything (no new streams beside the old ones), and
+    // after (another process may have created another layout meanwhile).
+    await this.checkPartitions(appId, partitions, names);
+    await Promise.all(configs.map((c) => this.ensureStream(appId, c)));
+    await this.checkPartitions(appId, partitions, names);
+    for (const config of configs) {
+      // Both readers drop a publish stored twice within this window (js-repeats.ts).
+      this.reader.noteDedupeWindow(config.name, config.duplicate_window);
+      this.liveReader.noteDedupeWindow(config.name, config.duplicate_window);
+    }
+    this.partitions.set(appId, partitions);
+    if (this.replicas > 1 && partitions > 1) {
+      try {
+        const { spread, leaders } = await spreadLeaders(this.nc, this.jsm, names);
+        if (!spread) {
+          this.onError(
+            new Error(`app ${appId}: partition leaders not spread: ${leaders.join(", ")}`),
+          );
+        }
+      } catch (err) {
+        // Leaders on fewer nodes cost throughput, not correctness.
+        this.onError(err);
+      }
+    }
+    // A stream or bucket created a moment ago (here, or by another process at
+    // once) may not answer reads yet: wait until both do, so that a process
+    // reporting ready can serve a first subscribe.
+    await Promise.all(
+      names.map((name, p) =>
+        untilServing(() =>
+          // Any one subject of the stream's will do.
+          this.reader.lastSeq(name, eventWildcard(appId, p, partitions).replace(/>$/, "probe")),
+        ),
+      ),
+    );
+    await untilServing(() => this.kvBuckets.probe());
+  }
+
+  /** Creates one stream, or updates it to `config`. */
+  private async ensureStream(
+    appId: string,
+    config: Partial<StreamConfig> & { name: string },
+  ): Promise<void> {
     try {
       await this.jsm.streams.add(config);
+      return;
     } catch (err) {
       // Exists with other settings (new limits, or another process created it
       // first with the defaults filled in differently): converge by updating.
       if (!(err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)) {
         throw wrapError(`ensureApp ${appId}`, err);
       }
-      try {
-        await this.jsm.streams.update(config.name, config);
-      } catch (updateErr) {
-        throw wrapError(`ensureApp ${appId} (update)`, updateErr);
-      }
     }
-    // A stream or bucket created a moment ago (here, or by another process at
-    // once) may not answer reads yet: wait until both do, so that a process
-    // reporting ready can serve a first subscribe.
-    await untilServing(() => this.reader.lastSeq(config.name, eventSubject(appId, "_probe")));
-    await untilServing(() => this.kvBuckets.probe());
+    try {
+      await this.jsm.streams.update(config.name, config);
+    } catch (updateErr) {
+      throw wrapError(`ensureApp ${appId} (update)`, updateErr);
+    }
+  }
+
+  /**
+   * Refuses an app whose events sit in streams of another layout: reading
+   * the new partitions would show empty history for every channel that moved,
+   * and the old events would sit unread until they expire.
+   */
+  private async checkPartitions(
+    appId: string,
+    partitions: number,
+    expected: readonly string[],
+  ): Promise<void> {
+    const found: string[] = [];
+    try {
+      for await (const name of this.jsm.streams.names(appWildcard(appId))) found.push(name);
+    } catch (err) {
+      throw wrapError(`ensureApp ${appId} (streams)`, err);
+    }
+    const others = found.filter((n) => !expected.includes(n)).sort();
+    if (others.length === 0) return;
+    const counts = [...new Set(others.map((n) => partitionsOfStream(appId, n)))];
+    const was = counts.length === 1 && counts[0] !== null ? `${counts[0]}` : "another layout";
+    throw new StreamPartitionsError(
+      `app ${appId}: streamPartitions is ${partitions}, but its events are in streams made ` +
+        `for ${was} (${others.join(", ")}); changing the partition count would hide their ` +
+        `history. Set streamPartitions back to ${was === "another layout" ? "what made them" : was}, ` +
+        "or move the events by hand (README, Stream partitions).",
+    );
   }
 
   async publish(
@@ -319,17 +411,15 @@ export class JetStreamEngine implements Engine {
     const msgId =
       key !== undefined ? msgIdForKey(JSON.stringify([channel, key])) : generatedMsgId(nuid.next());
     const time = Date.now();
+    const names = this.names(appId, channel);
     let ack: Awaited<ReturnType<PipelinedPublisher["publish"]>>;
     try {
-      ack = await this.publisher.publish(
-        eventSubject(appId, channel),
-        encodeEventBody(event, time),
-        msgId,
-      );
+      ack = await this.publisher.publish(names.eventSubject, encodeEventBody(event, time), msgId);
     } catch (err) {
       throw wrapError("publish", err);
     }
-    if (!ack.duplicate) return { seq: ack.seq, id: eventIdOf(ack.seq), time, duplicate: false };
+    const seq = names.seqs.toApp(ack.seq);
+    if (!ack.duplicate) return { seq, id: eventIdOf(seq), time, duplicate: false };
     // The first publish's time lives in its stored body.
     const original = await this.reader.getMsg(ack.stream, { seq: ack.seq });
     let originalTime = time;
@@ -341,7 +431,14 @@ export class JetStreamEngine implements Engine {
         // Not our body format: fall back to now.
       }
     }
-    return { seq: ack.seq, id: eventIdOf(ack.seq), time: originalTime, duplicate: true };
+    return { seq, id: eventIdOf(seq), time: originalTime, duplicate: true };
+  }
+
+  /** Where a channel's events are, and how its stream seqs show as app seqs. */
+  private names(appId: string, channel: string): ChannelStream & { seqs: PartitionSeqs } {
+    const partitions = this.partitions.get(appId) ?? 1;
+    const names = channelStream(appId, channel, partitions);
+    return { ...names, seqs: new PartitionSeqs(names.partition, partitions) };
   }
 
   subscribe(
@@ -350,16 +447,20 @@ export class JetStreamEngine implements Engine {
     handler: DeliveryHandler,
     options?: SubscribeOptions,
   ): LiveSubscription & { ready: Promise<number> } {
-    return this.live.subscribe(
+    const names = this.names(appId, channel);
+    const { seqs } = names;
+    if (seqs.identity) return this.live.subscribe(channel, names, handler, options?.onGap);
+    const onGap = options?.onGap;
+    const sub = this.live.subscribe(
       channel,
-      {
-        stream: streamName(appId),
-        eventSubject: eventSubject(appId, channel),
-        liveSubject: liveSubject(appId, channel),
-      },
-      handler,
-      options?.onGap,
+      names,
+      (d) => handler(seqs.delivery(d)),
+      onGap && ((gap) => onGap(seqs.gap(gap))),
     );
+    const ready = sub.ready.then((seq) => seqs.toApp(seq));
+    // Like the hub's own: a caller that never awaits `ready` must not crash the process.
+    ready.catch(() => {});
+    return { ready, close: () => sub.close() };
   }
 
   signal(appId: string, channel: string, signal: Signal): void {
@@ -394,22 +495,43 @@ export class JetStreamEngine implements Engine {
     const limit = Math.max(0, Math.floor(query.limit));
     const afterSeq =
       query.afterSeq === undefined ? undefined : Math.max(0, Math.floor(query.afterSeq));
-    const stream = streamName(appId);
-    const subject = eventSubject(appId, channel);
-    if (afterSeq !== undefined) {
-      return this.reader.historyAfter(stream, subject, channel, afterSeq, limit);
+    const { stream, eventSubject: subject, seqs } = this.names(appId, channel);
+    if (seqs.identity) {
+      if (afterSeq !== undefined) {
+        return this.reader.historyAfter(stream, subject, channel, afterSeq, limit);
+      }
+      return this.reader.historyBefore(stream, subject, channel, query.beforeSeq, limit);
     }
-    return this.reader.historyBefore(stream, subject, channel, query.beforeSeq, limit);
+    // Bounds in stream seqs: app seqs of this partition above `afterSeq`
+    // (below `beforeSeq`) are exactly the stream seqs above (below) these.
+    const page =
+      afterSeq !== undefined
+        ? await this.reader.historyAfter(stream, subject, channel, seqs.atOrBelow(afterSeq), limit)
+        : await this.reader.historyBefore(
+            stream,
+            subject,
+            channel,
+            query.beforeSeq === undefined ? undefined : seqs.atOrBelow(query.beforeSeq - 1) + 1,
+            limit,
+          );
+    return seqs.page(page);
   }
 
   async getEvent(appId: string, channel: string, seq: number): Promise<StoredEvent | null> {
     this.assertReady();
-    return this.reader.getEvent(streamName(appId), eventSubject(appId, channel), channel, seq);
+    const { stream, eventSubject: subject, seqs } = this.names(appId, channel);
+    if (seqs.identity) return this.reader.getEvent(stream, subject, channel, seq);
+    // A seq of another partition is no event of this channel's.
+    const streamSeq = seqs.exact(seq);
+    if (streamSeq === null) return null;
+    const event = await this.reader.getEvent(stream, subject, channel, streamSeq);
+    return event && seqs.event(event);
   }
 
   async lastSeq(appId: string, channel: string): Promise<number> {
     this.assertReady();
-    return this.reader.lastSeq(streamName(appId), eventSubject(appId, channel));
+    const { stream, eventSubject: subject, seqs } = this.names(appId, channel);
+    return seqs.toApp(await this.reader.lastSeq(stream, subject));
   }
 
   kv(appId: string, bucket: KvBucket): KvStore {

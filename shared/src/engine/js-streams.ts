@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { streamName } from "../subjects.js";
+import { appWildcard, streamName } from "../subjects.js";
 
 /** An app stream as an operator sees it (JetStream stream info). */
 export interface StreamState {
@@ -21,18 +21,33 @@ export interface StreamState {
 }
 
 /**
- * Reads the app streams' info. Read-only: the engine alone creates and
- * writes streams, this only reports their state. A stream that cannot be
- * read is returned with `error` rather than failing the others.
+ * Reads the app streams' info: every stream on an app's subjects, so each
+ * partition of an app spread over several (`streamPartitions`), and streams
+ * of a partition count the engine refused, show. Read-only: the engine
+ * alone creates and writes streams, this only reports their state. A stream
+ * that cannot be read is returned with `error` rather than failing the
+ * others; an app with none found shows its one-stream name with the error.
  */
 export async function streamStates(
   nc: NatsConnection,
   appIds: readonly string[],
 ): Promise<StreamState[]> {
   const jsm = await jetstreamManager(nc, { timeout: 2000 });
+  const streams = await Promise.all(
+    appIds.map(async (appId) => {
+      const names: string[] = [];
+      try {
+        for await (const name of jsm.streams.names(appWildcard(appId))) names.push(name);
+      } catch {
+        // Reported below, by the info read of the one-stream name.
+      }
+      if (names.length === 0) names.push(streamName(appId));
+      names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+      return names.map((stream) => ({ appId, stream }));
+    }),
+  );
   return Promise.all(
-    appIds.map(async (appId): Promise<StreamState> => {
-      const stream = streamName(appId);
+    streams.flat().map(async ({ appId, stream }): Promise<StreamState> => {
       try {
         const info = await jsm.streams.info(stream);
         const s = info.state;
