@@ -14,7 +14,10 @@
  * progress, then RSS per connection (gateways + nats-servers + presence ÷ N),
  * server CPU per delivery, publish→receive p50/p99 and missing/duplicated
  * deliveries, counted per connection against what was published to its
- * channel. Every child is killed by its pid on exit or SIGINT.
+ * channel; JetStream API requests/s and server CPU both over `--idle`
+ * seconds with every connection up and nothing published (the live
+ * position checks of a quiet stream) and over the publish window. Every
+ * child is killed by its pid on exit or SIGINT.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -38,6 +41,7 @@ const args = benchOptions({
   rate: "200",
   seconds: "60",
   inflight: "400",
+  idle: "10",
 });
 const opt = {
   conns: Number(args.conns),
@@ -45,6 +49,7 @@ const opt = {
   rate: Number(args.rate),
   seconds: Number(args.seconds),
   inflight: Number(args.inflight),
+  idle: Number(args.idle),
 };
 const auto = (v: string) => (v === "auto" ? Math.ceil(opt.conns / PER_PROCESS) : Number(v));
 const gateways = auto(args.gateways);
@@ -113,6 +118,13 @@ const cpuOf = (role?: string) =>
   servers.filter((s) => !role || s.role === role).reduce((a, s) => a + procCpuSeconds(s.pid), 0);
 const rssOf = (role?: string) =>
   servers.filter((s) => !role || s.role === role).reduce((a, s) => a + procRssMiB(s.pid), 0);
+/** JetStream API requests handled, summed over the nodes (each node counts the requests it handled). */
+const jsApi = async () => {
+  const n = nats;
+  if (!n) return 0;
+  const counts = await Promise.all(n.urls.map((_, i) => n.jsApiRequests(i)));
+  return counts.reduce((a, c) => a + c, 0);
+};
 const clientProcs: ChildProcess[] = [];
 const clientCpu = () => clientProcs.reduce((a, c) => a + procCpuSeconds(c.pid ?? 0), 0);
 const clientRss = () => clientProcs.reduce((a, c) => a + procRssMiB(c.pid ?? 0), 0);
@@ -314,9 +326,27 @@ async function main() {
   };
   console.log(
     `connected ${n0(connected)} in ${fmt(connectSec)} s (${n0(connected / connectSec)} conns/s), ` +
-      `server CPU ${fmt((connectCpu * 1e6) / connected, 0)} µs/conn; publishing`,
+      `server CPU ${fmt((connectCpu * 1e6) / connected, 0)} µs/conn; idle for ${opt.idle} s`,
   );
 
+  const idle0 = {
+    api: await jsApi(),
+    gateway: cpuOf("gateway"),
+    nats: cpuOf("nats"),
+    t: performance.now(),
+  };
+  await sleep(opt.idle * 1000);
+  const idleSec = (performance.now() - idle0.t) / 1000;
+  const idle = {
+    api: (await jsApi()) - idle0.api,
+    gateway: cpuOf("gateway") - idle0.gateway,
+    nats: cpuOf("nats") - idle0.nats,
+  };
+  console.log(
+    `idle ${fmt(idleSec)} s: JetStream API ${n0(idle.api / idleSec)} requests/s (summed over nodes), ` +
+      `CPU gateways ${fmt((idle.gateway * 100) / idleSec)}%, nats ${fmt((idle.nats * 100) / idleSec)}% of a core; publishing`,
+  );
+  const api1 = await jsApi();
   const cpu1 = {
     all: cpuOf(),
     gateway: cpuOf("gateway"),
@@ -324,6 +354,7 @@ async function main() {
     client: clientCpu(),
   };
   const pub = await publish(ports, ws);
+  const pubApi = (await jsApi()) - api1;
   const cpu = {
     all: cpuOf() - cpu1.all,
     gateway: cpuOf("gateway") - cpu1.gateway,
@@ -357,6 +388,10 @@ async function main() {
     `  CPU/delivery: ${fmt((cpu.all * 1e6) / deliveries, 1)} µs server (gateways ` +
       `${fmt((cpu.gateway * 1e6) / deliveries, 1)}, nats ${fmt((cpu.nats * 1e6) / deliveries, 1)}), ` +
       `clients ${fmt((cpu.client * 1e6) / deliveries, 1)} µs; server CPU ${fmt(cpu.all)} s over ${fmt(pub.seconds)} s`,
+  );
+  console.log(
+    `  JetStream API while publishing: ${n0(pubApi / pub.seconds)} requests/s (summed over nodes); ` +
+      `idle: ${n0(idle.api / idleSec)}/s, CPU gateways ${fmt((idle.gateway * 100) / idleSec)}%, nats ${fmt((idle.nats * 100) / idleSec)}%`,
   );
   console.log(
     `  publish→receive: p50 ${fmt(pct(latencies, 0.5), 2)} ms, p99 ${fmt(pct(latencies, 0.99), 2)} ms, ` +

@@ -38,7 +38,11 @@ export async function startNats(config: Config, log: Logger): Promise<Running> {
   try {
     const engine = await JetStreamEngine.fromConnection(nc, {
       replicas: config.natsReplicas >= 3 ? 3 : 1,
-      live: { checkMs: config.liveCheckMs, gapMs: config.liveGapMs },
+      live: {
+        checkMs: config.liveCheckMs,
+        gapMs: config.liveGapMs,
+        checkRate: config.liveCheckRate,
+      },
       onError: (err) => log.warn({ err }, "engine background error"),
     });
     stops.push(() => engine.close());

@@ -42,7 +42,7 @@ export async function lossyLiveChannel(
   app: string,
   channel: string,
   drop: (msg: Msg) => boolean,
-  { live, readerNc = raw }: { live?: LiveOptions; readerNc?: NatsConnection } = {},
+  { live, readerNc = raw }: { live?: Partial<LiveOptions>; readerNc?: NatsConnection } = {},
 ): Promise<{
   hub: LiveHub;
   got: Delivery[];

@@ -113,6 +113,8 @@ export interface NatsHandle extends AsyncDisposable {
   replicaLastSeq(index: number, stream: string): Promise<number | null>;
   /** Client connections open on one node, as its monitoring endpoint lists them (`/connz`). */
   clients(index: number): Promise<{ name: string; port: number }[]>;
+  /** JetStream API requests one node has handled since it started (`/jsz` api.total). */
+  jsApiRequests(index: number): Promise<number>;
   /** Kills every node and removes every temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -330,6 +332,11 @@ class Cluster implements NatsHandle {
     if (!res.ok) throw new NatsHarnessError(`connz answered ${res.status}`);
     const body = (await res.json()) as { connections?: { name?: string; port: number }[] };
     return (body.connections ?? []).map((c) => ({ name: c.name ?? "", port: c.port }));
+  }
+
+  async jsApiRequests(index: number): Promise<number> {
+    const body = (await jsz(this.node(index))) as { api?: { total?: number } };
+    return body.api?.total ?? 0;
   }
 
   async kill(index: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {

@@ -272,7 +272,16 @@ export const schema = {
     min: 100,
     max: TIMER_MAX_MS,
     description:
-      "NATS: how often each channel with subscribers on a gateway compares the last event it delivered with the stream's (one read per channel), so a lost live event is found without a later one.",
+      "NATS: how often a gateway reads each stream's last seq (one read per stream with subscribed channels), so a lost live event is found without a later one; channels of a stream that moved past what they delivered then read their own, at most `TIDINGS_LIVE_CHECK_RATE` a second. A lost last event is found within about this + (such channels) / rate.",
+  },
+  liveCheckRate: {
+    env: "TIDINGS_LIVE_CHECK_RATE",
+    type: "int",
+    default: 100,
+    min: 1,
+    max: 1_000_000,
+    description:
+      "NATS: position reads (per stream and per channel, see `TIDINGS_LIVE_CHECK_MS`) one gateway starts per second at most, so the check's load on the stream leaders stays bounded however many channels there are.",
   },
   liveGapMs: {
     env: "TIDINGS_LIVE_GAP_MS",

@@ -9,8 +9,9 @@
  * or node lost in the cluster), so each channel tracks the last seq it
  * delivered; when a message's previous seq is not that, the missing events
  * are read from the stream first. A lost *last* event has no later message to
- * reveal it, so every channel also compares its position with the stream's
- * last seq on the subject every `checkMs` (Centrifugo's "positioning").
+ * reveal it, so channels also compare their position with the stream
+ * (Centrifugo's "positioning"): per stream every `checkMs`, and per channel
+ * only where the stream moved, under a read budget (js-live-checks.ts).
  *
  * Invariant: per channel, events reach handlers in strictly increasing seq
  * order, each at most once, with no stored event skipped. When the engine
@@ -27,19 +28,22 @@ import {
   type LiveSubscription,
 } from "./engine.js";
 import { decodeEvent, decodeSignal } from "./js-codec.js";
+import { type CheckSlot, PositionChecks, type Positioned } from "./js-live-checks.js";
 import type { StreamReader } from "./js-reader.js";
 import { RepeatFilter } from "./js-repeats.js";
 
 type Sub<T> = LiveSubscription & { ready: Promise<T> };
 
 export interface LiveOptions {
-  /** How often each channel compares its position with the stream, ms. */
+  /** How often each stream's position is read, ms (js-live-checks.ts). */
   checkMs: number;
   /** How long a gap or a position check may stay unresolved before the channel ends, ms. */
   gapMs: number;
+  /** Position reads (stream and channel) one engine starts per second at most. */
+  checkRate: number;
 }
 
-export const DEFAULT_LIVE_OPTIONS: LiveOptions = { checkMs: 5000, gapMs: 10_000 };
+export const DEFAULT_LIVE_OPTIONS: LiveOptions = { checkMs: 5000, gapMs: 10_000, checkRate: 100 };
 
 interface Entry {
   handler: DeliveryHandler;
@@ -50,14 +54,15 @@ interface Entry {
 }
 
 /**
- * A live message to process, or a position check: read the stream's last
+ * A live message to process, or a position check: read the channel's last
  * seq (`upTo` unset), or fill everything up to `upTo` (a check found it and
- * no live message brought it meanwhile). `at` is when the item started
- * waiting: the bound runs from there.
+ * no live message brought it meanwhile). A check that passes verifies the
+ * channel through `through`, the stream's last seq read before it. `at` is
+ * when the item started waiting: the bound runs from there.
  */
 type Work = (
   | { kind: "msg"; seq: number; prev: number; data: Uint8Array; msgId: string | undefined }
-  | { kind: "check"; upTo?: number }
+  | { kind: "check"; through: number; upTo?: number }
 ) & { at: number; reported?: boolean };
 
 const RETRY_MS = 250;
@@ -66,26 +71,27 @@ const FILL_SERIAL_STEPS = 4;
 /** A check that finds the stream ahead waits this long for the live message already on its way. */
 const IN_FLIGHT_GRACE_MS = 500;
 
-class ChannelLive {
+class ChannelLive implements Positioned {
   readonly entries = new Set<Entry>();
   private lastDelivered = 0;
-  private started = false;
-  /** The seq the channel's first handlers get events after (its last seq at start). */
-  private startSeq = 0;
+  started = false;
   private starting: Promise<number> | null = null;
   private readonly work: Work[] = [];
   private busy = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private graceTimer: NodeJS.Timeout | null = null;
-  private checkQueued = false;
-  /** When the next periodic position check is due (LiveHub's sweep reads it). */
-  nextCheckAt = 0;
+  /** A check of this channel is queued, reading, or waiting out its grace. */
+  private checkPending = false;
+  /** The stream seq the channel's last passing check (or its start) verified it through. */
+  private verified = 0;
   private readonly sub: Subscription;
   private closed = false;
   private readonly repeats: RepeatFilter;
+  private readonly slot: CheckSlot;
 
   constructor(
     nc: NatsConnection,
+    checks: PositionChecks,
     private readonly reader: StreamReader,
     private readonly stream: string,
     private readonly eventSubject: string,
@@ -98,6 +104,7 @@ class ChannelLive {
     private readonly onEnded: (gap: DeliveryGap) => void,
   ) {
     this.repeats = new RepeatFilter(() => reader.dedupeWindowMs(stream));
+    this.slot = checks.add(stream, this);
     this.sub = nc.subscribe(liveSubject, {
       callback: (err, msg) => {
         if (err) onError(err);
@@ -124,7 +131,6 @@ class ChannelLive {
    * check (`checkMs`) finds a lost last event. The flush only cost a round trip.
    */
   start(): Promise<number> {
-    if (this.started) return Promise.resolve(this.startSeq);
     // Cleared in a chained finally, not inside the async body: that body may
     // throw before its first await, and a finally in there would run before
     // `??=` stores the promise, leaving a settled attempt cached forever.
@@ -133,12 +139,13 @@ class ChannelLive {
         // A request while disconnected waits for the reconnect; fail fast instead
         // and let resume() start the channel once the link is back.
         if (!this.isReady()) throw new EngineUnavailableError("NATS not connected");
+        // Read before ours was sent: nothing on the channel up to it comes after `last`.
+        const streamLast = this.slot.streamLast();
         const last = await this.reader.lastSeq(this.stream, this.eventSubject);
         if (this.closed) return last;
         this.lastDelivered = last;
-        this.startSeq = last;
+        this.verified = streamLast;
         this.started = true;
-        this.scheduleNextCheck(Date.now());
         void this.pump();
         return last;
       } catch (err) {
@@ -200,21 +207,34 @@ class ChannelLive {
     return this.entries.size === 0;
   }
 
-  /** After a reconnect: re-register if never started, else look for events missed meanwhile. */
+  /**
+   * After a reconnect: re-register if never started. Events missed meanwhile
+   * are the position checks' (PositionChecks.resume reads every stream).
+   */
   resume(): void {
-    if (this.closed) return;
-    if (!this.started) {
-      this.start().catch(this.onError);
-      return;
-    }
-    this.queueCheck(Date.now());
+    if (!this.closed && !this.started) this.start().catch(this.onError);
   }
 
-  /** The periodic position check, when due; LiveHub's sweep calls it for every channel. */
-  tick(now: number): void {
-    if (this.closed || !this.started || now < this.nextCheckAt) return;
-    this.scheduleNextCheck(now);
-    this.queueCheck(now);
+  get verifiedSeq(): number {
+    // Every event up to the last delivered one was delivered (or predates the start).
+    return Math.max(this.verified, this.lastDelivered);
+  }
+
+  get checkable(): boolean {
+    return this.started && !this.closed && !this.checkPending;
+  }
+
+  /** PositionChecks grants a check: the stream moved past what the channel verified. */
+  check(through: number): void {
+    if (!this.checkable) return;
+    this.checkPending = true;
+    this.work.push({ kind: "check", through, at: Date.now() });
+    void this.pump();
+  }
+
+  endUnverified(cause: unknown): void {
+    if (this.closed) return;
+    this.giveUp({ kind: "check", through: 0, at: 0 }, cause);
   }
 
   close(): void {
@@ -224,18 +244,12 @@ class ChannelLive {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.sub.unsubscribe();
     this.work.length = 0;
+    this.slot.remove();
   }
 
-  private scheduleNextCheck(now: number): void {
-    // Jittered below the interval, so checks spread out and none is ever late.
-    this.nextCheckAt = now + this.options.checkMs * (0.8 + 0.2 * Math.random());
-  }
-
-  private queueCheck(now: number): void {
-    if (this.checkQueued) return;
-    this.checkQueued = true;
-    this.work.push({ kind: "check", at: now });
-    void this.pump();
+  private passed(through: number): void {
+    this.verified = Math.max(this.verified, through);
+    this.checkPending = false;
   }
 
   private onLive(msg: Msg): void {
@@ -300,34 +314,41 @@ class ChannelLive {
         this.deliverRaw(item.seq, item.data, item.msgId);
         return;
       }
+      // A lost live message: its neighbours on other channels may be lost too.
+      this.slot.lossSeen();
       return this.fill(item.seq, item.prev).then(() => {
         // fill() may have delivered this very seq when it was stored before the read.
         if (item.seq > this.lastDelivered) this.deliverRaw(item.seq, item.data, item.msgId);
       });
     }
-    if (item.upTo !== undefined) {
-      return item.upTo > this.lastDelivered ? this.fill(item.upTo + 1, item.upTo) : undefined;
+    const { upTo, through } = item;
+    if (upTo !== undefined) {
+      if (upTo > this.lastDelivered)
+        return this.fill(upTo + 1, upTo).then(() => this.passed(through));
+      this.passed(through);
+      return;
     }
-    return this.check(item.at);
+    return this.readPosition(item.at, through);
   }
 
-  private async check(at: number): Promise<void> {
-    this.checkQueued = false;
-    let last: number;
-    try {
-      last = await this.read(() => this.reader.lastSeq(this.stream, this.eventSubject));
-    } catch (err) {
-      // Retried as this same item; a newer periodic check must not queue behind it.
-      this.checkQueued = true;
-      throw err;
+  /** A failure is retried as this same item (pump), keeping `at`. */
+  private async readPosition(at: number, through: number): Promise<void> {
+    const last = await this.read(() => this.reader.lastSeq(this.stream, this.eventSubject));
+    if (last <= this.lastDelivered) {
+      this.passed(through);
+      return;
     }
-    if (last <= this.lastDelivered || this.graceTimer) return;
     // The stream is ahead: usually the live message is on its way. Fill only
     // what has still not arrived after a moment, keeping the check's deadline.
+    // (checkPending keeps a second check, and so a second timer, away.)
     this.graceTimer = setTimeout(() => {
       this.graceTimer = null;
-      if (this.closed || last <= this.lastDelivered) return;
-      this.work.push({ kind: "check", upTo: last, at });
+      if (this.closed) return;
+      if (last <= this.lastDelivered) {
+        this.passed(through);
+        return;
+      }
+      this.work.push({ kind: "check", through, upTo: last, at });
       void this.pump();
     }, IN_FLIGHT_GRACE_MS);
     this.graceTimer.unref();
@@ -430,21 +451,29 @@ export class LiveHub {
     { sub: Subscription; handlers: Set<(s: Signal) => void> }
   >();
   private readonly sweep: NodeJS.Timeout;
+  private readonly options: LiveOptions;
+  /** Position checks of every channel here; `checks.started` counts their reads. */
+  readonly checks: PositionChecks;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly reader: StreamReader,
     private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
-    private readonly options: LiveOptions = DEFAULT_LIVE_OPTIONS,
+    options: Partial<LiveOptions> = {},
   ) {
-    // One timer for every channel; each keeps its own jittered due time, so
-    // the reads spread over the interval however many channels there are.
-    const every = Math.max(50, Math.min(1000, Math.floor(options.checkMs / 4)));
-    this.sweep = setInterval(() => {
-      const now = Date.now();
-      for (const c of this.channels.values()) c.tick(now);
-    }, every);
+    this.options = { ...DEFAULT_LIVE_OPTIONS, ...options };
+    // One timer for every stream and channel; a sweep grants a share of the
+    // read budget, so frequent sweeps spread the reads evenly.
+    const every = Math.max(50, Math.min(250, Math.floor(this.options.checkMs / 4)));
+    this.checks = new PositionChecks(
+      (stream) => reader.streamPosition(stream),
+      isReady,
+      onError,
+      this.options,
+      every,
+    );
+    this.sweep = setInterval(() => this.checks.sweep(Date.now()), every);
     this.sweep.unref();
   }
 
@@ -458,6 +487,7 @@ export class LiveHub {
     if (!live) {
       const created: ChannelLive = new ChannelLive(
         this.nc,
+        this.checks,
         this.reader,
         names.stream,
         names.eventSubject,
@@ -544,6 +574,7 @@ export class LiveHub {
   /** Called after the connection came back: the client resubscribed, now find what was missed. */
   resume(): void {
     for (const c of this.channels.values()) c.resume();
+    this.checks.resume();
   }
 
   close(): void {

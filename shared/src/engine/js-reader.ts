@@ -86,7 +86,7 @@ const PLACEMENT_ATTEMPTS = 12;
 const PIPELINE = 128;
 
 export class StreamReader {
-  /** STREAM.MSG.GET is the hot request (position checks, start seqs, gap fills). */
+  /** STREAM.MSG.GET and STREAM.INFO are the hot requests (position checks, start seqs, gap fills). */
   private readonly requests: Requests;
 
   constructor(
@@ -145,6 +145,35 @@ export class StreamReader {
       data: Buffer.from(m.data ?? "", "base64"),
       msgId: m.hdrs ? msgIdOfHeaders(Buffer.from(m.hdrs, "base64")) : undefined,
     };
+  }
+
+  /**
+   * The stream's last seq and leader (STREAM.INFO, which the leader answers;
+   * without a leader 2.9 lets a replica answer, naming none: unavailable).
+   * No such stream: last seq 0.
+   */
+  async streamPosition(stream: string): Promise<{ lastSeq: number; leader: string | undefined }> {
+    let reply: unknown;
+    try {
+      reply = (await this.requests.request(`$JS.API.STREAM.INFO.${stream}`, "")).json();
+    } catch (err) {
+      throw wrapError("stream info", err);
+    }
+    const body = reply as {
+      error?: { code: number; err_code: number; description: string };
+      state?: { last_seq?: number };
+      cluster?: { leader?: string };
+    };
+    if (body.error) {
+      if (body.error.err_code === STREAM_NOT_FOUND) return { lastSeq: 0, leader: undefined };
+      const err = new JsApiError(body.error.description, body.error.code, body.error.err_code);
+      throw body.error.code === 503 ? wrapError("stream info", err) : err;
+    }
+    // A single server names no cluster; a clustered stream without a leader names none.
+    if (body.cluster && !body.cluster.leader) {
+      throw new EngineUnavailableError("stream info: stream has no leader");
+    }
+    return { lastSeq: body.state?.last_seq ?? 0, leader: body.cluster?.leader };
   }
 
   async lastSeq(stream: string, subject: string): Promise<number> {

@@ -1,0 +1,190 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Msg, NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DeliveryGap } from "../src/engine/engine.js";
+import { JetStreamEngine } from "../src/engine/jetstream.js";
+import { LiveHub, type LiveOptions } from "../src/engine/js-live.js";
+import { StreamReader } from "../src/engine/js-reader.js";
+import type { Delivery } from "../src/model.js";
+import { eventSubject, liveSubject, streamName } from "../src/subjects.js";
+import { lossyConnection } from "./lossy-live.js";
+import { type NatsHandle, startNats } from "./nats-harness.js";
+import { waitFor } from "./wait.js";
+
+const limits = { historyPerChannel: 100, historyMaxAgeSec: 0, dedupeWindowSec: 60 };
+const INFO = "$JS.API.STREAM.INFO.";
+const GET = "$JS.API.STREAM.MSG.GET.";
+
+let nats: NatsHandle;
+let engine: JetStreamEngine;
+beforeAll(async () => {
+  nats = await startNats({ jetstream: true });
+  engine = await JetStreamEngine.connect({ servers: nats.urls, name: "checks" });
+});
+afterAll(async () => {
+  await engine?.close();
+  await nats?.stop();
+});
+
+/** A connection that logs the subject of every request the reader sends, in order. */
+function requestLog(nc: NatsConnection): { nc: NatsConnection; sent: string[] } {
+  const sent: string[] = [];
+  const logged = new Proxy(nc, {
+    get(target, prop) {
+      if (prop === "publish") {
+        return (
+          subject: string,
+          ...rest: Parameters<NatsConnection["publish"]> extends [string, ...infer R] ? R : never
+        ) => {
+          sent.push(subject);
+          return target.publish(subject, ...rest);
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { nc: logged, sent };
+}
+
+/**
+ * One engine's live fan-out for many channels of an app: live messages go
+ * through `drop`, the reader's requests are logged.
+ */
+async function liveChannels(
+  raw: NatsConnection,
+  app: string,
+  channels: string[],
+  live: Partial<LiveOptions>,
+  drop: (msg: Msg) => boolean = () => false,
+) {
+  const { nc, sent } = requestLog(raw);
+  const reader = new StreamReader(
+    nc,
+    jetstream(raw, { timeout: 1000 }),
+    await jetstreamManager(raw, { timeout: 1000 }),
+    1000,
+  );
+  const errors: unknown[] = [];
+  const hub = new LiveHub(
+    lossyConnection(raw, drop),
+    reader,
+    () => true,
+    errors.push.bind(errors),
+    live,
+  );
+  const got = new Map<string, Delivery[]>(channels.map((c) => [c, []]));
+  const gaps: DeliveryGap[] = [];
+  const subs = channels.map((channel) =>
+    hub.subscribe(
+      channel,
+      {
+        stream: streamName(app),
+        eventSubject: eventSubject(app, channel),
+        liveSubject: liveSubject(app, channel),
+      },
+      (d) => got.get(channel)?.push(d),
+      (gap) => gaps.push(gap),
+    ),
+  );
+  await Promise.all(subs.map((s) => s.ready));
+  return {
+    sent,
+    got,
+    gaps,
+    errors,
+    close: () => {
+      for (const s of subs) s.close();
+      hub.close();
+    },
+  };
+}
+
+/** Requests with `prefix` sent between the `from`-th and the `to`-th stream read (1-based). */
+function between(sent: string[], prefix: string, from: number, to: number): number {
+  let reads = 0;
+  let n = 0;
+  for (const s of sent) {
+    if (s.startsWith(INFO)) reads++;
+    else if (reads >= from && reads < to && s.startsWith(prefix)) n++;
+  }
+  return n;
+}
+
+const streamReads = (sent: string[]) => sent.filter((s) => s.startsWith(INFO)).length;
+
+describe("live position checks per stream", () => {
+  // The scale run's reconnect storm came from one read per channel per
+  // interval. On a stream that does not move, an interval costs one read of
+  // the stream, whatever the number of channels.
+  it("reads a quiet stream once per interval, not each of its channels", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `quietmany${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      await engine.publish(app, "elsewhere", { name: "n", data: 1 });
+      const channels = Array.from({ length: 200 }, (_, i) => `c${i}`);
+      const live = await liveChannels(raw, app, channels, { checkMs: 100, checkRate: 100_000 });
+      const start = live.sent.length;
+      await waitFor(() => streamReads(live.sent) >= 12, { what: "twelve stream reads" });
+      live.close();
+      const after = live.sent.slice(start);
+      // Channels started before the first stream read each check once: the
+      // stream's last seq is past their start (the event on "elsewhere").
+      expect(between(after, GET, 1, 13)).toBeLessThanOrEqual(channels.length);
+      // From then on nothing: one per channel per interval would be 2,000 here.
+      // (A read that times out on a loaded box is retried, hence the margin.)
+      expect(between(after, GET, 3, 13)).toBeLessThanOrEqual(5);
+      expect(live.errors).toEqual([]);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  // The budget must not cost the guarantee: a lost last event on one of
+  // many channels of a busy stream is still found, by its channel's turn.
+  it("finds a lost last event among many channels of a busy stream, within the budget", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `busymany${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      const channels = Array.from({ length: 100 }, (_, i) => `c${i}`);
+      const victim = "c57";
+      const rate = 40;
+      const checkMs = 100;
+      const live = await liveChannels(raw, app, channels, { checkMs, checkRate: rate }, (msg) =>
+        msg.subject.endsWith(`.${victim}`),
+      );
+      const start = live.sent.length;
+      // Another channel keeps the stream moving: every channel stays due.
+      let busy = true;
+      const mover = (async () => {
+        while (busy) await engine.publish(app, "mover", { name: "m", data: 0 });
+      })();
+      const { seq } = await engine.publish(app, victim, { name: "lost", data: 1 });
+      const events = () =>
+        (live.got.get(victim) ?? []).flatMap((d) => (d.type === "event" ? [d.event.seq] : []));
+      await waitFor(() => events().length > 0, { timeoutMs: 20_000, what: "the lost event" });
+      busy = false;
+      await mover;
+      live.close();
+      expect(events()).toEqual([seq]);
+      expect(live.gaps).toEqual([]);
+      expect(live.errors).toEqual([]);
+      // Per interval, at most the budget's share (an interval can stretch by a
+      // slow answer, up to the read timeout) plus what the bucket holds (four
+      // sweeps of 50 ms): never all 100 channels.
+      const sent = live.sent.slice(start);
+      const intervals = streamReads(sent);
+      const sweepMs = 50;
+      const share =
+        Math.ceil((rate * (checkMs + 1000 + sweepMs)) / 1000) + (rate * 4 * sweepMs) / 1000 + 1;
+      for (let k = 1; k < intervals; k++) {
+        expect(between(sent, GET, k, k + 1)).toBeLessThanOrEqual(share);
+      }
+    } finally {
+      await raw.close();
+    }
+  });
+});
