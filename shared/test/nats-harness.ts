@@ -2,8 +2,9 @@
  * Real `nats-server` processes for tests: a single JetStream node or a
  * 3-node JetStream cluster, each node on free ports with its own temp store.
  *
- * Ports are picked by the server (`-1`) and read back from its ports file;
- * a restart reuses the node's ports so clients (and routes) find it again.
+ * Each node's ports are reserved up front (`ports.ts`: below the ephemeral
+ * range, so no client socket takes one while its node is down) and a
+ * restart reuses them so clients (and routes) find it again.
  * Every wait is on a condition (ports file written, meta leader elected)
  * raced against the process exiting early, never on a fixed sleep.
  */
@@ -11,10 +12,10 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { reservePort } from "./ports.js";
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
 /** Where .ci/newer-nats.sh unpacks a current nats-server from Debian. */
@@ -186,11 +187,13 @@ class Cluster implements NatsHandle {
   }
 
   async startAll(): Promise<void> {
-    if (this.clustered) {
-      // JetStream refuses to start clustered without configured routes, so every
-      // node must know its peers' route ports up front: reserve them here (the
-      // client and monitor ports stay server-picked via the ports file).
-      for (const n of this.nodes) n.ports.cluster = await freePort();
+    // Every node's ports are known before any starts: JetStream refuses to
+    // start clustered without its peers' route ports, and a restart must
+    // find its client and monitor ports free again.
+    for (const n of this.nodes) {
+      n.ports.client = await reservePort();
+      n.ports.monitor = await reservePort();
+      if (this.clustered) n.ports.cluster = await reservePort();
     }
     await Promise.all(this.nodes.map((n) => this.launch(n)));
   }
@@ -410,18 +413,6 @@ function findStreamLeader(body: unknown, stream: string): string | null {
     }
   }
   return null;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForPortsFile(file: string): Promise<Ports> {
