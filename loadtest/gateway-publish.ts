@@ -15,6 +15,12 @@
  * `window` requests in flight each, on one channel; every ack is counted.
  * Replay is one Herald client subscribing with `last_seq: 0` and reading
  * every stored event back.
+ *
+ * CPU per event of each phase is read from /proc: the gateway's, and on
+ * JetStream the nats-server's (shared by every run, so its figure is
+ * what it spent during the phase); at 10 ms ticks, read it over ≥ 10,000
+ * events. On a 2-core box these three (and the client) compete, so the CPU
+ * figures say where the time goes when the rates alone cannot.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -23,7 +29,7 @@ import WebSocket from "ws";
 import { signCompact } from "../services/gateway/src/dialects/herald/token.js";
 import { startNats } from "../shared/test/nats-harness.js";
 import { benchOptions, median } from "./bench-kit.js";
-import { APP, freePort, tidingsEntry } from "./gateway-servers.js";
+import { APP, findNatsServer, freePort, procCpuSeconds, tidingsEntry } from "./gateway-servers.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const opts = benchOptions({
@@ -58,12 +64,17 @@ interface Result {
   ackP50: number;
   ackP99: number;
   replayPerSec: number;
+  /** CPU µs per event: gateway and nats-server, publish and replay phases. */
+  pubGwUs: number;
+  pubNatsUs: number;
+  replayGwUs: number;
+  replayNatsUs: number;
 }
 
 async function startGateway(
   natsUrl: string | undefined,
   root: string,
-): Promise<{ port: number; stop(): Promise<void> }> {
+): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   const { NATS_URL: _n, TIDINGS_APPS: _a, ...env } = process.env;
   // BENCH_CPU_PROF=<dir>: profile the gateway (one .cpuprofile per thread; its own is the largest).
@@ -93,8 +104,11 @@ async function startGateway(
       throw new Error(`gateway did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  const pid = child.pid;
+  if (pid === undefined) throw new Error("gateway has no pid");
   return {
     port,
+    pid,
     async stop() {
       if (child.exitCode !== null) return;
       const exited = once(child, "exit");
@@ -164,9 +178,16 @@ async function publish(
   });
 }
 
-async function replay(port: number, stream: string, expected: number): Promise<number> {
+/** Replay rate, and `cpu()` as it was when the replay started. */
+async function replay<C>(
+  port: number,
+  stream: string,
+  expected: number,
+  cpu: () => C,
+): Promise<{ rate: number; cpu: C }> {
   const ws = await heraldSocket(port, "reader", stream);
   let got = 0;
+  const atStart = cpu();
   const t0 = performance.now();
   await new Promise<void>((resolve) => {
     ws.on("message", (data) => {
@@ -184,18 +205,25 @@ async function replay(port: number, stream: string, expected: number): Promise<n
   });
   const seconds = (performance.now() - t0) / 1000;
   ws.close();
-  return got / seconds;
+  return { rate: got / seconds, cpu: atStart };
 }
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
 }
 
-async function measure(engine: Engine, run: number, natsUrl: string): Promise<Result> {
+async function measure(
+  engine: Engine,
+  run: number,
+  natsUrl: string,
+  natsPid: number,
+): Promise<Result> {
+  const onNats = engine.endsWith("jetstream");
   const gw = await startGateway(
-    engine.endsWith("jetstream") ? natsUrl : undefined,
+    onNats ? natsUrl : undefined,
     engine.startsWith("base-") ? baseDir() : ROOT,
   );
+  const cpu = () => ({ gw: procCpuSeconds(gw.pid), nats: onNats ? procCpuSeconds(natsPid) : 0 });
   try {
     const stream = `bench-${engine}-${run}`;
     const pubs = await Promise.all(
@@ -203,19 +231,28 @@ async function measure(engine: Engine, run: number, natsUrl: string): Promise<Re
     );
     const latencies: number[] = [];
     const per = Math.floor(EVENTS / PUBLISHERS);
+    const total = per * PUBLISHERS;
+    const usPer = (a: number, b: number) => ((b - a) * 1e6) / total;
+    const c0 = cpu();
     const t0 = performance.now();
     await Promise.all(pubs.map((ws) => publish(ws, stream, per, latencies)));
-    const publishPerSec = (per * PUBLISHERS) / ((performance.now() - t0) / 1000);
+    const publishPerSec = total / ((performance.now() - t0) / 1000);
+    const c1 = cpu();
     for (const ws of pubs) ws.close();
     latencies.sort((a, b) => a - b);
-    const replayPerSec = await replay(gw.port, stream, per * PUBLISHERS);
+    const replayed = await replay(gw.port, stream, total, () => cpu());
+    const c3 = cpu();
     return {
       engine,
       run,
       publishPerSec,
       ackP50: pct(latencies, 50),
       ackP99: pct(latencies, 99),
-      replayPerSec,
+      replayPerSec: replayed.rate,
+      pubGwUs: usPer(c0.gw, c1.gw),
+      pubNatsUs: usPer(c0.nats, c1.nats),
+      replayGwUs: usPer(replayed.cpu.gw, c3.gw),
+      replayNatsUs: usPer(replayed.cpu.nats, c3.nats),
     };
   } finally {
     await gw.stop();
@@ -224,19 +261,23 @@ async function measure(engine: Engine, run: number, natsUrl: string): Promise<Re
 
 async function main(): Promise<void> {
   await using nats = await startNats();
+  const natsPid = findNatsServer(nats.url(0)).pid;
   console.log(
     `publish/replay: ${EVENTS} events, ${PUBLISHERS} Herald publishers × window ${WINDOW}, ${RUNS} run(s) per engine`,
   );
-  console.log("engine     run  publish/s  ack p50 ms  ack p99 ms  replay events/s");
+  console.log(
+    "engine          run  publish/s  ack p50 ms  ack p99 ms  replay events/s  µs/event: pub gw  pub nats  replay gw  replay nats",
+  );
   const results: Result[] = [];
   for (let run = 1; run <= RUNS; run++) {
     // Alternate the order so drift on a shared machine hits both engines alike.
     const order = run % 2 === 1 ? ENGINES : [...ENGINES].reverse();
     for (const engine of order) {
-      const r = await measure(engine, run, nats.url(0));
+      const r = await measure(engine, run, nats.url(0), natsPid);
       results.push(r);
+      const us = (n: number, w: number) => n.toFixed(1).padStart(w);
       console.log(
-        `${r.engine.padEnd(10)} ${String(run).padStart(3)}  ${r.publishPerSec.toFixed(0).padStart(9)}  ${r.ackP50.toFixed(2).padStart(10)}  ${r.ackP99.toFixed(2).padStart(10)}  ${r.replayPerSec.toFixed(0).padStart(15)}`,
+        `${r.engine.padEnd(14)} ${String(run).padStart(4)}  ${r.publishPerSec.toFixed(0).padStart(9)}  ${r.ackP50.toFixed(2).padStart(10)}  ${r.ackP99.toFixed(2).padStart(10)}  ${r.replayPerSec.toFixed(0).padStart(15)}  ${us(r.pubGwUs, 16)}  ${us(r.pubNatsUs, 8)}  ${us(r.replayGwUs, 9)}  ${us(r.replayNatsUs, 11)}`,
       );
     }
   }
@@ -245,9 +286,22 @@ async function main(): Promise<void> {
   const [first, ...others] = ENGINES;
   if (first === undefined) return;
   console.log(`\nmedians and ratios (${others.map((o) => `${o}/${first}`).join(", ")}):`);
-  for (const k of ["publishPerSec", "ackP50", "ackP99", "replayPerSec"] as const) {
+  const keys = [
+    "publishPerSec",
+    "ackP50",
+    "ackP99",
+    "replayPerSec",
+    "pubGwUs",
+    "pubNatsUs",
+    "replayGwUs",
+    "replayNatsUs",
+  ] as const;
+  for (const k of keys) {
     const cells = ENGINES.map((e) => `${e} ${m(e, k).toFixed(2)}`).join("  ");
-    const ratios = others.map((o) => `${(m(o, k) / m(first, k)).toFixed(2)}x`).join(" ");
+    // nats-server figures are 0 on the memory engine: no ratio to them.
+    const ratios = others
+      .map((o) => (m(first, k) > 0 ? `${(m(o, k) / m(first, k)).toFixed(2)}x` : "-"))
+      .join(" ");
     console.log(`  ${k.padEnd(14)} ${cells}  ratio ${ratios}`);
   }
 }
