@@ -71,7 +71,12 @@ for (let round = 0; round < ROUNDS; round++) {
       replicas: 3,
     });
     await engine.ensureApp(app, limits);
-    const reader: Reader = new StreamReader(nc, jetstream(nc), await jetstreamManager(nc), 5000);
+    // Trees before raw pulls also took a JetStream client (a fourth argument).
+    const jsm = await jetstreamManager(nc);
+    const reader: Reader =
+      StreamReader.length === 4
+        ? new StreamReader(nc, jetstream(nc), jsm, 5000)
+        : new StreamReader(nc, jsm, 5000);
     const by = results.get(name) ?? new Map<string, number[]>();
     results.set(name, by);
     const time = async (what: string, fn: () => Promise<unknown>) => {

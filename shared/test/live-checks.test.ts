@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -60,12 +60,7 @@ async function liveChannels(
   drop: (msg: Msg) => boolean = () => false,
 ) {
   const { nc, sent } = requestLog(raw);
-  const reader = new StreamReader(
-    nc,
-    jetstream(raw, { timeout: 1000 }),
-    await jetstreamManager(raw, { timeout: 1000 }),
-    1000,
-  );
+  const reader = new StreamReader(nc, await jetstreamManager(raw, { timeout: 1000 }), 1000);
   const errors: unknown[] = [];
   const hub = new LiveHub(
     lossyConnection(raw, drop),

@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
 import type { DeliveryGap } from "../src/engine/engine.js";
 import { LiveHub, type LiveOptions } from "../src/engine/js-live.js";
@@ -52,7 +52,6 @@ export async function lossyLiveChannel(
 }> {
   const reader = new StreamReader(
     readerNc,
-    jetstream(readerNc, { timeout: 1000 }),
     await jetstreamManager(readerNc, { timeout: 1000 }),
     1000,
   );

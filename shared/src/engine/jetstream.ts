@@ -231,13 +231,12 @@ export class JetStreamEngine implements Engine {
     this.onError = onError;
     this.js = jetstream(nc, { timeout });
     this.replicas = options.replicas ?? 1;
-    this.reader = new StreamReader(nc, this.js, jsm, timeout);
+    this.reader = new StreamReader(nc, jsm, timeout);
     this.publisher = new PipelinedPublisher(nc, options.publisher);
     this.publishDeadlineMs = options.publisher?.deadlineMs ?? defaultPublisherOptions.deadlineMs;
     // Live gap reads get short timeouts of their own: a live event waits on
     // them, and a retry after a quick failure beats one slow attempt.
-    const liveJs = jetstream(nc, { timeout: LIVE_READ_TIMEOUT_MS });
-    this.liveReader = new StreamReader(nc, liveJs, liveJsm, LIVE_READ_TIMEOUT_MS);
+    this.liveReader = new StreamReader(nc, liveJsm, LIVE_READ_TIMEOUT_MS);
     this.live = new LiveHub(nc, this.liveReader, () => this.isReady(), onError, {
       ...DEFAULT_LIVE_OPTIONS,
       ...options.live,

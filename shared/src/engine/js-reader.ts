@@ -6,13 +6,14 @@
  * Every read answers what the stream leader holds. Single messages come from
  * STREAM.MSG.GET (answered by the leader, so a read after an acknowledged
  * publish sees it) rather than direct get (any replica, possibly behind);
- * ranges from the leader too (readRange).
+ * ranges from the leader too (readRange), from a consumer on the leader
+ * read with raw pulls (js-pull.ts); a replay's next page continues on the
+ * consumer the last one left (Cursor).
  */
 import {
   AckPolicy,
   type ConsumerInfo,
   DeliverPolicy,
-  type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -26,15 +27,10 @@ import {
   msgIdOfHeaders,
   wrapError,
 } from "./js-codec.js";
+import { ConsumerGoneError, ConsumerPulls, type RawMsg } from "./js-pull.js";
 import { distinctEvents } from "./js-repeats.js";
 
-export interface RawMsg {
-  subject: string;
-  seq: number;
-  data: Uint8Array;
-  /** The publish's Nats-Msg-Id (see js-repeats.ts). */
-  msgId?: string | undefined;
-}
+export type { RawMsg };
 
 export interface RangeOptions {
   /** Exclusive upper bound of the seqs to read. */
@@ -63,24 +59,31 @@ export class JsApiError extends Error {
   }
 }
 
-/** A fetch from a just-created consumer found no one serving it. */
-class ConsumerGoneError extends EngineUnavailableError {
-  override name = "ConsumerGoneError";
+/**
+ * A consumer left where a read stopped, on the stream leader (as far as
+ * that read could tell). A replay reads page after page, each from where
+ * the last one ended; taking the consumer up again saves a create and a
+ * delete per page, and the server's work behind them (on 2.9 most of its
+ * cost of a page of a channel among many: loadtest/results.md). Keyed by
+ * stream, subject and the seq a read would start at; taken by one read at
+ * a time.
+ */
+interface Cursor {
+  consumer: string;
+  /** The stream leader it was read on; null on a server that is not clustered. */
+  leader: string | undefined | null;
+  expiry: NodeJS.Timeout;
 }
 
-/** The client reports a pull nobody answered as a status error with code 503. */
-function isNoResponders(err: unknown): boolean {
-  return (
-    err instanceof Error &&
-    err.name === "JetStreamStatusError" &&
-    (err as { code?: unknown }).code === 503
-  );
-}
+/** A parked consumer not taken up within this long is deleted. */
+const CURSOR_IDLE_MS = 5_000;
+const MAX_CURSORS = 256;
+/** A cursor's pull asks for at most this many (the rest comes as `more`). */
+const MAX_PULL_BATCH = 100_000;
 
 const NO_MESSAGE = 10037;
 const STREAM_NOT_FOUND = 10059;
 const NS_PER_SEC = 1_000_000_000;
-const MSG_ID = "Nats-Msg-Id";
 const PLACEMENT_ATTEMPTS = 12;
 /** Leader requests in flight at once when every message is read from it. */
 const PIPELINE = 128;
@@ -88,14 +91,17 @@ const PIPELINE = 128;
 export class StreamReader {
   /** STREAM.MSG.GET and STREAM.INFO are the hot requests (position checks, start seqs, gap fills). */
   private readonly requests: Requests;
+  /** Pages of history: pulls on the reader's own consumers. */
+  private readonly pulls: ConsumerPulls;
+  private readonly cursors = new Map<string, Cursor>();
 
   constructor(
     nc: NatsConnection,
-    private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
   ) {
     this.requests = new Requests(nc, timeoutMs);
+    this.pulls = new ConsumerPulls(nc, timeoutMs);
   }
 
   /**
@@ -226,21 +232,36 @@ export class StreamReader {
    * misses in a row ((2/3)^12, under 1%) fall back to reading every message
    * from the leader, pipelined on the seqs the last consumer returned. On a
    * single server or an R1 stream the first consumer is on the leader.
+   *
+   * A read that stops short of the end leaves its consumer parked (see
+   * Cursor), and a read from where it stopped takes it up again.
    */
   private async readThroughLeader(
     range: Range,
     from: number,
     want: number,
   ): Promise<{ msgs: RawMsg[]; more: boolean }> {
+    const parked = this.takeCursor(range, from);
+    if (parked) {
+      const page = await this.readCursor(parked, range, want);
+      if (page) return page;
+    }
     let leader: Promise<string | undefined> | undefined;
     let hints: number[] = [];
     for (let attempt = 1; attempt <= PLACEMENT_ATTEMPTS; attempt++) {
       leader ??= this.streamLeader(range.stream);
       const [ci, lead] = await Promise.all([this.createConsumer(range, from), leader]);
       if (!ci) return { msgs: [], more: false };
+      let parkedAgain = false;
       try {
-        // Both are absent on a server that is not clustered.
-        if (ci.cluster?.leader === lead) return await this.drain(ci, range, want);
+        // A consumer of a server that is not clustered names no leader (the
+        // stream may: 2.10+ does): it is the only copy there is.
+        const clustered = ci.cluster !== undefined;
+        if (!clustered || ci.cluster?.leader === lead) {
+          const page = await this.drain(ci, range, want);
+          parkedAgain = this.park(range, ci.name, clustered ? lead : null, page);
+          return page;
+        }
         if (lead === undefined) throw new EngineUnavailableError("stream has no leader");
         if (attempt === PLACEMENT_ATTEMPTS) {
           hints = (await this.drain(ci, range, want)).msgs.map((m) => m.seq);
@@ -250,12 +271,90 @@ export class StreamReader {
         // pull subject may not be known to our server yet: try another one.
         if (!(err instanceof ConsumerGoneError) || attempt === PLACEMENT_ATTEMPTS) throw err;
       } finally {
-        this.jsm.consumers.delete(range.stream, ci.name).catch(() => {
-          // Best effort: the inactive threshold removes it anyway.
-        });
+        if (!parkedAgain) this.deleteConsumer(range.stream, ci.name);
       }
     }
     return this.chainOnLeader(range, from, want, hints);
+  }
+
+  private deleteConsumer(stream: string, name: string): void {
+    this.jsm.consumers.delete(stream, name).catch(() => {
+      // Best effort: the inactive threshold removes it anyway.
+    });
+  }
+
+  private cursorKey(range: Range, from: number): string {
+    return `${range.stream} ${range.subject} ${from}`;
+  }
+
+  /**
+   * Keeps the consumer of a read that stopped with more to come, for a read
+   * of the next messages. Only a read that filled its pull qualifies: one
+   * that stopped at `stop` may have more messages of its pull on the way,
+   * and one that ran out ends in a status, neither of which may reach the
+   * next pull. False when not parked (the caller deletes the consumer).
+   */
+  private park(
+    range: Range,
+    consumer: string,
+    leader: string | undefined | null,
+    page: { msgs: RawMsg[]; more: boolean },
+  ): boolean {
+    const last = page.msgs.at(-1);
+    if (!page.more || !last) return false;
+    const key = this.cursorKey(range, last.seq + 1);
+    if (this.cursors.has(key) || this.cursors.size >= MAX_CURSORS) return false;
+    const expiry = setTimeout(() => {
+      if (this.cursors.get(key)?.consumer !== consumer) return;
+      this.cursors.delete(key);
+      this.deleteConsumer(range.stream, consumer);
+    }, CURSOR_IDLE_MS);
+    expiry.unref();
+    this.cursors.set(key, { consumer, leader, expiry });
+    return true;
+  }
+
+  private takeCursor(range: Range, from: number): Cursor | undefined {
+    const key = this.cursorKey(range, from);
+    const c = this.cursors.get(key);
+    if (!c) return undefined;
+    this.cursors.delete(key);
+    clearTimeout(c.expiry);
+    return c;
+  }
+
+  /**
+   * The next page from a parked consumer, or null when it cannot be used
+   * (gone, or the stream has another leader now: the caller reads afresh).
+   * The leader is asked alongside the pull, as a fresh read asks it
+   * alongside the create; a consumer of a server that is not clustered
+   * needs no asking.
+   */
+  private async readCursor(
+    c: Cursor,
+    range: Range,
+    want: number,
+  ): Promise<{ msgs: RawMsg[]; more: boolean } | null> {
+    // Events stored since the last page count too: a pull the consumer cannot fill ends at once.
+    const batch = Math.min(want, MAX_PULL_BATCH);
+    const pulled = this.pulls.pull(range.stream, c.consumer, batch, range.stop);
+    const leader = c.leader === null ? undefined : this.streamLeader(range.stream);
+    // Both are awaited below; neither may reject unobserved if the other fails first.
+    pulled.catch(() => {});
+    leader?.catch(() => {});
+    let page: { msgs: RawMsg[]; more: boolean };
+    try {
+      const r = await pulled;
+      if (leader && (await leader) !== c.leader) throw new Error("stream leader changed");
+      page = { msgs: r.msgs, more: !r.reachedStop && r.pending > 0 };
+    } catch {
+      this.deleteConsumer(range.stream, c.consumer);
+      return null;
+    }
+    if (!this.park(range, c.consumer, c.leader, page)) {
+      this.deleteConsumer(range.stream, c.consumer);
+    }
+    return page;
   }
 
   /**
@@ -329,39 +428,14 @@ export class StreamReader {
     range: Range,
     want: number,
   ): Promise<{ msgs: RawMsg[]; more: boolean }> {
-    const msgs: RawMsg[] = [];
     const take = Math.min(want, ci.num_pending);
-    let reachedStop = false;
+    if (take === 0) return { msgs: [], more: ci.num_pending > 0 };
     try {
-      if (take > 0) {
-        const consumer = this.js.consumers.getConsumerFromInfo(ci);
-        const iter = await consumer.fetch({ max_messages: take, expires: this.timeoutMs });
-        let reachedEnd = false;
-        for await (const m of iter) {
-          if (m.seq >= range.stop) {
-            reachedStop = true;
-            break;
-          }
-          msgs.push({
-            subject: m.subject,
-            seq: m.seq,
-            data: m.data,
-            msgId: m.headers?.get(MSG_ID) || undefined,
-          });
-          if (m.info.pending === 0) reachedEnd = true;
-          if (msgs.length >= take || reachedEnd) break;
-        }
-        if (!reachedStop && !reachedEnd && msgs.length < take) {
-          // The fetch expired short of what num_pending promised: a partial
-          // page would wrongly read as "no more events".
-          throw new JetStreamEngineError(`history read returned ${msgs.length}/${take}`);
-        }
-      }
+      const r = await this.pulls.pull(range.stream, ci.name, take, range.stop);
+      return { msgs: r.msgs, more: !r.reachedStop && r.pending > 0 };
     } catch (err) {
-      if (isNoResponders(err)) throw new ConsumerGoneError("history read: no consumer answered");
       throw wrapError("history read", err);
     }
-    return { msgs, more: !reachedStop && ci.num_pending > msgs.length };
   }
 
   async getEvent(
@@ -393,18 +467,21 @@ export class StreamReader {
     afterSeq: number,
     limit: number,
   ): Promise<HistoryPage> {
-    const first = await this.getMsg(stream, { seq: afterSeq + 1, next_by_subj: subject });
+    // The page's own first message says whether the event right after afterSeq is there.
+    let first: number | undefined;
     let events: StoredEvent[] = [];
-    let hasMore = false;
-    if (first && limit > 0) {
-      const { msgs, more } = await this.readRange(stream, subject, first.seq, limit);
+    let hasMore: boolean;
+    if (limit > 0) {
+      const { msgs, more } = await this.readRange(stream, subject, afterSeq + 1, limit);
+      first = msgs[0]?.seq;
       events = distinctEvents(channel, msgs, this.dedupeWindowMs(stream));
       hasMore = more;
-    } else if (first) {
-      hasMore = true;
+    } else {
+      first = (await this.getMsg(stream, { seq: afterSeq + 1, next_by_subj: subject }))?.seq;
+      hasMore = first !== undefined;
     }
     const truncated =
-      first?.seq === afterSeq + 1 ? false : await this.mayHaveLost(stream, subject, afterSeq);
+      first === afterSeq + 1 ? false : await this.mayHaveLost(stream, subject, afterSeq);
     return { events, hasMore, truncated };
   }
 
