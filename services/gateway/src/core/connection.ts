@@ -190,6 +190,16 @@ export class Connection {
     return true;
   }
 
+  /**
+   * Runs `fn` with the socket corked, so the frames it sends go out in one
+   * write. uWS corks its own callbacks only; a replay page arrives from a
+   * NATS read, where each send would otherwise be a write of its own.
+   */
+  corked(fn: () => void): void {
+    if (this.closed) return;
+    this.ws.cork(fn);
+  }
+
   bufferedAmount(): number {
     return this.closed ? 0 : this.ws.getBufferedAmount();
   }

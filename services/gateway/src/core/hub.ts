@@ -176,20 +176,28 @@ export class Hub {
       if (!this.stillSubscribed(local, subscriber)) return { lastSeq, truncated };
       options.beforeEvents?.({ lastSeq, truncated });
       while (page.length > 0) {
-        for (const event of page) {
-          if (event.seq <= sentUpTo) continue;
-          sentUpTo = event.seq;
-          if (!options.skip?.(event))
-            this.sendDirect(subscriber, channel, { type: "event", event });
-        }
-        if (!more || !this.stillSubscribed(local, subscriber)) break;
-        await conn.waitForBuffer(app.limits.slowConsumerBytes / 2);
-        const next = await this.engine.history(app.id, channel, {
-          afterSeq: sentUpTo,
-          limit: REPLAY_PAGE,
+        // The next page is read while this one is sent: the read's round
+        // trips overlap the sending instead of adding to it.
+        const last = page.at(-1)?.seq ?? sentUpTo;
+        const next =
+          more && last > sentUpTo
+            ? this.engine.history(app.id, channel, { afterSeq: last, limit: REPLAY_PAGE })
+            : undefined;
+        // Not awaited when the subscriber leaves first.
+        next?.catch(() => {});
+        conn.corked(() => {
+          for (const event of page) {
+            if (event.seq <= sentUpTo) continue;
+            sentUpTo = event.seq;
+            if (!options.skip?.(event))
+              this.sendDirect(subscriber, channel, { type: "event", event });
+          }
         });
-        page = next.events;
-        more = next.hasMore;
+        if (!next || !this.stillSubscribed(local, subscriber)) break;
+        await conn.waitForBuffer(app.limits.slowConsumerBytes / 2);
+        const read = await next;
+        page = read.events;
+        more = read.hasMore;
       }
       if (!this.stillSubscribed(local, subscriber)) return { lastSeq, truncated };
       // Synchronous from here: no delivery can slip between the drain and going live.
