@@ -7,8 +7,13 @@ import type { GatewayContext } from "../core/dialect.js";
 import { appsInScope, inScope, type Session } from "./auth.js";
 import { ConsoleHttpError } from "./http.js";
 
-/** How long a question to every gateway may take; a dead gateway costs this much. */
-const GATHER_TIMEOUT_MS = 500;
+/**
+ * How long a question to every gateway may take. The gateways the console
+ * has heard from are awaited, so only a dead one costs this much; a live one
+ * under load may take a few hundred ms to answer, and a shorter bound shows
+ * a partial cluster as if it were the whole (`gateways` says how many answered).
+ */
+const GATHER_TIMEOUT_MS = 1500;
 /** The channel-rate chart: this many buckets of this many seconds, newest last. */
 export const RATE_BUCKETS = 30;
 export const RATE_BUCKET_SEC = 10;
@@ -111,6 +116,8 @@ export class Inspector {
       byGateway,
       connections,
       truncated,
+      /** How many gateways answered. */
+      gateways: answers.length,
       members,
       present,
       events: recent.events.map(eventView),

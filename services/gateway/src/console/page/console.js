@@ -418,7 +418,7 @@ async function refreshChannel() {
       ),
     );
     $("inspector-gateways").textContent =
-      `${Object.keys(c.byGateway).length} gateway(s); presence counts ${c.subscriberCount}`;
+      `${Object.keys(c.byGateway).length} gateway(s) of ${c.gateways} answering; presence counts ${c.subscriberCount}`;
     $("inspector-rate").replaceChildren(bars(c.rate));
     $("inspector-members").replaceChildren(
       ...c.members.map((m) => el("li", {}, `${m.userId} (${m.status})`)),
