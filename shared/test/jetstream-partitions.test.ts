@@ -4,8 +4,9 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine } from "../src/engine/engine.js";
 import { JetStreamEngine, StreamPartitionsError } from "../src/engine/jetstream.js";
+import { LEADER_LOCK_KEY } from "../src/engine/js-leaders.js";
 import { streamStates } from "../src/engine/js-streams.js";
-import { partitionOf, streamName } from "../src/subjects.js";
+import { liveWildcard, partitionOf, streamName } from "../src/subjects.js";
 import { describeEngineContract } from "./engine.contract.js";
 import { type NatsHandle, natsServerBinaries, startCluster, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";
@@ -104,6 +105,38 @@ describe("jetstream stream partitions", () => {
     );
   });
 
+  // An operator's own stream on the app's subjects holds none of our events: it must not stop the app.
+  it("ignores streams on the app's subjects that Tidings did not make", async () => {
+    const jsm = await jetstreamManager(raw);
+    for (const n of [1, 4]) {
+      const app = `audited${n}x${Date.now()}`;
+      await jsm.streams.add({ name: `AUDIT_${app}`, subjects: [liveWildcard(app)] });
+      await engine.ensureApp(app, { ...limits, streamPartitions: n });
+      await engine.ensureApp(app, { ...limits, streamPartitions: n });
+      const r = await engine.publish(app, "room", { name: "x", data: 1 });
+      expect(await engine.lastSeq(app, "room")).toBe(r.seq);
+      // The audit stream got the RePublished copy, and another count is still refused.
+      await waitFor(async () => (await jsm.streams.info(`AUDIT_${app}`)).state.messages === 1, {
+        what: "the audit stream's copy",
+      });
+      await expect(
+        engine.ensureApp(app, { ...limits, streamPartitions: n === 1 ? 4 : 1 }),
+      ).rejects.toThrow(`events are in streams made for ${n} (`);
+    }
+  });
+
+  // Below a bound between two seqs means at or below the lower one.
+  it("reads history before a non-integer seq", async () => {
+    const app = `frac${Date.now()}`;
+    await engine.ensureApp(app, { ...limits, streamPartitions: 4 });
+    const seqs: number[] = [];
+    for (let i = 0; i < 3; i++)
+      seqs.push((await engine.publish(app, "room", { name: "x", data: i })).seq);
+    const [first, second] = seqs as [number, number, number];
+    const page = await engine.history(app, "room", { beforeSeq: second + 0.5, limit: 10 });
+    expect(page.events.map((e) => e.seq)).toEqual([first, second]);
+  });
+
   it("rejects a partition count out of bounds", async () => {
     await expect(engine.ensureApp("bounds", { ...limits, streamPartitions: 0 })).rejects.toThrow(
       "streamPartitions must be 1..64",
@@ -115,15 +148,22 @@ describe.each(natsServerBinaries())("stream partitions on a 3-node cluster, $lab
   // A stream's leader does all its writes: partitions led by one node share its ceiling.
   it.skipIf(!bin)("spreads the leaders of an app's partitions over the nodes", async () => {
     await using cluster = await startCluster(3, { jetstream: true, bin: bin ?? undefined });
-    const engine = await JetStreamEngine.connect({
-      servers: cluster.urls,
-      name: "leaders",
-      replicas: 3,
-    });
+    const errors: unknown[] = [];
+    const open = (name: string) =>
+      JetStreamEngine.connect({
+        servers: cluster.urls,
+        name,
+        replicas: 3,
+        onError: (err) => errors.push(err),
+      });
+    // Two gateways starting at once: one of them spreads, under the lock.
+    const [engine, other] = await Promise.all([open("leaders"), open("leaders-2")]);
     const nc = await connect({ servers: cluster.urls });
     try {
       const app = "spread";
-      await engine.ensureApp(app, { ...limits, streamPartitions: 3 });
+      await Promise.all(
+        [engine, other].map((e) => e.ensureApp(app, { ...limits, streamPartitions: 3 })),
+      );
       const jsm = await jetstreamManager(nc);
       // Info is answered by each stream's leader: none while it is electing one.
       const leaders = async () =>
@@ -141,12 +181,24 @@ describe.each(natsServerBinaries())("stream partitions on a 3-node cluster, $lab
           return !led.includes(undefined) && new Set(led).size === 3;
         },
         { timeoutMs: 30_000, what: "three partitions led by three nodes" },
+      ).catch((err: Error) => {
+        // Why spreading gave up, if it did, is in what the engines reported.
+        throw new Error(`${err.message}; reported: ${errors.map(String).join("; ") || "nothing"}`);
+      });
+      // Spreading ran in the background and let go of the lock when done.
+      await waitFor(
+        async () => {
+          const hold = await engine.kv(app, "cursors").get(LEADER_LOCK_KEY);
+          return (hold?.value as { until?: number } | undefined)?.until === 0;
+        },
+        { timeoutMs: 30_000, what: "the spreading lock released" },
       );
+      expect(errors).toEqual([]);
       const r = await engine.publish(app, "room", { name: "x", data: 1 });
       expect(await engine.lastSeq(app, "room")).toBe(r.seq);
     } finally {
       await nc.close();
-      await engine.close();
+      await Promise.all([engine.close(), other.close()]);
     }
   });
 });

@@ -76,7 +76,7 @@ import {
 } from "./engine.js";
 import { encodeEventBody, encodeJson, wrapError } from "./js-codec.js";
 import { KvBuckets } from "./js-kv.js";
-import { spreadLeaders } from "./js-leaders.js";
+import { natsLeaders, spreadLeaders, takeLeaderLock } from "./js-leaders.js";
 import { DEFAULT_LIVE_OPTIONS, LiveHub, type LiveOptions } from "./js-live.js";
 import { PartitionSeqs, StreamPartitionsError } from "./js-partitions.js";
 import {
@@ -150,6 +150,10 @@ export class JetStreamEngine implements Engine {
   private readonly onError: (err: unknown) => void;
   /** Partition count of each app `ensureApp` prepared; an app it never saw is on one stream. */
   private readonly partitions = new Map<string, number>();
+  /** Apps whose partition leaders this process is spreading (in the background). */
+  private readonly spreading = new Set<string>();
+  /** Stops spreading leaders when the engine closes. */
+  private readonly stopSpreading = new AbortController();
   private connected = true;
   private closing = false;
 
@@ -321,19 +325,6 @@ export class JetStreamEngine implements Engine {
       this.liveReader.noteDedupeWindow(config.name, config.duplicate_window);
     }
     this.partitions.set(appId, partitions);
-    if (this.replicas > 1 && partitions > 1) {
-      try {
-        const { spread, leaders } = await spreadLeaders(this.nc, this.jsm, names);
-        if (!spread) {
-          this.onError(
-            new Error(`app ${appId}: partition leaders not spread: ${leaders.join(", ")}`),
-          );
-        }
-      } catch (err) {
-        // Leaders on fewer nodes cost throughput, not correctness.
-        this.onError(err);
-      }
-    }
     // A stream or bucket created a moment ago (here, or by another process at
     // once) may not answer reads yet: wait until both do, so that a process
     // reporting ready can serve a first subscribe.
@@ -346,6 +337,40 @@ export class JetStreamEngine implements Engine {
       ),
     );
     await untilServing(() => this.kvBuckets.probe());
+    if (this.replicas > 1 && partitions > 1) this.spreadLeaders(appId, names);
+  }
+
+  /**
+   * Moves the partitions' leaders apart, in the background: leaders on fewer
+   * nodes cost throughput, not correctness, so neither a wait for a lagging
+   * replica nor a failure may hold up ensureApp (and with it the gateway's
+   * start and readiness). Failures are reported to onError, never thrown.
+   */
+  private spreadLeaders(appId: string, names: readonly string[]): void {
+    if (this.spreading.has(appId)) return;
+    this.spreading.add(appId);
+    const signal = this.stopSpreading.signal;
+    const run = async () => {
+      // One process at a time spreads an app (see takeLeaderLock).
+      const release = await takeLeaderLock(this.kv(appId, "cursors"));
+      if (!release) return;
+      try {
+        const ops = natsLeaders(this.nc, this.jsm, signal);
+        const { spread, leaders, why } = await spreadLeaders(names, ops, undefined, signal);
+        if (!spread && !signal.aborted) {
+          this.onError(
+            new Error(`app ${appId}: partition leaders not spread (${why}): ${leaders.join(", ")}`),
+          );
+        }
+      } finally {
+        await release().catch(() => {});
+      }
+    };
+    run()
+      .catch((err) => {
+        if (!signal.aborted) this.onError(err);
+      })
+      .finally(() => this.spreading.delete(appId));
   }
 
   /** Creates one stream, or updates it to `config`. */
@@ -386,10 +411,15 @@ export class JetStreamEngine implements Engine {
     } catch (err) {
       throw wrapError(`ensureApp ${appId} (streams)`, err);
     }
-    const others = found.filter((n) => !expected.includes(n)).sort();
+    // Only Tidings' own layouts count: a stream someone else made on the
+    // app's subjects (an audit copy of `tdg.<app>.live.>`, say) holds no
+    // events of ours, and must not stop an app that was running beside it.
+    const others = found
+      .filter((n) => !expected.includes(n) && partitionsOfStream(appId, n) !== null)
+      .sort();
     if (others.length === 0) return;
     const counts = [...new Set(others.map((n) => partitionsOfStream(appId, n)))];
-    const was = counts.length === 1 && counts[0] !== null ? `${counts[0]}` : "another layout";
+    const was = counts.length === 1 ? `${counts[0]}` : "another layout";
     throw new StreamPartitionsError(
       `app ${appId}: streamPartitions is ${partitions}, but its events are in streams made ` +
         `for ${was} (${others.join(", ")}); changing the partition count would hide their ` +
@@ -510,7 +540,10 @@ export class JetStreamEngine implements Engine {
             stream,
             subject,
             channel,
-            query.beforeSeq === undefined ? undefined : seqs.atOrBelow(query.beforeSeq - 1) + 1,
+            // Below a non-integer bound means at or below the integer under it.
+            query.beforeSeq === undefined
+              ? undefined
+              : seqs.atOrBelow(Math.ceil(query.beforeSeq) - 1) + 1,
             limit,
           );
     return seqs.page(page);
@@ -540,6 +573,7 @@ export class JetStreamEngine implements Engine {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.stopSpreading.abort();
     this.live.close();
     this.publisher.close();
     if (!this.ownsConnection) return;
