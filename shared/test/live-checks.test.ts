@@ -182,4 +182,35 @@ describe("live position checks per stream", () => {
       await raw.close();
     }
   });
+
+  // A stream that went back (here recreated; on 2.9 a new leader that
+  // diverged) numbers new events with seqs the channel counts as delivered:
+  // they would be dropped as repeats, so the channel ends and its
+  // subscribers replay.
+  it("ends a channel whose stream went back behind what it delivered", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `wentback${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      const live = await liveChannels(raw, app, ["victim"], { checkMs: 100 });
+      for (let i = 0; i < 5; i++) await engine.publish(app, "victim", { name: "e", data: i });
+      const events = () => (live.got.get("victim") ?? []).filter((d) => d.type === "event");
+      await waitFor(() => events().length === 5, { what: "five live events" });
+      const jsm = await jetstreamManager(raw);
+      await jsm.streams.delete(streamName(app));
+      await engine.ensureApp(app, limits);
+      // Seq 1 on the channel, then the stream past where it was: its last
+      // seq did not go back, the channel's did.
+      await engine.publish(app, "victim", { name: "new", data: 0 });
+      for (let i = 0; i < 10; i++) await engine.publish(app, "other", { name: "o", data: i });
+      await waitFor(() => live.gaps.length > 0, { what: "the channel ended" });
+      live.close();
+      expect(live.gaps).toEqual([
+        expect.objectContaining({ afterSeq: 5, reason: expect.stringContaining("went back") }),
+      ]);
+      expect(events()).toHaveLength(5);
+    } finally {
+      await raw.close();
+    }
+  });
 });

@@ -272,7 +272,7 @@ export const schema = {
     min: 100,
     max: TIMER_MAX_MS,
     description:
-      "NATS: how often a gateway reads each stream's last seq (one read per stream with subscribed channels), so a lost live event is found without a later one; channels of a stream that moved past what they delivered then read their own, at most `TIDINGS_LIVE_CHECK_RATE` a second. A lost last event is found within about this + (such channels) / rate.",
+      "NATS: how often a gateway reads each stream's last seq (one read per stream with subscribed channels), so a lost live event is found without a later one; channels of a stream that moved past what they delivered then read their own, at most `TIDINGS_LIVE_CHECK_RATE` a second. A lost last event is found within about this + (such channels) / rate (stream reads and channel reads take turns, so with S streams at most max(this, 2·S / rate) + 2·(such channels) / rate).",
   },
   liveCheckRate: {
     env: "TIDINGS_LIVE_CHECK_RATE",

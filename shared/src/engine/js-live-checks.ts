@@ -17,9 +17,13 @@
  *   stream costs one read per interval, however many channels it has.
  * - The channels of a stream that moved are due for a read of their own,
  *   queued oldest-due first and started at most `checkRate` a second (the
- *   stream reads take from the same budget). So a lost last event is found
- *   within about `checkMs` + (due channels) / `checkRate`, plus the
- *   in-flight grace of a check that finds the stream ahead.
+ *   stream reads take from the same budget). When both wait, the budget
+ *   alternates between them, so neither starves the other: with S streams
+ *   and C due channels a stream is read at least every max(`checkMs`,
+ *   2 S / `checkRate`) and a lost last event is found within about that +
+ *   2 C / `checkRate` (about `checkMs` + C / `checkRate` while the stream
+ *   reads take little of the rate), plus the in-flight grace of a check
+ *   that finds the stream ahead.
  * - Evidence of loss moves a stream to the front: a gap seen on one of its
  *   channels or a reconnect (the NATS client dropped what it could not
  *   deliver) reads the stream at once and puts its due channels ahead of
@@ -28,6 +32,16 @@
  *   of the stream due, whatever its seq.
  * - A stream whose last seq cannot be read for `gapMs` ends its started
  *   channels: their position is unknown, so their subscribers replay.
+ * - A stream's last seq never goes back (expiry and purges keep it). If a
+ *   read finds it below one read before, or below a seq a channel had
+ *   delivered when the read was sent, the leader lacks events that were
+ *   delivered (a diverged 2.9 replica, or the stream was recreated): it
+ *   will number new events with seqs the channels take as delivered, so
+ *   its started channels end and their subscribers replay.
+ *
+ * Polling sees leaders, not leader changes: a change and a change back
+ * within one `checkMs` reads the same leader and forces no check. The
+ * lost in-flight RePublishes are then found only if the stream moved.
  */
 import { EngineUnavailableError } from "./engine.js";
 
@@ -49,8 +63,11 @@ export interface Positioned {
    * as verified once the check passes.
    */
   check(through: number): void;
-  /** The stream's position could not be read in time: the channel ends. */
-  endUnverified(cause: unknown): void;
+  /**
+   * The channel ends: the stream's position could not be read in time, or
+   * (`reason` given) the stream went back behind what it delivered.
+   */
+  endUnverified(cause: unknown, reason?: string): void;
 }
 
 export interface CheckOptions {
@@ -66,6 +83,10 @@ export interface CheckSlot {
   streamLast(): number;
   /** A gap was seen on this channel: read its stream at once. */
   lossSeen(): void;
+  /** The channel delivered (or started at) this seq: the stream holds at least it. */
+  delivered(seq: number): void;
+  /** The channel's own check finished: a check forced meanwhile is queued now. */
+  checkDone(): void;
   remove(): void;
 }
 
@@ -77,6 +98,13 @@ interface Slot {
   where: Where;
   /** Due whatever its seq (a new stream leader). */
   force: boolean;
+  /** Bumped at each queueing: only the entry with the current ticket is live. */
+  ticket: number;
+}
+
+interface Entry {
+  slot: Slot;
+  ticket: number;
 }
 
 interface StreamState {
@@ -90,6 +118,8 @@ interface StreamState {
   urgent: boolean;
   /** When its reads began failing: after `gapMs` its channels end. */
   failingSince: number | undefined;
+  /** The highest seq a channel of the stream delivered: the stream's last seq is at least it. */
+  delivered: number;
 }
 
 /** A queue that pops from the front in O(1). */
@@ -97,8 +127,16 @@ class Fifo<T> {
   private items: T[] = [];
   private head = 0;
 
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
   push(item: T): void {
     this.items.push(item);
+  }
+
+  peek(): T | undefined {
+    return this.items[this.head];
   }
 
   shift(): T | undefined {
@@ -110,6 +148,12 @@ class Fifo<T> {
     }
     return item;
   }
+
+  /** Drops the items `keep` rejects. */
+  compact(keep: (item: T) => boolean): void {
+    this.items = this.items.slice(this.head).filter(keep);
+    this.head = 0;
+  }
 }
 
 const RETRY_MS = 250;
@@ -117,8 +161,12 @@ const CATCH_UP_SWEEPS = 4;
 
 export class PositionChecks {
   private readonly streams = new Map<string, StreamState>();
-  private readonly urgent = new Fifo<Slot>();
-  private readonly normal = new Fifo<Slot>();
+  private readonly urgent = new Fifo<Entry>();
+  private readonly normal = new Fifo<Entry>();
+  /** Live slots, so that stale queue entries can be bounded by them. */
+  private slotCount = 0;
+  /** When stream reads and channel checks both wait, whose token is next. */
+  private streamTurn = false;
   private tokens: number;
   private readonly maxTokens: number;
   /** The clock is the sweeps' `now`; the first sweep spends the initial share. */
@@ -153,19 +201,31 @@ export class PositionChecks {
         reading: false,
         urgent: false,
         failingSince: undefined,
+        delivered: 0,
       };
       this.streams.set(streamName, stream);
     }
     const owner = stream;
-    const slot: Slot = { channel, stream: owner, where: "none", force: false };
+    const slot: Slot = { channel, stream: owner, where: "none", force: false, ticket: 0 };
     owner.slots.add(slot);
+    this.slotCount++;
     return {
       streamLast: () => owner.last,
       lossSeen: () => {
         owner.urgent = true;
       },
+      delivered: (seq) => {
+        if (seq > owner.delivered) owner.delivered = seq;
+      },
+      checkDone: () => {
+        if (slot.force && slot.where !== "gone" && slot.channel.checkable) {
+          this.enqueue(slot, "urgent");
+        }
+      },
       remove: () => {
+        if (slot.where === "gone") return;
         slot.where = "gone";
+        this.slotCount--;
         owner.slots.delete(slot);
         if (owner.slots.size === 0 && this.streams.get(owner.name) === owner) {
           this.streams.delete(owner.name);
@@ -174,49 +234,94 @@ export class PositionChecks {
     };
   }
 
+  /** Entries in the check queues, live or stale (tests: they stay bounded by the slots). */
+  queued(): number {
+    return this.urgent.length + this.normal.length;
+  }
+
   /** After a reconnect or a slow-consumer drop: read every stream now. */
   resume(): void {
     for (const s of this.streams.values()) s.urgent = true;
   }
 
-  /** Grants this sweep's share of the budget: stream reads first, then channel checks. */
+  /**
+   * Grants this sweep's share of the budget. Stream reads and channel
+   * checks take turns while both wait (urgent streams first, each stream
+   * then to the back of the map, so none starves): stream reads alone may
+   * need the whole rate (hundreds of streams, or a low rate), and a channel
+   * that never gets its check never finds a lost last event.
+   */
   sweep(now: number): void {
     const elapsed = Math.max(0, Math.min(now - this.lastSweep, CATCH_UP_SWEEPS * this.sweepMs));
     this.lastSweep = now;
     this.tokens = Math.min(this.maxTokens, this.tokens + (elapsed * this.options.checkRate) / 1000);
-    for (const s of [...this.streams.values()]) {
-      if (this.tokens < 1) break;
-      if (s.reading || (!s.urgent && now < s.nextReadAt)) continue;
-      this.tokens -= 1;
-      // To the back of the map: with more streams than budget, none starves.
-      this.streams.delete(s.name);
-      this.streams.set(s.name, s);
-      this.readStream(s, now);
+    if (this.tokens < 1) return;
+    const urgentStreams: StreamState[] = [];
+    const dueStreams: StreamState[] = [];
+    for (const s of this.streams.values()) {
+      if (s.reading) continue;
+      if (s.urgent) urgentStreams.push(s);
+      else if (now >= s.nextReadAt) dueStreams.push(s);
     }
+    const due = urgentStreams.concat(dueStreams);
+    let next = 0;
     while (this.tokens >= 1) {
-      const slot = this.next();
-      if (!slot) break;
-      const { channel, stream } = slot;
-      if (!channel.checkable) continue;
-      // Live events may have verified it since it was queued: then it costs nothing.
-      if (!slot.force && stream.last <= channel.verifiedSeq) continue;
-      slot.force = false;
+      const entry = this.peek();
+      const s = due[next];
+      if (!s && !entry) break;
       this.tokens -= 1;
+      if (s && (!entry || this.streamTurn)) {
+        if (entry) this.streamTurn = false;
+        next++;
+        this.streams.delete(s.name);
+        this.streams.set(s.name, s);
+        this.readStream(s, now);
+        continue;
+      }
+      if (!entry) break;
+      if (s) this.streamTurn = true;
+      entry.queue.shift();
+      const slot = entry.slot;
+      slot.where = "none";
+      slot.force = false;
       this.started.channelChecks++;
-      channel.check(stream.last);
+      slot.channel.check(slot.stream.last);
     }
   }
 
-  private next(): Slot | undefined {
-    for (;;) {
-      const fromUrgent = this.urgent.shift();
-      const slot = fromUrgent ?? this.normal.shift();
-      if (!slot) return undefined;
-      // A slot moved to the urgent queue leaves a stale entry in the normal one.
-      if (slot.where !== (fromUrgent ? "urgent" : "normal")) continue;
-      slot.where = "none";
-      return slot;
+  /** The first queued channel that still needs a check (urgent first); drops the rest. */
+  private peek(): { queue: Fifo<Entry>; slot: Slot } | undefined {
+    for (const [queue, where] of [
+      [this.urgent, "urgent"],
+      [this.normal, "normal"],
+    ] as const) {
+      for (let e = queue.peek(); e; e = queue.peek()) {
+        const { slot } = e;
+        if (slot.where === where && slot.ticket === e.ticket) {
+          // Live events may have verified it since it was queued: then it costs nothing.
+          if (slot.channel.checkable && (slot.force || slot.stream.last > slot.channel.verifiedSeq))
+            return { queue, slot };
+          slot.where = "none";
+        }
+        queue.shift();
+      }
     }
+    return undefined;
+  }
+
+  private live(e: Entry, where: Where): boolean {
+    return e.slot.where === where && e.slot.ticket === e.ticket;
+  }
+
+  /** Queues a slot; an entry it had in the other queue goes stale (its ticket moved on). */
+  private enqueue(slot: Slot, where: "normal" | "urgent"): void {
+    slot.where = where;
+    slot.ticket++;
+    const queue = where === "urgent" ? this.urgent : this.normal;
+    queue.push({ slot, ticket: slot.ticket });
+    // Stale entries (moved, removed) leave when popped; under sustained
+    // urgency the normal queue is not popped, so bound them by the slots.
+    if (queue.length > 2 * this.slotCount + 64) queue.compact((e) => this.live(e, where));
   }
 
   private readStream(s: StreamState, now: number): void {
@@ -224,6 +329,8 @@ export class PositionChecks {
     const urgent = s.urgent;
     s.urgent = false;
     this.started.streamReads++;
+    // Delivered before the read was sent: the answer's last seq must be at least it.
+    const delivered = s.delivered;
     const read = this.isReady()
       ? this.readPosition(s.name)
       : Promise.reject(new EngineUnavailableError("NATS not connected"));
@@ -233,6 +340,17 @@ export class PositionChecks {
         s.failingSince = undefined;
         // From when it was sent, jittered below the interval: the streams' reads spread out.
         s.nextReadAt = now + this.options.checkMs * (0.8 + 0.2 * Math.random());
+        const behind = Math.max(s.last, delivered);
+        if (pos.lastSeq < behind) {
+          s.last = pos.lastSeq;
+          s.leader = pos.leader;
+          s.delivered = pos.lastSeq;
+          const reason = `the stream's last seq went back to ${pos.lastSeq} from ${behind} (its leader lacks delivered events)`;
+          for (const slot of [...s.slots]) {
+            if (slot.channel.started) slot.channel.endUnverified(new Error(reason), reason);
+          }
+          return;
+        }
         const newLeader = s.leader !== undefined && pos.leader !== s.leader;
         s.leader = pos.leader;
         s.last = pos.lastSeq;
@@ -261,13 +379,8 @@ export class PositionChecks {
       if (force) slot.force = true;
       if (!slot.channel.checkable) continue;
       if (!slot.force && s.last <= slot.channel.verifiedSeq) continue;
-      if (urgent && slot.where !== "urgent") {
-        slot.where = "urgent";
-        this.urgent.push(slot);
-      } else if (slot.where === "none") {
-        slot.where = "normal";
-        this.normal.push(slot);
-      }
+      if (urgent && slot.where !== "urgent") this.enqueue(slot, "urgent");
+      else if (slot.where === "none") this.enqueue(slot, "normal");
     }
   }
 }

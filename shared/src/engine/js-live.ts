@@ -144,6 +144,7 @@ class ChannelLive implements Positioned {
         const last = await this.reader.lastSeq(this.stream, this.eventSubject);
         if (this.closed) return last;
         this.lastDelivered = last;
+        this.slot.delivered(last);
         this.verified = streamLast;
         this.started = true;
         void this.pump();
@@ -232,9 +233,21 @@ class ChannelLive implements Positioned {
     void this.pump();
   }
 
-  endUnverified(cause: unknown): void {
+  endUnverified(cause: unknown, reason?: string): void {
     if (this.closed) return;
-    this.giveUp({ kind: "check", through: 0, at: 0 }, cause);
+    if (reason === undefined) this.giveUp({ kind: "check", through: 0, at: 0 }, cause);
+    else this.wentBack(reason);
+  }
+
+  /**
+   * The stream no longer holds events this channel delivered (a new leader
+   * without them: a diverged 2.9 replica, or a recreated stream). It numbers
+   * new events with seqs the channel counts as delivered and would skip,
+   * so the channel ends and its subscribers replay.
+   */
+  private wentBack(reason: string): void {
+    this.close();
+    this.onEnded({ afterSeq: this.lastDelivered, beforeSeq: null, reason });
   }
 
   close(): void {
@@ -250,6 +263,7 @@ class ChannelLive implements Positioned {
   private passed(through: number): void {
     this.verified = Math.max(this.verified, through);
     this.checkPending = false;
+    this.slot.checkDone();
   }
 
   private onLive(msg: Msg): void {
@@ -333,7 +347,18 @@ class ChannelLive implements Positioned {
 
   /** A failure is retried as this same item (pump), keeping `at`. */
   private async readPosition(at: number, through: number): Promise<void> {
+    // Delivered before the read was sent: the channel's last seq is at least it.
+    const delivered = this.lastDelivered;
     const last = await this.read(() => this.reader.lastSeq(this.stream, this.eventSubject));
+    if (this.closed) return;
+    // None left (0) may be expiry or a purge; a last seq below a delivered
+    // one means the stream lost the channel's tail.
+    if (last > 0 && last < delivered) {
+      this.wentBack(
+        `the channel's last seq went back to ${last} from ${delivered} (its leader lacks delivered events)`,
+      );
+      return;
+    }
     if (last <= this.lastDelivered) {
       this.passed(through);
       return;
@@ -403,6 +428,7 @@ class ChannelLive implements Positioned {
   private deliverRaw(seq: number, data: Uint8Array, msgId: string | undefined): void {
     // Advance first: a malformed message is skipped, never retried forever.
     this.lastDelivered = seq;
+    this.slot.delivered(seq);
     let event: StoredEvent;
     try {
       event = decodeEvent(this.channel, seq, data);
