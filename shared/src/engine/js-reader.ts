@@ -268,8 +268,10 @@ export class StreamReader {
         }
       } catch (err) {
         // Right after a create, or after its server came back, the consumer's
-        // pull subject may not be known to our server yet: try another one.
-        if (!(err instanceof ConsumerGoneError) || attempt === PLACEMENT_ATTEMPTS) throw err;
+        // pull subject may not be known to our server yet: try another one,
+        // and after the last, read from the leader message by message (below)
+        // rather than fail a read the leader can answer.
+        if (!(err instanceof ConsumerGoneError)) throw err;
       } finally {
         if (!parkedAgain) this.deleteConsumer(range.stream, ci.name);
       }
