@@ -4,10 +4,11 @@ import { ackSeqs } from "./js-pull.js";
 // A page's messages are matched to their pull and placed by these fields: a
 // misread seq or pending count would misorder a replay or end it early.
 describe("a delivery's reply subject", () => {
-  it("gives consumer, stream seq and pending in the old form", () => {
+  it("gives consumer, stream seq, consumer seq and pending in the old form", () => {
     expect(ackSeqs("$JS.ACK.TIDINGS_app.c1.1.42.7.1796184491995684261.3")).toEqual({
       consumer: "c1",
       seq: 42,
+      cseq: 7,
       pending: 3,
     });
   });
@@ -16,6 +17,7 @@ describe("a delivery's reply subject", () => {
     expect(ackSeqs("$JS.ACK._.ACCHASH.TIDINGS_app.c1.1.42.7.1796184491995684261.0.rnd")).toEqual({
       consumer: "c1",
       seq: 42,
+      cseq: 7,
       pending: 0,
     });
   });

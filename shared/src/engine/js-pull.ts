@@ -13,6 +13,14 @@
  * A pull asks for at most what the consumer holds (`no_wait`): the server
  * sends what it has, up to the batch, and ends a short batch with a status
  * (404 or, on 2.9, 408), so a read never waits for events not yet stored.
+ *
+ * Deliveries are core messages: one can be lost on the way (a slow
+ * consumer, a reconnect) while the status still arrives, and a short batch
+ * would then read as the end of the channel. So each delivery's consumer
+ * seq must follow the one before it (across the pulls on one consumer),
+ * and a status must not follow a delivery that said more were pending;
+ * otherwise the pull fails with LostDeliveryError and the reader reads
+ * again on a fresh consumer.
  */
 import {
   createInbox,
@@ -38,6 +46,8 @@ export interface PullResult {
   msgs: RawMsg[];
   /** What the consumer held after the last message read; 0 when it ran out. */
   pending: number;
+  /** Consumer seq of the last delivery: where the consumer's next pull continues. */
+  cseq: number;
   /** A message at or after `stopBeforeSeq` arrived (and was left out). */
   reachedStop: boolean;
 }
@@ -47,32 +57,44 @@ export class ConsumerGoneError extends EngineUnavailableError {
   override name = "ConsumerGoneError";
 }
 
+/** A delivery of the pull did not arrive: the pull cannot tell where its consumer is. */
+export class LostDeliveryError extends EngineUnavailableError {
+  override name = "LostDeliveryError";
+}
+
 const MSG_ID = "Nats-Msg-Id";
 
 interface Pull {
   batch: number;
   stop: number;
   msgs: RawMsg[];
+  /** Consumer seq of the last delivery seen (the previous pull's last before the first). */
+  cseq: number;
+  /** Pending count of the last delivery's reply; 0 before the first. */
+  pending: number;
   deadline: number;
   resolve(r: PullResult): void;
   reject(err: Error): void;
 }
 
 /**
- * Stream seq and pending count from a JetStream delivery's reply subject:
+ * Stream seq, consumer seq and pending count from a JetStream delivery's reply subject:
  * `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`,
  * or with `<domain>.<account hash>` after `ACK` and a random token at the
  * end (servers that send the newer form). Null for anything else.
  */
-export function ackSeqs(reply: string): { consumer: string; seq: number; pending: number } | null {
+export function ackSeqs(
+  reply: string,
+): { consumer: string; seq: number; cseq: number; pending: number } | null {
   const t = reply.split(".");
   const base = t.length === 9 ? 0 : t.length >= 11 ? 2 : -1;
   if (base < 0 || t[0] !== "$JS" || t[1] !== "ACK") return null;
   const consumer = t[base + 3] ?? "";
   const seq = Number(t[base + 5]);
+  const cseq = Number(t[base + 6]);
   const pending = Number(t[base + 8]);
-  return Number.isSafeInteger(seq) && Number.isSafeInteger(pending)
-    ? { consumer, seq, pending }
+  return Number.isSafeInteger(seq) && Number.isSafeInteger(cseq) && Number.isSafeInteger(pending)
+    ? { consumer, seq, cseq, pending }
     : null;
 }
 
@@ -93,15 +115,18 @@ export class ConsumerPulls {
 
   /**
    * The consumer's next messages, up to `batch`, stopping at the first one
-   * at or after `stopBeforeSeq`. Fails with ConsumerGoneError when nobody
-   * serves the consumer, a TimeoutError (as a request would) when the pull
-   * is not answered within the timeout.
+   * at or after `stopBeforeSeq`; `afterCseq` is the consumer seq the last
+   * pull on this consumer ended at (its `cseq`; 0 for a new consumer).
+   * Fails with ConsumerGoneError when nobody serves the consumer,
+   * LostDeliveryError when a delivery went missing, a TimeoutError (as a
+   * request would) when the pull is not answered within the timeout.
    */
   pull(
     stream: string,
     consumer: string,
     batch: number,
     stopBeforeSeq = Number.POSITIVE_INFINITY,
+    afterCseq = 0,
   ): Promise<PullResult> {
     if (this.closed || this.nc.isClosed()) {
       return Promise.reject(new RequestError("connection closed"));
@@ -129,6 +154,8 @@ export class ConsumerPulls {
         batch,
         stop: stopBeforeSeq,
         msgs: [],
+        cseq: afterCseq,
+        pending: 0,
         deadline: Date.now() + this.timeoutMs,
         resolve,
         reject,
@@ -160,8 +187,20 @@ export class ConsumerPulls {
     }
     const p = this.pulls.get(at.consumer);
     if (!p) return; // the rest of a batch read past its stop, or timed out
+    if (at.cseq !== p.cseq + 1) {
+      const lost = `history read: consumer seq ${at.cseq} after ${p.cseq}`;
+      this.fail(at.consumer, p, new LostDeliveryError(lost));
+      return;
+    }
+    p.cseq = at.cseq;
+    p.pending = at.pending;
     if (at.seq >= p.stop) {
-      this.finish(at.consumer, p, { msgs: p.msgs, pending: at.pending + 1, reachedStop: true });
+      this.finish(at.consumer, p, {
+        msgs: p.msgs,
+        pending: at.pending + 1,
+        cseq: at.cseq,
+        reachedStop: true,
+      });
       return;
     }
     p.msgs.push({
@@ -173,7 +212,12 @@ export class ConsumerPulls {
     // A batch the consumer could not fill ends with its status, not here:
     // that status must not reach the consumer's next pull.
     if (p.msgs.length >= p.batch) {
-      this.finish(at.consumer, p, { msgs: p.msgs, pending: at.pending, reachedStop: false });
+      this.finish(at.consumer, p, {
+        msgs: p.msgs,
+        pending: at.pending,
+        cseq: at.cseq,
+        reachedStop: false,
+      });
     }
   }
 
@@ -181,8 +225,12 @@ export class ConsumerPulls {
   private onStatus(consumer: string, p: Pull, msg: Msg): void {
     const code = msg.headers?.code ?? 0;
     // No messages (404), or 2.9's answer to a no_wait pull it could not fill (408).
-    if (code === 404 || code === 408) {
-      this.finish(consumer, p, { msgs: p.msgs, pending: 0, reachedStop: false });
+    // The last delivery saying more were pending means the rest went missing.
+    if ((code === 404 || code === 408) && p.pending > 0) {
+      const lost = `history read: ${code} after a delivery with ${p.pending} pending`;
+      this.fail(consumer, p, new LostDeliveryError(lost));
+    } else if (code === 404 || code === 408) {
+      this.finish(consumer, p, { msgs: p.msgs, pending: 0, cseq: p.cseq, reachedStop: false });
     } else if (code === 503) {
       this.fail(consumer, p, new ConsumerGoneError("history read: no consumer answered"));
     } else if (code === 100) {

@@ -27,7 +27,7 @@ import {
   msgIdOfHeaders,
   wrapError,
 } from "./js-codec.js";
-import { ConsumerGoneError, ConsumerPulls, type RawMsg } from "./js-pull.js";
+import { ConsumerGoneError, ConsumerPulls, LostDeliveryError, type RawMsg } from "./js-pull.js";
 import { distinctEvents } from "./js-repeats.js";
 
 export type { RawMsg };
@@ -72,6 +72,8 @@ interface Cursor {
   consumer: string;
   /** The stream leader it was read on; null on a server that is not clustered. */
   leader: string | undefined | null;
+  /** Consumer seq of its last delivery, where its next pull must continue. */
+  cseq: number;
   expiry: NodeJS.Timeout;
 }
 
@@ -258,8 +260,12 @@ export class StreamReader {
         // stream may: 2.10+ does): it is the only copy there is.
         const clustered = ci.cluster !== undefined;
         if (!clustered || ci.cluster?.leader === lead) {
-          const page = await this.drain(ci, range, want);
-          parkedAgain = this.park(range, ci.name, clustered ? lead : null, page);
+          const { cseq, ...page } = await this.drain(ci, range, want);
+          parkedAgain = this.park(
+            range,
+            { consumer: ci.name, leader: clustered ? lead : null, cseq },
+            page,
+          );
           return page;
         }
         if (lead === undefined) throw new EngineUnavailableError("stream has no leader");
@@ -268,10 +274,11 @@ export class StreamReader {
         }
       } catch (err) {
         // Right after a create, or after its server came back, the consumer's
-        // pull subject may not be known to our server yet: try another one,
-        // and after the last, read from the leader message by message (below)
-        // rather than fail a read the leader can answer.
-        if (!(err instanceof ConsumerGoneError)) throw err;
+        // pull subject may not be known to our server yet, or a delivery was
+        // lost on the way: try another one, and after the last, read from the
+        // leader message by message (below) rather than fail a read the
+        // leader can answer.
+        if (!(err instanceof ConsumerGoneError || err instanceof LostDeliveryError)) throw err;
       } finally {
         if (!parkedAgain) this.deleteConsumer(range.stream, ci.name);
       }
@@ -298,10 +305,10 @@ export class StreamReader {
    */
   private park(
     range: Range,
-    consumer: string,
-    leader: string | undefined | null,
+    at: Omit<Cursor, "expiry">,
     page: { msgs: RawMsg[]; more: boolean },
   ): boolean {
+    const { consumer } = at;
     const last = page.msgs.at(-1);
     if (!page.more || !last) return false;
     const key = this.cursorKey(range, last.seq + 1);
@@ -312,7 +319,7 @@ export class StreamReader {
       this.deleteConsumer(range.stream, consumer);
     }, CURSOR_IDLE_MS);
     expiry.unref();
-    this.cursors.set(key, { consumer, leader, expiry });
+    this.cursors.set(key, { ...at, expiry });
     return true;
   }
 
@@ -339,21 +346,24 @@ export class StreamReader {
   ): Promise<{ msgs: RawMsg[]; more: boolean } | null> {
     // Events stored since the last page count too: a pull the consumer cannot fill ends at once.
     const batch = Math.min(want, MAX_PULL_BATCH);
-    const pulled = this.pulls.pull(range.stream, c.consumer, batch, range.stop);
+    const pulled = this.pulls.pull(range.stream, c.consumer, batch, range.stop, c.cseq);
     const leader = c.leader === null ? undefined : this.streamLeader(range.stream);
     // Both are awaited below; neither may reject unobserved if the other fails first.
     pulled.catch(() => {});
     leader?.catch(() => {});
     let page: { msgs: RawMsg[]; more: boolean };
+    let cseq: number;
     try {
       const r = await pulled;
       if (leader && (await leader) !== c.leader) throw new Error("stream leader changed");
       page = { msgs: r.msgs, more: !r.reachedStop && r.pending > 0 };
+      cseq = r.cseq;
     } catch {
+      // Gone, moved or a delivery lost: the caller reads from the same seq on a fresh consumer.
       this.deleteConsumer(range.stream, c.consumer);
       return null;
     }
-    if (!this.park(range, c.consumer, c.leader, page)) {
+    if (!this.park(range, { consumer: c.consumer, leader: c.leader, cseq }, page)) {
       this.deleteConsumer(range.stream, c.consumer);
     }
     return page;
@@ -429,12 +439,12 @@ export class StreamReader {
     ci: ConsumerInfo,
     range: Range,
     want: number,
-  ): Promise<{ msgs: RawMsg[]; more: boolean }> {
+  ): Promise<{ msgs: RawMsg[]; more: boolean; cseq: number }> {
     const take = Math.min(want, ci.num_pending);
-    if (take === 0) return { msgs: [], more: ci.num_pending > 0 };
+    if (take === 0) return { msgs: [], more: ci.num_pending > 0, cseq: 0 };
     try {
       const r = await this.pulls.pull(range.stream, ci.name, take, range.stop);
-      return { msgs: r.msgs, more: !r.reachedStop && r.pending > 0 };
+      return { msgs: r.msgs, more: !r.reachedStop && r.pending > 0, cseq: r.cseq };
     } catch (err) {
       throw wrapError("history read", err);
     }
