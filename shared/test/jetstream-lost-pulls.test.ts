@@ -64,7 +64,7 @@ describe.each(natsServerBinaries())("history pages that lose a delivery, $label"
         // so the server ends it with a 404 (or 408); its last message is lost.
         const drops = new Set([at(4), at(10), at(39)]);
         const reader = new StreamReader(losingDeliveries(nc, drops), jsm, 2000);
-        {
+        try {
           const pages = [];
           for (const [from, max] of [
             [1, 10],
@@ -80,6 +80,8 @@ describe.each(natsServerBinaries())("history pages that lose a delivery, $label"
             { seqs: seqs.slice(20), more: false },
           ]);
           expect(drops.size).toBe(0);
+        } finally {
+          reader.close();
         }
       } finally {
         await nc.close();

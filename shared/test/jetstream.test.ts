@@ -1,3 +1,4 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EngineUnavailableError, type HistoryPage } from "../src/engine/engine.js";
@@ -68,21 +69,34 @@ describe("jetstream engine specifics", () => {
   });
 
   // A process shares one connection between the engine and its other parts (services/roots/nats.ts).
-  it("runs on the caller's connection and leaves it open when closed", async () => {
+  it("runs on the caller's connection and leaves it open when closed, without its subscriptions or consumers", async () => {
     const app = `shared${Date.now()}`;
     const nc = await connect({ servers: nats.urls, name: "shared" });
+    const subscriptions = async () =>
+      (await nats.clients(0)).find((c) => c.name === "shared")?.subscriptions;
     try {
+      // The connection's own request inbox, which stays with it.
+      const jsm = await jetstreamManager(nc);
+      const before = await subscriptions();
       const shared = await JetStreamEngine.fromConnection(nc);
       await shared.ensureApp(app, limits);
       const { seq } = await shared.publish(app, "c", { name: "x", data: 1 });
       expect((await engine.history(app, "c", { limit: 10 })).events.map((e) => e.seq)).toEqual([
         seq,
       ]);
+      // A replay's first page parks its consumer for the next (js-reader.ts, Cursor).
+      await shared.publish(app, "c", { name: "x", data: 2 });
+      const page = await shared.history(app, "c", { afterSeq: 0, limit: 1 });
+      expect(page.hasMore).toBe(true);
+      const consumers = async () => (await jsm.consumers.list(streamName(app)).next()).length;
+      expect(await consumers()).toBe(1);
       expect(shared.isReady()).toBe(true);
       await shared.close();
       expect(shared.isReady()).toBe(false);
       expect(nc.isClosed()).toBe(false);
       await nc.flush();
+      expect(await subscriptions()).toBe(before);
+      await waitFor(async () => (await consumers()) === 0, { what: "the parked consumer deleted" });
     } finally {
       await nc.close();
     }

@@ -112,8 +112,8 @@ export interface NatsHandle extends AsyncDisposable {
   streamLeader(stream: string): Promise<number>;
   /** Last seq of a stream in one node's own store (null if it has none or does not answer). */
   replicaLastSeq(index: number, stream: string): Promise<number | null>;
-  /** Client connections open on one node, as its monitoring endpoint lists them (`/connz`). */
-  clients(index: number): Promise<{ name: string; port: number }[]>;
+  /** Client connections open on one node, as its monitoring endpoint lists them (`/connz`), with their subscription counts. */
+  clients(index: number): Promise<{ name: string; port: number; subscriptions: number }[]>;
   /** JetStream API requests one node has handled since it started (`/jsz` api.total). */
   jsApiRequests(index: number): Promise<number>;
   /** Kills every node and removes every temp dir. Idempotent. */
@@ -327,14 +327,20 @@ class Cluster implements NatsHandle {
     return null;
   }
 
-  async clients(index: number): Promise<{ name: string; port: number }[]> {
+  async clients(index: number): Promise<{ name: string; port: number; subscriptions: number }[]> {
     const n = this.node(index);
     const res = await fetch(`http://127.0.0.1:${n.ports.monitor}/connz?limit=1024`, {
       signal: AbortSignal.timeout(2000),
     });
     if (!res.ok) throw new NatsHarnessError(`connz answered ${res.status}`);
-    const body = (await res.json()) as { connections?: { name?: string; port: number }[] };
-    return (body.connections ?? []).map((c) => ({ name: c.name ?? "", port: c.port }));
+    const body = (await res.json()) as {
+      connections?: { name?: string; port: number; subscriptions?: number }[];
+    };
+    return (body.connections ?? []).map((c) => ({
+      name: c.name ?? "",
+      port: c.port,
+      subscriptions: c.subscriptions ?? 0,
+    }));
   }
 
   async jsApiRequests(index: number): Promise<number> {

@@ -576,6 +576,8 @@ export class JetStreamEngine implements Engine {
     this.stopSpreading.abort();
     this.live.close();
     this.publisher.close();
+    this.reader.close();
+    this.liveReader.close();
     if (!this.ownsConnection) return;
     if (this.connected) {
       try {

@@ -69,6 +69,7 @@ export class JsApiError extends Error {
  * a time.
  */
 interface Cursor {
+  stream: string;
   consumer: string;
   /** The stream leader it was read on; null on a server that is not clustered. */
   leader: string | undefined | null;
@@ -104,6 +105,22 @@ export class StreamReader {
   ) {
     this.requests = new Requests(nc, timeoutMs);
     this.pulls = new ConsumerPulls(nc, timeoutMs);
+  }
+
+  /**
+   * Ends the reader's subscriptions (its pulls' inbox, its requests') and
+   * deletes its parked consumers, best effort: on a connection the reader
+   * does not own they would otherwise stay until the connection closes, and
+   * the consumers until the server's inactive threshold. Reads fail from here.
+   */
+  close(): void {
+    this.pulls.close();
+    this.requests.close();
+    for (const c of this.cursors.values()) {
+      clearTimeout(c.expiry);
+      this.deleteConsumer(c.stream, c.consumer);
+    }
+    this.cursors.clear();
   }
 
   /**
@@ -305,7 +322,7 @@ export class StreamReader {
    */
   private park(
     range: Range,
-    at: Omit<Cursor, "expiry">,
+    at: Omit<Cursor, "stream" | "expiry">,
     page: { msgs: RawMsg[]; more: boolean },
   ): boolean {
     const { consumer } = at;
@@ -319,7 +336,7 @@ export class StreamReader {
       this.deleteConsumer(range.stream, consumer);
     }, CURSOR_IDLE_MS);
     expiry.unref();
-    this.cursors.set(key, { ...at, expiry });
+    this.cursors.set(key, { ...at, stream: range.stream, expiry });
     return true;
   }
 
