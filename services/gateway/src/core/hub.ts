@@ -196,6 +196,8 @@ export class Hub {
         if (!next || !this.stillSubscribed(local, subscriber)) break;
         await conn.waitForBuffer(app.limits.slowConsumerBytes / 2);
         const read = await next;
+        // Gone while waiting: no page read after this one (a JetStream read parks a consumer).
+        if (!this.stillSubscribed(local, subscriber)) break;
         page = read.events;
         more = read.hasMore;
       }
