@@ -8,7 +8,7 @@ import type {
 import { MemoryEngine } from "../../../shared/src/engine/memory.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { startTestGateway, TEST_APP } from "./harness.js";
-import { heraldConnect, heraldUrl, isType } from "./herald-client.js";
+import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-client.js";
 
 /** Memory storage that counts replay page reads and holds back the second one's answer. */
 class GatedEngine extends MemoryEngine {
@@ -69,5 +69,36 @@ describe("a replay whose connection closes", () => {
     // event loop runs them all.
     await new Promise<void>((resolve) => setImmediate(resolve));
     expect(engine.pageReads).toBe(2);
+  });
+
+  // The client was told at the start whether the replay is complete: events
+  // trimmed from under a later page are told the only way left, by closing
+  // with the reconnect code, so the client replays from its last seq and its
+  // next subscribe answers `replay: "truncated"`.
+  it("closes for replay when history is trimmed past a page it sent", async () => {
+    const engine = new GatedEngine();
+    await using gw = await startTestGateway({
+      engine,
+      env: { TIDINGS_HISTORY_PER_CHANNEL: "1000" },
+    });
+    const stream = "trimmed";
+    for (let i = 0; i < 1000; i++)
+      await engine.publish(TEST_APP.id, stream, { name: "n", data: i });
+    const replayer = await heraldConnect(heraldUrl(gw.url, "replayer", [stream]));
+    const answer = await request(replayer, "subscribe", { stream_id: stream, last_seq: 0 });
+    expect(answer.payload.replay).toBeUndefined();
+    await waitFor(() => engine.pageReads === 2, { what: "the second page read" });
+    // Seqs 1 to 600 leave history; the first page sent 1 to 500.
+    for (let i = 0; i < 600; i++) await engine.publish(TEST_APP.id, stream, { name: "n", data: i });
+    engine.release();
+    expect((await replayer.waitClosed()).code).toBe(1012);
+    const got = replayer.all<Frame>(isType("event.new")).map((f) => f.payload.seq as number);
+    expect(got.at(-1)).toBe(500);
+
+    const again = await heraldConnect(heraldUrl(gw.url, "replayer", [stream]));
+    const resumed = await request(again, "subscribe", { stream_id: stream, last_seq: 500 });
+    expect(resumed.payload.replay).toBe("truncated");
+    expect((await again.next<Frame>(isType("event.new"))).payload.seq).toBe(601);
+    again.close();
   });
 });

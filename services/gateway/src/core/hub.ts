@@ -198,6 +198,16 @@ export class Hub {
         const read = await next;
         // Gone while waiting: no page read after this one (a JetStream read parks a consumer).
         if (!this.stillSubscribed(local, subscriber)) break;
+        if (read.truncated) {
+          // History lost events after what this replay sent, after the client was
+          // told how much was lost: it replays from there, and is told then.
+          this.log.warn(
+            { app: app.id, channel, afterSeq: sentUpTo },
+            "history trimmed during a replay; closing the subscriber so it replays",
+          );
+          this.outlet.closeForReplay(conn);
+          return { lastSeq, truncated };
+        }
         page = read.events;
         more = read.hasMore;
       }
