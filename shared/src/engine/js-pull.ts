@@ -28,8 +28,8 @@ import {
   type NatsConnection,
   RequestError,
   type Subscription,
-  TimeoutError,
 } from "@nats-io/nats-core";
+import { Awaiting } from "../nats/awaiting.js";
 import { EngineUnavailableError } from "./engine.js";
 import { JetStreamEngineError } from "./js-codec.js";
 
@@ -101,15 +101,15 @@ export function ackSeqs(
 export class ConsumerPulls {
   private readonly inbox = createInbox();
   private sub: Subscription | null = null;
-  /** By consumer name; same timeout each, so insertion order is deadline order. */
-  private readonly pulls = new Map<string, Pull>();
-  private sweeper: NodeJS.Timeout | null = null;
+  /** By consumer name. */
+  private readonly pulls: Awaiting<string, Pull>;
   private closed = false;
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
   ) {
+    this.pulls = new Awaiting(timeoutMs);
     void nc.closed().then(() => this.close());
   }
 
@@ -150,18 +150,16 @@ export class ConsumerPulls {
         reject(err);
         return;
       }
-      this.pulls.set(consumer, {
+      this.pulls.add(consumer, {
         batch,
         stop: stopBeforeSeq,
         msgs: [],
         cseq: afterCseq,
         pending: 0,
-        deadline: Date.now() + this.timeoutMs,
+        deadline: 0,
         resolve,
         reject,
       });
-      this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, this.timeoutMs / 20));
-      this.sweeper.unref();
     });
   }
 
@@ -169,11 +167,8 @@ export class ConsumerPulls {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.stopSweeper();
     this.sub?.unsubscribe();
-    const err = new RequestError("connection closed");
-    for (const p of this.pulls.values()) p.reject(err);
-    this.pulls.clear();
+    this.pulls.rejectAll(new RequestError("connection closed"));
   }
 
   private onMsg(msg: Msg): void {
@@ -248,27 +243,12 @@ export class ConsumerPulls {
   }
 
   private finish(consumer: string, p: Pull, r: PullResult): void {
-    this.pulls.delete(consumer);
-    if (this.pulls.size === 0) this.stopSweeper();
+    this.pulls.take(consumer);
     p.resolve(r);
   }
 
   private fail(consumer: string, p: Pull, err: Error): void {
-    this.pulls.delete(consumer);
-    if (this.pulls.size === 0) this.stopSweeper();
+    this.pulls.take(consumer);
     p.reject(err);
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const [consumer, p] of this.pulls) {
-      if (p.deadline > now) break;
-      this.fail(consumer, p, new TimeoutError());
-    }
-  }
-
-  private stopSweeper(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = null;
   }
 }

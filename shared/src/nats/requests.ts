@@ -7,8 +7,8 @@
  * with a fresh `RequestError` (an `Error`, stack captured) — even with
  * `noAsyncTraces`. At one position check per channel every few seconds that
  * is a steady share of an idle gateway's CPU (loadtest/results.md). Here one
- * inbox subscription per connection takes every reply, a map holds the
- * pending requests and one timer sweeps their deadlines.
+ * inbox subscription per connection takes every reply and `Awaiting` holds
+ * the pending requests under one timer for their deadlines.
  *
  * Failures are the ones `nc.request` gives, so callers classify them alike
  * (`js-codec.ts` `isUnavailable`): a `TimeoutError` after `timeoutMs`, a
@@ -24,8 +24,8 @@ import {
   NoRespondersError,
   RequestError,
   type Subscription,
-  TimeoutError,
 } from "@nats-io/nats-core";
+import { Awaiting } from "./awaiting.js";
 
 interface Pending {
   resolve(msg: Msg): void;
@@ -37,19 +37,15 @@ interface Pending {
 export class Requests {
   private readonly inbox = createInbox();
   private sub: Subscription | null = null;
-  /**
-   * By id. Every request has the same timeout, so insertion order is
-   * deadline order: the sweep stops at the first one still in time.
-   */
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending: Awaiting<number, Pending>;
   private nextId = 0;
-  private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
   ) {
+    this.pending = new Awaiting(timeoutMs);
     void nc.closed().then(() => this.close());
   }
 
@@ -70,9 +66,7 @@ export class Requests {
         reject(err);
         return;
       }
-      this.pending.set(id, { resolve, reject, subject, deadline: Date.now() + this.timeoutMs });
-      this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, this.timeoutMs / 20));
-      this.sweeper.unref();
+      this.pending.add(id, { resolve, reject, subject, deadline: 0 });
     });
   }
 
@@ -80,39 +74,19 @@ export class Requests {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.stopSweeper();
     this.sub?.unsubscribe();
-    const err = new RequestError("connection closed");
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    this.pending.rejectAll(new RequestError("connection closed"));
   }
 
   private onReply(msg: Msg): void {
     const id = Number(msg.subject.slice(this.inbox.length + 1));
-    const p = this.pending.get(id);
+    const p = this.pending.take(id);
     if (!p) return; // timed out already
-    this.pending.delete(id);
-    if (this.pending.size === 0) this.stopSweeper();
     if (msg.data.length === 0 && msg.headers?.code === 503) {
       const cause = new NoRespondersError(p.subject);
       p.reject(new RequestError(cause.message, { cause }));
     } else {
       p.resolve(msg);
     }
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const [id, p] of this.pending) {
-      if (p.deadline > now) break;
-      this.pending.delete(id);
-      p.reject(new TimeoutError());
-    }
-    if (this.pending.size === 0) this.stopSweeper();
-  }
-
-  private stopSweeper(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = null;
   }
 }
