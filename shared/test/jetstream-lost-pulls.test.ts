@@ -1,11 +1,12 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { Msg, NatsConnection, Subscription, SubscriptionOptions } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
 import { JetStreamEngine } from "../src/engine/jetstream.js";
 import { ackSeqs } from "../src/engine/js-pull.js";
 import { StreamReader } from "../src/engine/js-reader.js";
 import { eventSubject, streamName } from "../src/subjects.js";
+import { droppingConnection } from "./lossy-live.js";
 import { natsServerBinaries, startNats } from "./nats-harness.js";
 
 const limits = { historyPerChannel: 10_000, historyMaxAgeSec: 0, dedupeWindowSec: 60 };
@@ -16,24 +17,9 @@ const limits = { historyPerChannel: 10_000, historyMaxAgeSec: 0, dedupeWindowSec
  * consumer or a reconnect can lose while the pull's status still arrives.
  */
 function losingDeliveries(nc: NatsConnection, drops: Set<number>): NatsConnection {
-  return new Proxy(nc, {
-    get(target, prop) {
-      if (prop === "subscribe") {
-        return (subject: string, opts: SubscriptionOptions = {}): Subscription => {
-          const callback = opts.callback;
-          return target.subscribe(subject, {
-            ...opts,
-            callback: (err, msg: Msg) => {
-              const seq = msg?.reply ? ackSeqs(msg.reply)?.seq : undefined;
-              if (!err && seq !== undefined && drops.delete(seq)) return;
-              callback?.(err, msg);
-            },
-          });
-        };
-      }
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  return droppingConnection(nc, (_subject, msg) => {
+    const seq = msg.reply ? ackSeqs(msg.reply)?.seq : undefined;
+    return seq !== undefined && drops.delete(seq);
   });
 }
 

@@ -7,10 +7,14 @@ import type { Delivery, StoredEvent } from "../src/model.js";
 import { eventSubject, liveSubject, streamName } from "../src/subjects.js";
 
 /**
- * A connection whose live-subject messages can be dropped on demand: the
- * loss core NATS causes on a disconnect or a slow consumer, made deterministic.
+ * A connection that drops the messages `drop` picks before its
+ * subscriptions see them: the loss core NATS causes on a disconnect or a
+ * slow consumer, made deterministic.
  */
-export function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean): NatsConnection {
+export function droppingConnection(
+  nc: NatsConnection,
+  drop: (subscribed: string, msg: Msg) => boolean,
+): NatsConnection {
   return new Proxy(nc, {
     get(target, prop) {
       if (prop === "subscribe") {
@@ -19,7 +23,7 @@ export function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean)
           return target.subscribe(subject, {
             ...opts,
             callback: (err, msg) => {
-              if (!err && subject.includes(".live.") && drop(msg)) return;
+              if (!err && drop(subject, msg)) return;
               callback?.(err, msg);
             },
           });
@@ -29,6 +33,11 @@ export function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean)
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/** A connection whose live-subject messages can be dropped on demand. */
+export function lossyConnection(nc: NatsConnection, drop: (msg: Msg) => boolean): NatsConnection {
+  return droppingConnection(nc, (subject, msg) => subject.includes(".live.") && drop(msg));
 }
 
 /**
