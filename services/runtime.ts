@@ -6,6 +6,7 @@
  * `services/main.ts` (npm start) and the per-service mains reach `run`
  * through the `tidings start` command.
  */
+import { inspect } from "node:util";
 import { type Config, ConfigError, loadConfig } from "../shared/src/config/load.js";
 import { ListenError } from "../shared/src/http/listen.js";
 import { createLogger, type Logger } from "../shared/src/log.js";
@@ -46,8 +47,9 @@ export function fatal(err: unknown): never {
   const text =
     err instanceof ListenError || err instanceof NatsUnreachableError
       ? err.message
-      : err instanceof Error
-        ? (err.stack ?? err.message)
+      : // inspect, not err.stack: the stack omits `cause`, which says what NATS answered.
+        err instanceof Error
+        ? inspect(err)
         : String(err);
   process.stderr.write(`tidings failed to start: ${text}\n`);
   process.exit(1);

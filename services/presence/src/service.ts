@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { Logger } from "../../../shared/src/log.js";
+import { createOrOpenKv } from "../../../shared/src/nats/streams.js";
 import { decodeMessage, encodeMessage } from "../../../shared/src/presence/messages.js";
 import {
   PRESENCE_PARTITIONS,
@@ -51,7 +52,7 @@ export interface PresenceService {
 export async function startPresenceService(o: PresenceServiceOptions): Promise<PresenceService> {
   const replicaId = o.replicaId ?? randomUUID();
   const log = o.log.child({ replica: replicaId });
-  const kv = await new Kvm(o.nc).create(PRESENCE_STATE_BUCKET, {
+  const kv = await createOrOpenKv(new Kvm(o.nc), PRESENCE_STATE_BUCKET, {
     history: 1,
     replicas: o.replicas ?? 1,
   });

@@ -22,7 +22,6 @@
  */
 import {
   DiscardPolicy,
-  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -47,6 +46,7 @@ import {
   type StoredEvent,
 } from "../model.js";
 import { LINK_OPTIONS } from "../nats/link.js";
+import { addOrUpdateStream } from "../nats/streams.js";
 import {
   appWildcard,
   type ChannelStream,
@@ -115,7 +115,6 @@ export interface JetStreamEngineOptions extends JetStreamEngineSettings {
   name?: string | undefined;
 }
 
-const STREAM_NAME_IN_USE = 10058;
 /**
  * Per-request timeout of live gap reads: well under the gap deadline, so a
  * failing read is retried several times (1 s is also the least a fetch takes).
@@ -379,19 +378,9 @@ export class JetStreamEngine implements Engine {
     config: Partial<StreamConfig> & { name: string },
   ): Promise<void> {
     try {
-      await this.jsm.streams.add(config);
-      return;
+      await addOrUpdateStream(this.jsm, config);
     } catch (err) {
-      // Exists with other settings (new limits, or another process created it
-      // first with the defaults filled in differently): converge by updating.
-      if (!(err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)) {
-        throw wrapError(`ensureApp ${appId}`, err);
-      }
-    }
-    try {
-      await this.jsm.streams.update(config.name, config);
-    } catch (updateErr) {
-      throw wrapError(`ensureApp ${appId} (update)`, updateErr);
+      throw wrapError(`ensureApp ${appId}`, err);
     }
   }
 

@@ -10,6 +10,7 @@
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { Json, KvBucket } from "../model.js";
+import { createOrOpenKv } from "../nats/streams.js";
 import { decodeKvKey, kvAppFilter, kvBucketName, kvKey } from "../subjects.js";
 import type { KvStore } from "./engine.js";
 import { decodeJson, encodeJson, wrapError } from "./js-codec.js";
@@ -46,8 +47,7 @@ export class KvBuckets {
   bucket(name: KvBucket): Promise<KV> {
     let kv = this.opened.get(name);
     if (!kv) {
-      // Kvm.create is create-or-open; concurrent creators with the same config agree.
-      kv = this.kvm.create(kvBucketName(name), { history: 1, replicas: this.replicas });
+      kv = createOrOpenKv(this.kvm, kvBucketName(name), { history: 1, replicas: this.replicas });
       // A failed open (NATS down) must not poison the cache for later calls.
       kv.catch(() => this.opened.delete(name));
       this.opened.set(name, kv);

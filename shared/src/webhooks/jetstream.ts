@@ -25,11 +25,11 @@ import {
 } from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/nats-core";
 import type { Logger } from "../log.js";
+import { addOrUpdateStream } from "../nats/streams.js";
 import { WEBHOOK_CONSUMER, WEBHOOK_STREAM, webhookSubject, webhookWildcard } from "../subjects.js";
 import { UnknownWebhookAppError } from "./http.js";
 import { type DeliverBatch, originOf, type WebhookBatch } from "./queue.js";
 
-const STREAM_NAME_IN_USE = 10058;
 const CONSUMER_NAME_IN_USE = 10148;
 
 export interface WebhookStreamOptions {
@@ -56,12 +56,7 @@ export async function ensureWebhookStream(
     max_age: nanos(24 * 3600 * 1000),
     duplicate_window: nanos(120_000),
   };
-  try {
-    await jsm.streams.add(config);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)) throw err;
-    await jsm.streams.update(WEBHOOK_STREAM, config);
-  }
+  await addOrUpdateStream(jsm, config);
 }
 
 /** The producer side: a batch counts as handed on once JetStream stored it. */
