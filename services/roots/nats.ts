@@ -39,6 +39,7 @@ export async function startNats(config: Config, log: Logger): Promise<Running> {
     const engine = await JetStreamEngine.fromConnection(nc, {
       replicas: config.natsReplicas >= 3 ? 3 : 1,
       live: {
+        subscriptions: config.liveSubscriptions,
         checkMs: config.liveCheckMs,
         gapMs: config.liveGapMs,
         checkRate: config.liveCheckRate,

@@ -179,6 +179,7 @@ describe("stream partitions", () => {
       stream: "TIDINGS_app1",
       eventSubject: "tdg.app1.ev.room",
       liveSubject: "tdg.app1.live.room",
+      liveWildcard: "tdg.app1.live.>",
       partition: 0,
     });
     const p = partitionOf("room", 4);
@@ -187,6 +188,7 @@ describe("stream partitions", () => {
       eventSubject: `tdg.app1.ev-${p}of4.room`,
       // Live delivery does not depend on the partition.
       liveSubject: "tdg.app1.live.room",
+      liveWildcard: "tdg.app1.live.>",
       partition: p,
     });
     expect(eventWildcard("app1", 3, 4)).toBe("tdg.app1.ev-3of4.>");

@@ -142,6 +142,8 @@ export interface ChannelStream {
   eventSubject: string;
   /** Where the channel's events are RePublished and its signals sent. */
   liveSubject: string;
+  /** Every live subject of the app (a gateway's one live subscription per app). */
+  liveWildcard: string;
   /** Index of `stream` among the app's partitions. */
   partition: number;
 }
@@ -156,6 +158,7 @@ export function channelStream(appId: string, channel: string, partitions = 1): C
     stream: streamName(appId, partition, partitions),
     eventSubject: eventSubject(appId, channel, partitions),
     liveSubject: liveSubject(appId, channel),
+    liveWildcard: liveWildcard(appId),
     partition,
   };
 }

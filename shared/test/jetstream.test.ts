@@ -24,6 +24,74 @@ describeEngineContract("jetstream", async () => {
   return { engine, dispose: () => engine.close() };
 });
 
+describeEngineContract("jetstream, a live subscription per channel", async () => {
+  const engine = await JetStreamEngine.connect({
+    servers: nats.urls,
+    name: "contract-channel",
+    live: { subscriptions: "channel" },
+  });
+  return { engine, dispose: () => engine.close() };
+});
+
+// TIDINGS_LIVE_SUBSCRIPTIONS: what each mode costs on nats-server, and that
+// per app a channel gets its own messages only (the rest of the app's are dropped).
+describe.each(["app", "channel"] as const)("live subscriptions per %s", (mode) => {
+  it("holds one NATS subscription per app or per channel, delivers each channel its own, and lets go of them", async () => {
+    const app = `subs${mode}${Date.now()}`;
+    const name = `subs-${mode}`;
+    const nc = await connect({ servers: nats.urls, name });
+    const subscriptions = async () =>
+      (await nats.clients(0)).find((c) => c.name === name)?.subscriptions ?? -1;
+    const engine = await JetStreamEngine.fromConnection(nc, { live: { subscriptions: mode } });
+    try {
+      await engine.ensureApp(app, limits);
+      // The engine's request inboxes are made at its first subscribe: not a channel's.
+      const warmUp = engine.subscribe(app, "warm-up", () => {});
+      await warmUp.ready;
+      warmUp.close();
+      await nc.flush();
+      const before = await subscriptions();
+      const channels = ["a", "b", "c", "d", "e"];
+      const got = new Map<string, number[]>(channels.map((c) => [c, []]));
+      const subs = channels.map((c) =>
+        engine.subscribe(app, c, (d) => {
+          if (d.type === "event") got.get(c)?.push(d.event.data as number);
+        }),
+      );
+      // A second subscriber on a channel shares its subscription.
+      const again = engine.subscribe(app, "a", () => {});
+      await Promise.all([...subs, again].map((s) => s.ready));
+      await nc.flush();
+      expect((await subscriptions()) - before).toBe(mode === "app" ? 1 : channels.length);
+
+      // Channels nobody here holds: published to, never delivered.
+      for (let i = 0; i < 20; i++) {
+        await engine.publish(app, channels[i % channels.length] as string, { name: "n", data: i });
+        await engine.publish(app, `elsewhere${i}`, { name: "n", data: 100 + i });
+      }
+      await waitFor(() => [...got.values()].every((g) => g.length === 4), {
+        what: "4 events per channel",
+      });
+      channels.forEach((c, k) => {
+        expect(got.get(c)).toEqual([k, k + 5, k + 10, k + 15]);
+      });
+
+      for (const sub of [...subs, again]) sub.close();
+      await nc.flush();
+      expect(await subscriptions()).toBe(before);
+      // And a channel subscribed afresh subscribes again.
+      const later = engine.subscribe(app, "a", () => {});
+      await later.ready;
+      await nc.flush();
+      expect((await subscriptions()) - before).toBe(1);
+      later.close();
+    } finally {
+      await engine.close();
+      await nc.close();
+    }
+  });
+});
+
 describe("jetstream engine specifics", () => {
   let engine: JetStreamEngine;
   beforeAll(async () => {

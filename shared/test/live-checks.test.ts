@@ -7,7 +7,7 @@ import { JetStreamEngine } from "../src/engine/jetstream.js";
 import { LiveHub, type LiveOptions } from "../src/engine/js-live.js";
 import { StreamReader } from "../src/engine/js-reader.js";
 import type { Delivery } from "../src/model.js";
-import { eventSubject, liveSubject, streamName } from "../src/subjects.js";
+import { channelStream, streamName } from "../src/subjects.js";
 import { lossyConnection } from "./lossy-live.js";
 import { type NatsHandle, startNats } from "./nats-harness.js";
 import { waitFor } from "./wait.js";
@@ -74,11 +74,7 @@ async function liveChannels(
   const subs = channels.map((channel) =>
     hub.subscribe(
       channel,
-      {
-        stream: streamName(app),
-        eventSubject: eventSubject(app, channel),
-        liveSubject: liveSubject(app, channel),
-      },
+      channelStream(app, channel),
       (d) => got.get(channel)?.push(d),
       (gap) => gaps.push(gap),
     ),

@@ -4,7 +4,7 @@ import type { DeliveryGap } from "../src/engine/engine.js";
 import { LiveHub, type LiveOptions } from "../src/engine/js-live.js";
 import { StreamReader } from "../src/engine/js-reader.js";
 import type { Delivery, StoredEvent } from "../src/model.js";
-import { eventSubject, liveSubject, streamName } from "../src/subjects.js";
+import { channelStream } from "../src/subjects.js";
 
 /**
  * A connection that drops the messages `drop` picks before its
@@ -76,11 +76,7 @@ export async function lossyLiveChannel(
   const gaps: DeliveryGap[] = [];
   const sub = hub.subscribe(
     channel,
-    {
-      stream: streamName(app),
-      eventSubject: eventSubject(app, channel),
-      liveSubject: liveSubject(app, channel),
-    },
+    channelStream(app, channel),
     (d) => got.push(d),
     (gap) => gaps.push(gap),
   );

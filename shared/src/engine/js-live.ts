@@ -1,7 +1,12 @@
 /**
- * Live fan-out for the JetStream engine: one core subscription per (app,
- * channel) per process, multiplexed to local handlers. It receives both the
- * channel's RePublished events and its signals (one subject, `subjects.ts`).
+ * Live fan-out for the JetStream engine, multiplexed to local handlers. A
+ * channel's RePublished events and its signals share one subject
+ * (`subjects.ts`); a process receives them through one core subscription per
+ * app (`subscriptions: "app"`, the app's live wildcard, dispatched by
+ * subject) or one per channel (`"channel"`). Per app costs nothing per
+ * channel on nats-server or here, and receives the app's messages for
+ * channels this process does not hold, which it drops; per channel is for
+ * many gateways that each hold a small share of an app's channels.
  *
  * The stream RePublishes every stored event to the channel's live subject
  * with `Nats-Sequence` and `Nats-Last-Sequence` (the previous seq on the same
@@ -34,7 +39,12 @@ import { RepeatFilter } from "./js-repeats.js";
 
 type Sub<T> = LiveSubscription & { ready: Promise<T> };
 
+/** How a process receives live messages: `TIDINGS_LIVE_SUBSCRIPTIONS`. */
+export type LiveSubscriptions = "app" | "channel";
+
 export interface LiveOptions {
+  /** One subscription per app (its live wildcard) or one per channel held. */
+  subscriptions: LiveSubscriptions;
   /** How often each stream's position is read, ms (js-live-checks.ts). */
   checkMs: number;
   /** How long a gap or a position check may stay unresolved before the channel ends, ms. */
@@ -43,7 +53,55 @@ export interface LiveOptions {
   checkRate: number;
 }
 
-export const DEFAULT_LIVE_OPTIONS: LiveOptions = { checkMs: 5000, gapMs: 10_000, checkRate: 100 };
+export const DEFAULT_LIVE_OPTIONS: LiveOptions = {
+  subscriptions: "app",
+  checkMs: 5000,
+  gapMs: 10_000,
+  checkRate: 100,
+};
+
+/** What a channel receives its live messages through; `unsubscribe` once, at its close. */
+interface Feed {
+  unsubscribe(): void;
+}
+
+/**
+ * One app's live wildcard subscription, shared by the channels of the app
+ * held here: each holds it once and lets go at its close; the last one's
+ * release unsubscribes.
+ */
+class AppFeed implements Feed {
+  private holders = 0;
+  private readonly sub: Subscription;
+
+  constructor(
+    nc: NatsConnection,
+    wildcard: string,
+    route: (msg: Msg) => void,
+    onError: (err: unknown) => void,
+    private readonly onIdle: () => void,
+  ) {
+    this.sub = nc.subscribe(wildcard, {
+      callback: (err, msg) => (err ? onError(err) : route(msg)),
+    });
+  }
+
+  hold(): this {
+    this.holders++;
+    return this;
+  }
+
+  unsubscribe(): void {
+    if (--this.holders > 0) return;
+    this.sub.unsubscribe();
+    this.onIdle();
+  }
+
+  /** At the hub's close, whoever still holds it. */
+  close(): void {
+    this.sub.unsubscribe();
+  }
+}
 
 interface Entry {
   handler: DeliveryHandler;
@@ -84,19 +142,19 @@ class ChannelLive implements Positioned {
   private checkPending = false;
   /** The stream seq the channel's last passing check (or its start) verified it through. */
   private verified = 0;
-  private readonly sub: Subscription;
+  private readonly feed: Feed;
   private closed = false;
   private readonly repeats: RepeatFilter;
   private readonly slot: CheckSlot;
 
   constructor(
-    nc: NatsConnection,
+    /** Subscribes this channel (called once, here): what it returns is let go at close. */
+    feed: (channel: ChannelLive) => Feed,
     checks: PositionChecks,
     private readonly reader: StreamReader,
     private readonly stream: string,
     private readonly eventSubject: string,
     readonly channel: string,
-    liveSubject: string,
     private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
     private readonly options: LiveOptions,
@@ -105,19 +163,21 @@ class ChannelLive implements Positioned {
   ) {
     this.repeats = new RepeatFilter(() => reader.dedupeWindowMs(stream));
     this.slot = checks.add(stream, this);
-    this.sub = nc.subscribe(liveSubject, {
-      callback: (err, msg) => {
-        if (err) onError(err);
-        // A RePublished event carries the stream's headers; a signal has none.
-        else if (msg.headers?.has("Nats-Sequence")) this.onLive(msg);
-        else this.onSignal(msg);
-      },
-    });
+    this.feed = feed(this);
+  }
+
+  /** A message on the channel's live subject. */
+  receive(msg: Msg): void {
+    // A RePublished event carries the stream's headers; a signal has none.
+    if (msg.headers?.has("Nats-Sequence")) this.onLive(msg);
+    else this.onSignal(msg);
   }
 
   /**
    * Resolves with the channel's last seq, read after the subscription was
-   * sent: every event stored after it arrives live or is found by gap filling.
+   * sent (or, per app, after the channel was registered for the app's
+   * subscription, which was sent earlier): every event stored after it
+   * arrives live or is found by gap filling.
    *
    * No flush between the SUB and the read. The connected server processes a
    * connection's protocol in order, so the subscription exists there before
@@ -255,7 +315,7 @@ class ChannelLive implements Positioned {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
-    this.sub.unsubscribe();
+    this.feed.unsubscribe();
     this.work.length = 0;
     this.slot.remove();
   }
@@ -463,6 +523,8 @@ function safeCall<T>(handler: (v: T) => void, value: T, onError: (err: unknown) 
 }
 
 export interface ChannelNames {
+  /** The app's live wildcard: its one subscription with `subscriptions: "app"`. */
+  liveWildcard: string;
   stream: string;
   eventSubject: string;
   /** Where the channel's events are RePublished and its signals sent. */
@@ -471,7 +533,11 @@ export interface ChannelNames {
 
 /** All live channel and user subscriptions of one engine instance. */
 export class LiveHub {
+  /** By live subject: what a per-app subscription's messages are routed by. */
   private readonly channels = new Map<string, ChannelLive>();
+  /** By live wildcard, with `subscriptions: "app"`. */
+  private readonly apps = new Map<string, AppFeed>();
+  private readonly route = (msg: Msg) => this.channels.get(msg.subject)?.receive(msg);
   private readonly users = new Map<
     string,
     { sub: Subscription; handlers: Set<(s: Signal) => void> }
@@ -512,13 +578,12 @@ export class LiveHub {
     let live = this.channels.get(names.liveSubject);
     if (!live) {
       const created: ChannelLive = new ChannelLive(
-        this.nc,
+        (live) => this.feed(live, names),
         this.checks,
         this.reader,
         names.stream,
         names.eventSubject,
         channel,
-        names.liveSubject,
         this.isReady,
         this.onError,
         this.options,
@@ -544,6 +609,23 @@ export class LiveHub {
         }
       },
     };
+  }
+
+  private feed(live: ChannelLive, names: ChannelNames): Feed {
+    if (this.options.subscriptions === "channel") {
+      return this.nc.subscribe(names.liveSubject, {
+        callback: (err, msg) => (err ? this.onError(err) : live.receive(msg)),
+      });
+    }
+    let app = this.apps.get(names.liveWildcard);
+    if (!app) {
+      const created = new AppFeed(this.nc, names.liveWildcard, this.route, this.onError, () => {
+        if (this.apps.get(names.liveWildcard) === created) this.apps.delete(names.liveWildcard);
+      });
+      app = created;
+      this.apps.set(names.liveWildcard, app);
+    }
+    return app.hold();
   }
 
   /** A channel gave up: later subscribes start afresh, current handlers are told. */
@@ -606,8 +688,10 @@ export class LiveHub {
   close(): void {
     clearInterval(this.sweep);
     for (const c of this.channels.values()) c.close();
+    for (const a of this.apps.values()) a.close();
     for (const u of this.users.values()) u.sub.unsubscribe();
     this.channels.clear();
+    this.apps.clear();
     this.users.clear();
   }
 }
