@@ -118,7 +118,7 @@ function baseDir(): string {
  */
 export function tidingsEntry(root: string): string[] {
   const dist = process.env.BENCH_DIST;
-  if (!dist || dist === "0") return ["--import", "tsx", "services/main.ts"];
+  if (!dist || dist === "0") return [...TIDINGS_V8_FLAGS, "--import", "tsx", "services/main.ts"];
   const main = join(root, "dist/services/main.js");
   if (!existsSync(main))
     throw new Error(`BENCH_DIST: ${main} is missing: run \`npm run build\` in ${root}`);
@@ -127,8 +127,11 @@ export function tidingsEntry(root: string): string[] {
     newestSource(join(root, "services"), built) ?? newestSource(join(root, "shared/src"), built);
   if (stale)
     throw new Error(`BENCH_DIST: ${stale} is newer than ${main}: run \`npm run build\` in ${root}`);
-  return ["--enable-source-maps", "dist/services/main.js"];
+  return [...TIDINGS_V8_FLAGS, "--enable-source-maps", "dist/services/main.js"];
 }
+
+/** As `npm start` and the image's CMD run Tidings (Dockerfile: why). */
+const TIDINGS_V8_FLAGS = ["--max-semi-space-size=2"];
 
 /** A compiled .ts file under dir (tests are not built) modified after `than` (ms), if any. */
 function newestSource(dir: string, than: number): string | undefined {

@@ -100,7 +100,9 @@ describe("the production build", () => {
 
   it("runs dist/ with plain node in the image's final stage, which holds no sources", () => {
     const stage = finalStage();
-    expect(stage).toMatch(/CMD \["node", "--enable-source-maps", "dist\/services\/main\.js"\]/);
+    expect(stage).toMatch(
+      /CMD \["node", "--max-semi-space-size=2", "--enable-source-maps", "dist\/services\/main\.js"\]/,
+    );
     expect(stage).toMatch(/COPY --from=deps [^\n]*node_modules/);
     expect(stage).not.toMatch(/npm (ci|install)/);
     expect(stage).not.toMatch(/COPY [^\n]*(services|shared\/src|tsconfig)/);
