@@ -130,8 +130,13 @@ export function tidingsEntry(root: string): string[] {
   return [...TIDINGS_V8_FLAGS, "--enable-source-maps", "dist/services/main.js"];
 }
 
-/** As `npm start` and the image's CMD run Tidings (Dockerfile: why). */
-const TIDINGS_V8_FLAGS = ["--max-semi-space-size=2"];
+/**
+ * As `npm start` and the image's CMD run Tidings (Dockerfile: why);
+ * `BENCH_V8_FLAGS` replaces them, to measure another setting.
+ */
+const TIDINGS_V8_FLAGS = (process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=2")
+  .split(" ")
+  .filter(Boolean);
 
 /** A compiled .ts file under dir (tests are not built) modified after `than` (ms), if any. */
 function newestSource(dir: string, than: number): string | undefined {

@@ -92,14 +92,43 @@ export interface CheckSlot {
 
 type Where = "none" | "normal" | "urgent" | "gone";
 
-interface Slot {
-  channel: Positioned;
-  stream: StreamState;
-  where: Where;
+/** One object per channel (no closures: a channel's bytes are the cost per connection). */
+class Slot implements CheckSlot {
+  where: Where = "none";
   /** Due whatever its seq (a new stream leader). */
-  force: boolean;
+  force = false;
   /** Bumped at each queueing: only the entry with the current ticket is live. */
-  ticket: number;
+  ticket = 0;
+
+  constructor(
+    readonly channel: Positioned,
+    readonly stream: StreamState,
+    private readonly checks: PositionChecks,
+  ) {}
+
+  streamLast(): number {
+    return this.stream.last;
+  }
+
+  lossSeen(): void {
+    this.stream.urgent = true;
+  }
+
+  delivered(seq: number): void {
+    if (seq > this.stream.delivered) this.stream.delivered = seq;
+  }
+
+  checkDone(): void {
+    if (this.force && this.where !== "gone" && this.channel.checkable) {
+      this.checks.requeueUrgent(this);
+    }
+  }
+
+  remove(): void {
+    if (this.where === "gone") return;
+    this.where = "gone";
+    this.checks.removeSlot(this);
+  }
 }
 
 interface Entry {
@@ -205,33 +234,25 @@ export class PositionChecks {
       };
       this.streams.set(streamName, stream);
     }
-    const owner = stream;
-    const slot: Slot = { channel, stream: owner, where: "none", force: false, ticket: 0 };
-    owner.slots.add(slot);
+    const slot = new Slot(channel, stream, this);
+    stream.slots.add(slot);
     this.slotCount++;
-    return {
-      streamLast: () => owner.last,
-      lossSeen: () => {
-        owner.urgent = true;
-      },
-      delivered: (seq) => {
-        if (seq > owner.delivered) owner.delivered = seq;
-      },
-      checkDone: () => {
-        if (slot.force && slot.where !== "gone" && slot.channel.checkable) {
-          this.enqueue(slot, "urgent");
-        }
-      },
-      remove: () => {
-        if (slot.where === "gone") return;
-        slot.where = "gone";
-        this.slotCount--;
-        owner.slots.delete(slot);
-        if (owner.slots.size === 0 && this.streams.get(owner.name) === owner) {
-          this.streams.delete(owner.name);
-        }
-      },
-    };
+    return slot;
+  }
+
+  /** Slot.checkDone: a check forced meanwhile goes to the front. */
+  requeueUrgent(slot: Slot): void {
+    this.enqueue(slot, "urgent");
+  }
+
+  /** Slot.remove, once. */
+  removeSlot(slot: Slot): void {
+    const owner = slot.stream;
+    this.slotCount--;
+    owner.slots.delete(slot);
+    if (owner.slots.size === 0 && this.streams.get(owner.name) === owner) {
+      this.streams.delete(owner.name);
+    }
   }
 
   /** Entries in the check queues, live or stale (tests: they stay bounded by the slots). */

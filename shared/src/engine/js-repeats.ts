@@ -23,7 +23,8 @@ import { decodeEvent } from "./js-codec.js";
 const LIVE_CAP = 10_000;
 
 export class RepeatFilter {
-  private readonly seen = new Map<string, { seq: number; time: number }>();
+  /** Oldest first; made at the first id, so an idle channel holds none. */
+  private seen: Map<string, { seq: number; time: number }> | undefined;
 
   constructor(
     private readonly windowMs: () => number,
@@ -33,18 +34,38 @@ export class RepeatFilter {
   /** True when `event` is a publish already seen under an earlier seq. */
   isRepeat(msgId: string | undefined, event: StoredEvent): boolean {
     if (!msgId) return false;
-    const prior = this.seen.get(msgId);
-    if (prior && prior.seq !== event.seq && Math.abs(event.time - prior.time) <= this.windowMs()) {
+    this.seen ??= new Map();
+    const seen = this.seen;
+    const windowMs = this.windowMs();
+    const prior = seen.get(msgId);
+    if (prior && prior.seq !== event.seq && Math.abs(event.time - prior.time) <= windowMs) {
       return true;
     }
     // Re-inserted so the map's order stays oldest-first for eviction.
-    this.seen.delete(msgId);
-    this.seen.set(msgId, { seq: event.seq, time: event.time });
-    if (this.seen.size > this.cap) {
-      const oldest = this.seen.keys().next().value;
-      if (oldest !== undefined) this.seen.delete(oldest);
+    seen.delete(msgId);
+    seen.set(msgId, { seq: event.seq, time: event.time });
+    // Forget ids published more than a window before this event: it was
+    // published after their window closed, and delivery is in stored order,
+    // so a retry of theirs still to come was stored after it, when the
+    // stream itself would have taken it as a new event. So a busy channel
+    // remembers one window's ids, not the cap's. An unknown window (0) keeps
+    // them: it only matches equal times.
+    if (windowMs > 0) {
+      for (const [id, entry] of seen) {
+        if (entry.time >= event.time - windowMs) break;
+        seen.delete(id);
+      }
+    }
+    if (seen.size > this.cap) {
+      const oldest = seen.keys().next().value;
+      if (oldest !== undefined) seen.delete(oldest);
     }
     return false;
+  }
+
+  /** Ids remembered now (tests: the bound). */
+  get size(): number {
+    return this.seen?.size ?? 0;
   }
 }
 
