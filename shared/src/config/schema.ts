@@ -271,7 +271,7 @@ export const schema = {
     values: ["app", "channel"],
     default: "app",
     description:
-      "NATS: how a gateway receives live events and signals: one subscription per app (`app`: nothing per channel on nats-server or the gateway; the gateway also receives, and drops, the app's messages for channels it does not hold) or one per channel it holds (`channel`: for many gateways that each hold a small share of an app's busy channels, where `app` would send every gateway every event).",
+      "NATS: how a gateway receives live events and signals: one subscription per app (`app`: no subscription per channel on nats-server or the gateway; the gateway also receives, and drops, the app's messages for channels it does not hold) or one per channel it holds (`channel`: for many gateways that each hold a small share of an app's busy channels, where `app` would send every gateway every event).",
   },
   liveCheckMs: {
     env: "TIDINGS_LIVE_CHECK_MS",

@@ -21,6 +21,8 @@ import { decodeEvent } from "./js-codec.js";
 
 /** Ids remembered per live channel; a repeat after this many later events gets through. */
 const LIVE_CAP = 10_000;
+/** Beyond two windows: the publisher's 15 s retry deadline and clock skew between gateways. */
+const FORGET_MARGIN_MS = 60_000;
 
 export class RepeatFilter {
   /** Oldest first; made at the first id, so an idle channel holds none. */
@@ -44,15 +46,16 @@ export class RepeatFilter {
     // Re-inserted so the map's order stays oldest-first for eviction.
     seen.delete(msgId);
     seen.set(msgId, { seq: event.seq, time: event.time });
-    // Forget ids published more than a window before this event: it was
-    // published after their window closed, and delivery is in stored order,
-    // so a retry of theirs still to come was stored after it, when the
-    // stream itself would have taken it as a new event. So a busy channel
-    // remembers one window's ids, not the cap's. An unknown window (0) keeps
-    // them: it only matches equal times.
+    // Forget ids published long before this event, so a busy channel does
+    // not hold the cap's worth for ever. "Long": two windows plus a margin
+    // past the publisher's retry deadline (15 s) and the gateways' clock
+    // skew, because a retry can be stored up to that deadline after its
+    // first try, even when the window is shorter, and events of other
+    // gateways may be stamped ahead. An unknown window (0) keeps them.
     if (windowMs > 0) {
+      const before = event.time - (2 * windowMs + FORGET_MARGIN_MS);
       for (const [id, entry] of seen) {
-        if (entry.time >= event.time - windowMs) break;
+        if (entry.time >= before) break;
         seen.delete(id);
       }
     }
