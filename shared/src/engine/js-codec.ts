@@ -148,7 +148,3 @@ export function wrapError(what: string, err: unknown): Error {
 export class JetStreamEngineError extends Error {
   override name = "JetStreamEngineError";
 }
-
-export function isStreamNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === 10059;
-}

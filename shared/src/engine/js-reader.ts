@@ -19,14 +19,9 @@ import {
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { StoredEvent } from "../model.js";
 import { Requests } from "../nats/requests.js";
+import { isStreamNotFound } from "../nats/streams.js";
 import { EngineUnavailableError, type HistoryPage } from "./engine.js";
-import {
-  decodeEvent,
-  isStreamNotFound,
-  JetStreamEngineError,
-  msgIdOfHeaders,
-  wrapError,
-} from "./js-codec.js";
+import { decodeEvent, JetStreamEngineError, msgIdOfHeaders, wrapError } from "./js-codec.js";
 import { ConsumerGoneError, ConsumerPulls, LostDeliveryError, type RawMsg } from "./js-pull.js";
 import { distinctEvents } from "./js-repeats.js";
 

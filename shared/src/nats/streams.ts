@@ -18,8 +18,12 @@ function hasCode(err: unknown, ...codes: number[]): boolean {
   return err instanceof JetStreamApiError && codes.includes(err.code);
 }
 
+export function isStreamNotFound(err: unknown): boolean {
+  return hasCode(err, STREAM_NOT_FOUND);
+}
+
 /** A create that failed because the stream exists (made by another process or earlier). */
-export function existsAlready(err: unknown): boolean {
+function existsAlready(err: unknown): boolean {
   return hasCode(err, STREAM_NAME_IN_USE, SUBJECTS_OVERLAP);
 }
 
@@ -41,7 +45,7 @@ export async function addOrUpdateStream(
     try {
       await jsm.streams.update(config.name, config);
     } catch (updateErr) {
-      throw hasCode(updateErr, STREAM_NOT_FOUND) ? err : updateErr;
+      throw isStreamNotFound(updateErr) ? err : updateErr;
     }
   }
 }
