@@ -38,6 +38,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TIDINGS_NODE_FLAGS } from "../services/gateway/test/processes.js";
 import { startNats } from "../shared/test/nats-harness.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -131,12 +132,13 @@ export function tidingsEntry(root: string): string[] {
 }
 
 /**
- * As `npm start` and the image's CMD run Tidings (Dockerfile: why);
+ * As `npm start` and the image's CMD run Tidings (`TIDINGS_NODE_FLAGS`);
  * `BENCH_V8_FLAGS` replaces them, to measure another setting.
  */
-const TIDINGS_V8_FLAGS = (process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=2")
-  .split(" ")
-  .filter(Boolean);
+const TIDINGS_V8_FLAGS =
+  process.env.BENCH_V8_FLAGS === undefined
+    ? TIDINGS_NODE_FLAGS
+    : process.env.BENCH_V8_FLAGS.split(" ").filter(Boolean);
 
 /** A compiled .ts file under dir (tests are not built) modified after `than` (ms), if any. */
 function newestSource(dir: string, than: number): string | undefined {

@@ -16,6 +16,9 @@ export interface TidingsProcess extends AsyncDisposable {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** The V8 flags `npm start` and the image's CMD run Tidings with (the Dockerfile says why). */
+export const TIDINGS_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+
 /**
  * Starts `services/main.ts` (as `npm start` runs it) with the test app, any
  * free port and no drain, and returns at once: for tests that watch a start
@@ -28,8 +31,7 @@ export function launchTidings(
   node = process.execPath,
 ): ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream } {
   // `node --import tsx` rather than the tsx CLI: one process, so SIGKILL really kills it.
-  // The V8 flag npm start and the image run with (Dockerfile says why).
-  return spawn(node, ["--max-semi-space-size=2", "--import", "tsx", "services/main.ts"], {
+  return spawn(node, [...TIDINGS_NODE_FLAGS, "--import", "tsx", "services/main.ts"], {
     cwd: ROOT,
     env: {
       ...process.env,
