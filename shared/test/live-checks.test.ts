@@ -81,6 +81,7 @@ async function liveChannels(
   );
   await Promise.all(subs.map((s) => s.ready));
   return {
+    hub,
     sent,
     got,
     gaps,
@@ -205,6 +206,156 @@ describe("live position checks per stream", () => {
         expect.objectContaining({ afterSeq: 5, reason: expect.stringContaining("went back") }),
       ]);
       expect(events()).toHaveLength(5);
+    } finally {
+      await raw.close();
+    }
+  });
+});
+
+// js-feed-cursor.ts: per app, the feed itself tells how far each stream got.
+describe("the app feed's cursor", () => {
+  const gets = (sent: string[]) => sent.filter((s) => s.startsWith(GET)).length;
+  const seqsOf = (got: Delivery[] | undefined) =>
+    (got ?? []).flatMap((d) => (d.type === "event" ? [d.event.seq] : []));
+
+  // A connect storm's channels start from one read of the stream, not one each.
+  it("starts channels and joins them without reading their positions, and delivers what follows", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `cursorstart${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      const channels = Array.from({ length: 200 }, (_, i) => `c${i}`);
+      // History before the subscribe: none of it is delivered live.
+      for (const c of channels.slice(0, 10)) await engine.publish(app, c, { name: "old", data: 0 });
+      const live = await liveChannels(raw, app, channels, { checkMs: 100, checkRate: 1000 });
+      expect(gets(live.sent)).toBe(0);
+      expect(streamReads(live.sent)).toBeLessThanOrEqual(2);
+      const seqs = new Map<string, number>();
+      for (const c of channels.slice(0, 20)) {
+        seqs.set(c, (await engine.publish(app, c, { name: "new", data: 1 })).seq);
+      }
+      await waitFor(() => channels.slice(0, 20).every((c) => seqsOf(live.got.get(c)).length > 0), {
+        what: "the new events",
+      });
+      // A quiet moment: any check still wanted would show now.
+      await new Promise((r) => setTimeout(r, 300));
+      for (const c of channels) {
+        expect(seqsOf(live.got.get(c))).toEqual(seqs.has(c) ? [seqs.get(c)] : []);
+      }
+      // A second subscriber joins a channel the hub follows.
+      const joined: Delivery[] = [];
+      const join = live.hub.subscribe("c0", channelStream(app, "c0"), (d) => joined.push(d));
+      expect(await join.ready).toBeGreaterThanOrEqual(seqs.get("c0") ?? Number.NaN);
+      const next = await engine.publish(app, "c0", { name: "next", data: 2 });
+      await waitFor(() => seqsOf(joined).length > 0, { what: "the joiner's event" });
+      expect(seqsOf(joined)).toEqual([next.seq]);
+      join.close();
+      expect(gets(live.sent)).toBe(0);
+      expect(live.errors).toEqual([]);
+      live.close();
+    } finally {
+      await raw.close();
+    }
+  });
+
+  // Per channel, a stream that moves made each of its channels due for a read.
+  it("keeps quiet channels of a busy stream from their own position checks", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `cursorbusy${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      const channels = Array.from({ length: 100 }, (_, i) => `q${i}`);
+      const live = await liveChannels(raw, app, channels, { checkMs: 100, checkRate: 1000 });
+      const start = live.sent.length;
+      for (let i = 0; i < 200; i++) await engine.publish(app, "mover", { name: "m", data: i });
+      await waitFor(() => streamReads(live.sent.slice(start)) >= 5, { what: "five stream reads" });
+      live.close();
+      // Without the cursor: every channel, every interval the stream moved in.
+      expect(gets(live.sent.slice(start))).toBe(0);
+      expect(live.errors).toEqual([]);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  // A channel that starts after its newest event was lost on the feed goes
+  // live below it (the cursor never saw it), so that event is the
+  // channel's to deliver: its position check finds it.
+  it("delivers an event lost on the feed before its channel started", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `cursorlost${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      let drop = true;
+      const live = await liveChannels(
+        raw,
+        app,
+        ["holder"],
+        { checkMs: 100 },
+        (msg) => drop && msg.subject.endsWith(".victim"),
+      );
+      const { seq } = await engine.publish(app, "victim", { name: "lost", data: 1 });
+      await waitFor(() => streamReads(live.sent) >= 2, { what: "a stream read after it" });
+      drop = false;
+      const got: Delivery[] = [];
+      const sub = live.hub.subscribe(
+        "victim",
+        channelStream(app, "victim"),
+        (d) => got.push(d),
+        (gap) => live.gaps.push(gap),
+      );
+      expect(await sub.ready).toBeLessThan(seq);
+      await waitFor(() => seqsOf(got).length > 0, { what: "the lost event" });
+      const next = await engine.publish(app, "victim", { name: "next", data: 2 });
+      await waitFor(() => seqsOf(got).length > 1, { what: "the next event" });
+      expect(seqsOf(got)).toEqual([seq, next.seq]);
+      expect(gets(live.sent)).toBeGreaterThan(0);
+      expect(live.gaps).toEqual([]);
+      expect(live.errors).toEqual([]);
+      sub.close();
+      live.close();
+    } finally {
+      await raw.close();
+    }
+  });
+
+  // A gap ends the cursor's run; a new read anchors the next, and channels
+  // that start meanwhile read their own position: nothing is lost or repeated.
+  it("anchors again after a gap on the feed, losing nothing", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `cursorgap${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      let dropNext = false;
+      const live = await liveChannels(raw, app, ["a"], { checkMs: 100 }, (msg) => {
+        if (!dropNext || !msg.subject.endsWith(".noise")) return false;
+        dropNext = false;
+        return true;
+      });
+      const anchors = () => live.hub.positionReads().anchor;
+      expect(anchors()).toBe(1);
+      const seqs: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        dropNext = i === 2;
+        await engine.publish(app, "noise", { name: "n", data: i });
+        seqs.push((await engine.publish(app, "a", { name: "e", data: i })).seq);
+      }
+      await waitFor(() => seqsOf(live.got.get("a")).length === 5, { what: "five events on a" });
+      expect(seqsOf(live.got.get("a"))).toEqual(seqs);
+      await waitFor(() => anchors() >= 2, { what: "a second anchoring read" });
+      // Anchored again: a channel started now reads nothing of its own.
+      const before = live.hub.positionReads().start;
+      const b: Delivery[] = [];
+      const sub = live.hub.subscribe("b", channelStream(app, "b"), (d) => b.push(d));
+      await sub.ready;
+      expect(live.hub.positionReads().start).toBe(before);
+      const { seq } = await engine.publish(app, "b", { name: "e", data: 0 });
+      await waitFor(() => seqsOf(b).length === 1, { what: "b's event" });
+      expect(seqsOf(b)).toEqual([seq]);
+      expect(live.gaps).toEqual([]);
+      expect(live.errors).toEqual([]);
+      sub.close();
+      live.close();
     } finally {
       await raw.close();
     }

@@ -113,6 +113,7 @@ export async function startGateway(deps: {
     natsConnected: () => engine.isReady(),
     presenceLagSeconds: () => presence.reportLagSeconds?.() ?? 0,
     publishRetries: () => engine.publishRetries?.() ?? 0,
+    positionReads: () => engine.positionReads?.(),
     webhookDepth: (id) => queue?.size(id) ?? 0,
     appIds: () => config.apps.map((a) => a.id),
   });

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram } from "prom-client";
+import type { PositionReads } from "../../../shared/src/engine/engine.js";
 import { processRegistry } from "../../../shared/src/process-metrics.js";
 import { closeReason } from "./metrics-close.js";
 
@@ -17,6 +18,7 @@ export interface MetricSources {
   natsConnected(): boolean;
   presenceLagSeconds(): number;
   publishRetries(): number;
+  positionReads(): PositionReads | undefined;
   /** Webhook events waiting in this process's queue for the app. */
   webhookDepth(appId: string): number;
   appIds(): readonly string[];
@@ -27,6 +29,7 @@ const none: MetricSources = {
   natsConnected: () => true,
   presenceLagSeconds: () => 0,
   publishRetries: () => 0,
+  positionReads: () => undefined,
   webhookDepth: () => 0,
   appIds: () => [],
 };
@@ -39,6 +42,7 @@ const none: MetricSources = {
 export function createMetrics(version = "unknown") {
   let sources = none;
   let retriesSeen = 0;
+  const readsSeen: PositionReads = { stream: 0, anchor: 0, check: 0, start: 0 };
   const registry = processRegistry({
     version,
     natsHelp: "1 while the engine's NATS connection is up (always 1 on the memory engine)",
@@ -72,6 +76,20 @@ export function createMetrics(version = "unknown") {
       const n = sources.publishRetries();
       if (n > retriesSeen) this.inc(n - retriesSeen);
       retriesSeen = n;
+    },
+  });
+  new Counter({
+    name: "tidings_position_reads_total",
+    help: "Reads live delivery made of stored positions (JetStream): stream = a stream's last seq for the position checks, anchor = one anchoring an app feed's cursor, check = a channel's own position check, start = a channel's last seq at a subscribe the feed cursor could not serve",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      const reads = sources.positionReads();
+      if (!reads) return;
+      for (const kind of ["stream", "anchor", "check", "start"] as const) {
+        if (reads[kind] > readsSeen[kind]) this.inc({ kind }, reads[kind] - readsSeen[kind]);
+        readsSeen[kind] = reads[kind];
+      }
     },
   });
   new Gauge({

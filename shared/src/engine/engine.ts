@@ -155,8 +155,11 @@ export interface Engine {
     /**
      * Resolves when events stored from now on are guaranteed to be delivered,
      * with the seq live delivery starts after: the subscription delivers
-     * every event of the channel with a higher seq and none at or below it
-     * (the channel's last seq when the subscription became active).
+     * every event of the channel with a higher seq and none at or below it.
+     * It is at most the channel's last seq when it resolves, and at least
+     * every seq this process had delivered on the channel when it was
+     * called; an event stored just before the call may fall on either side
+     * (JetStream: still on its way to this process, it is delivered live).
      */
     ready: Promise<number>;
   };
@@ -190,8 +193,22 @@ export interface Engine {
   isReady(): boolean;
   /** Publishes resent so far (same message id), for the retries metric; absent: never resends. */
   publishRetries?(): number;
+  /** Reads of stored positions live delivery made so far, for its metric; absent: makes none. */
+  positionReads?(): PositionReads;
 
   close(): Promise<void>;
+}
+
+/** What live delivery read to know channels' positions (JetStream: js-live.ts). */
+export interface PositionReads {
+  /** A stream's last seq, for the position checks. */
+  stream: number;
+  /** A stream's last seq, anchoring an app feed's cursor. */
+  anchor: number;
+  /** A channel's last seq, for its position check. */
+  check: number;
+  /** A channel's last seq, at its start or when a subscriber joins it. */
+  start: number;
 }
 
 /** Storage is unreachable or timed out; the operation may be retried. */

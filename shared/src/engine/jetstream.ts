@@ -70,6 +70,7 @@ import {
   type HistoryQuery,
   type KvStore,
   type LiveSubscription,
+  type PositionReads,
   type PublishOptions,
   type PublishResult,
   type SubscribeOptions,
@@ -268,6 +269,10 @@ export class JetStreamEngine implements Engine {
 
   publishRetries(): number {
     return this.publisher.resends;
+  }
+
+  positionReads(): PositionReads {
+    return this.live.positionReads();
   }
 
   isReady(): boolean {

@@ -31,8 +31,10 @@ import {
   type DeliveryHandler,
   EngineUnavailableError,
   type LiveSubscription,
+  type PositionReads,
 } from "./engine.js";
 import { decodeEvent, decodeSignal } from "./js-codec.js";
+import { FeedCursor } from "./js-feed-cursor.js";
 import { type CheckSlot, PositionChecks, type Positioned } from "./js-live-checks.js";
 import type { StreamReader } from "./js-reader.js";
 import { RepeatFilter } from "./js-repeats.js";
@@ -68,22 +70,56 @@ interface Feed {
 /**
  * One app's live wildcard subscription, shared by the channels of the app
  * held here: each holds it once and lets go at its close; the last one's
- * release unsubscribes.
+ * release unsubscribes. It follows each stream its channels are on with a
+ * cursor (js-feed-cursor.ts) before routing a message to its channel.
  */
 class AppFeed implements Feed {
   private holders = 0;
   private readonly sub: Subscription;
+  private readonly cursors = new Map<string, FeedCursor>();
 
   constructor(
     nc: NatsConnection,
     wildcard: string,
-    route: (msg: Msg) => void,
+    private readonly route: (msg: Msg) => void,
+    private readonly newCursor: (stream: string) => FeedCursor,
     onError: (err: unknown) => void,
     private readonly onIdle: () => void,
   ) {
     this.sub = nc.subscribe(wildcard, {
-      callback: (err, msg) => (err ? onError(err) : route(msg)),
+      callback: (err, msg) => (err ? onError(err) : this.receive(msg)),
     });
+  }
+
+  private receive(msg: Msg): void {
+    // A RePublished event names its stream; a signal has no headers.
+    const headers = msg.headers;
+    if (headers) {
+      const cursor = this.cursors.get(headers.get("Nats-Stream"));
+      if (cursor) cursor.observe(Number(headers.get("Nats-Sequence")));
+    }
+    this.route(msg);
+  }
+
+  /** The cursor of one of the app's streams, anchored (a read) when first asked for. */
+  cursor(stream: string): FeedCursor {
+    let cursor = this.cursors.get(stream);
+    if (!cursor) {
+      cursor = this.newCursor(stream);
+      this.cursors.set(stream, cursor);
+    }
+    return cursor;
+  }
+
+  /** After a reconnect: what was lost meanwhile may show in no later seq. */
+  broken(): void {
+    for (const c of this.cursors.values()) c.broken();
+  }
+
+  anchoringReads(): number {
+    let n = 0;
+    for (const c of this.cursors.values()) n += c.reads;
+    return n;
   }
 
   hold(): this {
@@ -93,13 +129,14 @@ class AppFeed implements Feed {
 
   unsubscribe(): void {
     if (--this.holders > 0) return;
-    this.sub.unsubscribe();
+    this.close();
     this.onIdle();
   }
 
   /** At the hub's close, whoever still holds it. */
   close(): void {
     this.sub.unsubscribe();
+    for (const c of this.cursors.values()) c.close();
   }
 }
 
@@ -146,10 +183,16 @@ class ChannelLive implements Positioned {
   private closed = false;
   private readonly repeats: RepeatFilter;
   private readonly slot: CheckSlot;
+  /** The feed cursor's run this channel has received everything of (0: none). */
+  private epoch = 0;
 
   constructor(
     /** Subscribes this channel (called once, here): what it returns is let go at close. */
     feed: (channel: ChannelLive) => Feed,
+    /** The app feed's cursor of the channel's stream (per app only). */
+    private readonly cursor: FeedCursor | undefined,
+    /** Reads of a channel's last seq at its start or a join, for the position reads metric. */
+    private readonly counts: { startReads: number },
     checks: PositionChecks,
     private readonly reader: StreamReader,
     private readonly stream: string,
@@ -164,6 +207,8 @@ class ChannelLive implements Positioned {
     this.repeats = new RepeatFilter(() => reader.dedupeWindowMs(stream));
     this.slot = checks.add(stream, this);
     this.feed = feed(this);
+    // Registered during a run: everything the feed receives from now on is routed here.
+    if (cursor?.valid) this.epoch = cursor.epoch;
   }
 
   /** A message on the channel's live subject. */
@@ -199,16 +244,22 @@ class ChannelLive implements Positioned {
         // A request while disconnected waits for the reconnect; fail fast instead
         // and let resume() start the channel once the link is back.
         if (!this.isReady()) throw new EngineUnavailableError("NATS not connected");
+        const cursor = this.cursor;
+        if (cursor) {
+          await cursor.settled();
+          if (this.closed) return 0;
+          // Every event of the channel after it has yet to arrive here.
+          if (cursor.valid) {
+            this.epoch = cursor.epoch;
+            return this.begin(cursor.through, cursor.through);
+          }
+        }
         // Read before ours was sent: nothing on the channel up to it comes after `last`.
         const streamLast = this.slot.streamLast();
+        this.counts.startReads++;
         const last = await this.reader.lastSeq(this.stream, this.eventSubject);
         if (this.closed) return last;
-        this.lastDelivered = last;
-        this.slot.delivered(last);
-        this.verified = streamLast;
-        this.started = true;
-        void this.pump();
-        return last;
+        return this.begin(last, streamLast);
       } catch (err) {
         // Connected but the read failed (e.g. a stream leader election): keep
         // trying, since no reconnect event will come to restart us.
@@ -223,6 +274,15 @@ class ChannelLive implements Positioned {
     return this.starting;
   }
 
+  private begin(last: number, verified: number): number {
+    this.lastDelivered = last;
+    this.slot.delivered(last);
+    this.verified = verified;
+    this.started = true;
+    void this.pump();
+    return last;
+  }
+
   /** Adds a handler; its `ready` covers events stored from the moment it resolves. */
   add(handler: DeliveryHandler, onGap: Entry["onGap"]): { entry: Entry; ready: Promise<number> } {
     if (!this.started) {
@@ -231,10 +291,20 @@ class ChannelLive implements Positioned {
       this.entries.add(entry);
       return { entry, ready: this.start() };
     }
+    const cursor = this.cursor;
+    if (cursor?.valid) {
+      // Nothing above the cursor has arrived, nor been delivered above the
+      // last delivered seq (a fill may have read ahead of the feed).
+      const after = Math.max(cursor.through, this.lastDelivered);
+      const entry: Entry = { handler, onGap, afterSeq: after, buffer: [] };
+      this.entries.add(entry);
+      return { entry, ready: Promise.resolve(after) };
+    }
     // The channel has delivered up to some seq D; this handler must get every
     // event after L = last seq now (L >= D), so it buffers deliveries until L is known.
     const entry: Entry = { handler, onGap, afterSeq: null, buffer: [] };
     this.entries.add(entry);
+    this.counts.startReads++;
     const last = this.isReady()
       ? this.reader.lastSeq(this.stream, this.eventSubject)
       : Promise.reject(new EngineUnavailableError("NATS not connected"));
@@ -277,8 +347,11 @@ class ChannelLive implements Positioned {
   }
 
   get verifiedSeq(): number {
-    // Every event up to the last delivered one was delivered (or predates the start).
-    return Math.max(this.verified, this.lastDelivered);
+    // Every event up to the last delivered one was delivered (or predates the
+    // start), and up to the cursor's while it is this channel's run.
+    const cursor = this.cursor;
+    const received = cursor && cursor.epoch === this.epoch ? cursor.through : 0;
+    return Math.max(this.verified, this.lastDelivered, received);
   }
 
   get checkable(): boolean {
@@ -322,6 +395,9 @@ class ChannelLive implements Positioned {
 
   private passed(through: number): void {
     this.verified = Math.max(this.verified, through);
+    // Verified up to the run's anchor: the run's messages since were routed here.
+    const cursor = this.cursor;
+    if (cursor?.valid && through >= cursor.anchor) this.epoch = cursor.epoch;
     this.checkPending = false;
     this.slot.checkDone();
   }
@@ -546,6 +622,7 @@ export class LiveHub {
   private readonly options: LiveOptions;
   /** Position checks of every channel here; `checks.started` counts their reads. */
   readonly checks: PositionChecks;
+  private readonly counts = { startReads: 0, closedAnchoringReads: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -577,8 +654,11 @@ export class LiveHub {
   ): Sub<number> {
     let live = this.channels.get(names.liveSubject);
     if (!live) {
+      const app = this.options.subscriptions === "app" ? this.appFeed(names.liveWildcard) : null;
       const created: ChannelLive = new ChannelLive(
-        (live) => this.feed(live, names),
+        (live) => app?.hold() ?? this.channelFeed(live, names),
+        app?.cursor(names.stream),
+        this.counts,
         this.checks,
         this.reader,
         names.stream,
@@ -611,21 +691,52 @@ export class LiveHub {
     };
   }
 
-  private feed(live: ChannelLive, names: ChannelNames): Feed {
-    if (this.options.subscriptions === "channel") {
-      return this.nc.subscribe(names.liveSubject, {
-        callback: (err, msg) => (err ? this.onError(err) : live.receive(msg)),
-      });
-    }
-    let app = this.apps.get(names.liveWildcard);
+  private channelFeed(live: ChannelLive, names: ChannelNames): Feed {
+    return this.nc.subscribe(names.liveSubject, {
+      callback: (err, msg) => (err ? this.onError(err) : live.receive(msg)),
+    });
+  }
+
+  private appFeed(wildcard: string): AppFeed {
+    let app = this.apps.get(wildcard);
     if (!app) {
-      const created = new AppFeed(this.nc, names.liveWildcard, this.route, this.onError, () => {
-        if (this.apps.get(names.liveWildcard) === created) this.apps.delete(names.liveWildcard);
-      });
+      const created = new AppFeed(
+        this.nc,
+        wildcard,
+        this.route,
+        (stream) =>
+          new FeedCursor(
+            stream,
+            (name) => this.reader.streamPosition(name),
+            this.isReady,
+            this.onError,
+          ),
+        this.onError,
+        () => {
+          this.counts.closedAnchoringReads += created.anchoringReads();
+          if (this.apps.get(wildcard) === created) this.apps.delete(wildcard);
+        },
+      );
       app = created;
-      this.apps.set(names.liveWildcard, app);
+      this.apps.set(wildcard, app);
     }
-    return app.hold();
+    return app;
+  }
+
+  /**
+   * Position reads started so far: streams' last seqs (the checks' and the
+   * feed cursors' anchors), channels' own checks, and channels' last seqs
+   * read at a start or a join (none while a feed cursor serves them).
+   */
+  positionReads(): PositionReads {
+    let anchor = this.counts.closedAnchoringReads;
+    for (const a of this.apps.values()) anchor += a.anchoringReads();
+    return {
+      stream: this.checks.started.streamReads,
+      anchor,
+      check: this.checks.started.channelChecks,
+      start: this.counts.startReads,
+    };
   }
 
   /** A channel gave up: later subscribes start afresh, current handlers are told. */
@@ -681,6 +792,7 @@ export class LiveHub {
 
   /** Called after the connection came back: the client resubscribed, now find what was missed. */
   resume(): void {
+    for (const a of this.apps.values()) a.broken();
     for (const c of this.channels.values()) c.resume();
     this.checks.resume();
   }
