@@ -11,6 +11,13 @@ import { type Frame, heraldConnect, heraldUrl, isType, request } from "./herald-
  */
 class LaggingEngine extends MemoryEngine {
   private held: (() => void)[] | null = null;
+  /** Reads of a channel's last seq. */
+  lastSeqReads = 0;
+
+  override lastSeq(appId: string, channel: string): Promise<number> {
+    this.lastSeqReads++;
+    return super.lastSeq(appId, channel);
+  }
 
   hold(): void {
     this.held = [];
@@ -63,5 +70,41 @@ describe("a replay that is ahead of live delivery", () => {
     expect(seqs(replayer.all<Frame>(isType("event.new")))).toEqual(expected);
     expect(seqs(first.all<Frame>(isType("event.new")))).toEqual(expected);
     for (const c of [first, pub, replayer]) c.close();
+  });
+});
+
+describe("joining a channel the gateway already follows", () => {
+  // A later join goes live where the channel's engine subscription had
+  // delivered up to when it joined, so it reads no position of its own; an
+  // event stored just before, still on its way, reaches it once, live.
+  it("reads no position, and an event still on its way arrives once", async () => {
+    const engine = new LaggingEngine();
+    await using gw = await startTestGateway({ engine });
+    const stream = "joined";
+    const first = await heraldConnect(heraldUrl(gw.url, "first", [stream]));
+    await request(first, "subscribe", { stream_id: stream });
+    const pub = await heraldConnect(heraldUrl(gw.url, "pub", [stream]));
+    const a = await request(pub, "event.publish", { stream_id: stream, type: "n", body: 1 });
+    await first.next<Frame>(isType("event.new", (p) => p.body === 1));
+
+    engine.hold();
+    const b = await request(pub, "event.publish", { stream_id: stream, type: "n", body: 2 });
+    const late = await heraldConnect(heraldUrl(gw.url, "late", [stream]));
+    const subscribed = await request(late, "subscribe", { stream_id: stream });
+    // Delivered here up to `a`: `b` is still on its way.
+    expect(subscribed.payload.seq).toBe(a.payload.seq);
+    engine.release();
+    const c = await request(pub, "event.publish", { stream_id: stream, type: "n", body: 3 });
+    for (const client of [first, late])
+      await client.next<Frame>(isType("event.new", (p) => p.body === 3));
+
+    expect(seqs(late.all<Frame>(isType("event.new")))).toEqual([b.payload.seq, c.payload.seq]);
+    expect(seqs(first.all<Frame>(isType("event.new")))).toEqual([
+      a.payload.seq,
+      b.payload.seq,
+      c.payload.seq,
+    ]);
+    expect(engine.lastSeqReads).toBe(0);
+    for (const client of [first, pub, late]) client.close();
   });
 });

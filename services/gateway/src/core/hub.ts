@@ -95,6 +95,8 @@ interface LocalChannel {
    * beyond it arrives, events go one by one so nobody gets one twice.
    */
   aheadUpTo: number;
+  /** The highest event seq the engine subscription delivered (it delivers in seq order). */
+  deliveredUpTo: number;
   /** Newest membership version delivered: versions only grow on a channel. */
   lastVersion?: PresenceVersion | undefined;
 }
@@ -136,9 +138,6 @@ export class Hub {
     const app = conn.app;
     if (!app)
       throw new Error(`connection ${conn.id} joins ${channel} before it is bound to an app`);
-    // A join that starts the engine subscription goes live where it starts;
-    // a later one must read the channel's position now, not at that start.
-    const starts = !this.apps.get(app.id)?.has(channel);
     const local = this.local(app.id, channel);
     // A second join of the same channel supersedes the first: the first stops at its
     // next check and must not stay on the topic, or live events would arrive twice.
@@ -151,6 +150,9 @@ export class Hub {
       buffer: [],
     };
     local.subscribers.set(conn.id, subscriber);
+    // Every event the engine delivers from here on reaches this subscriber
+    // (its buffer, then live): what it delivered before is this one's history.
+    const delivered = local.deliveredUpTo;
     conn.addChannel(channel);
     try {
       const startSeq = await local.sub.ready;
@@ -158,7 +160,10 @@ export class Hub {
         if (!this.stillSubscribed(local, subscriber)) return { lastSeq: 0, truncated: false };
         subscriber.covers = await options.snapshot();
       }
-      const lastSeq = starts ? startSeq : await this.engine.lastSeq(app.id, channel);
+      // Where the engine subscription went live, or where it had delivered up
+      // to when this one joined it: no read of the channel's position. (An
+      // event stored just before, still on its way here, comes live.)
+      const lastSeq = Math.max(startSeq, delivered);
       let sentUpTo = lastSeq;
       let truncated = false;
       let page: StoredEvent[] = [];
@@ -336,6 +341,7 @@ export class Hub {
       subscribers: new Subscribers(),
       topics: NO_TOPICS,
       aheadUpTo: 0,
+      deliveredUpTo: 0,
     };
     channels.set(channel, made);
     this.channelCount++;
@@ -393,6 +399,7 @@ export class Hub {
     // some live subscriber already got from its replay, cannot go through a
     // topic (it would reach that subscriber too): each gets its own.
     const seq = d.type === "event" ? d.event.seq : undefined;
+    if (seq !== undefined) local.deliveredUpTo = seq;
     const behind = seq !== undefined && seq <= local.aheadUpTo;
     // Events come in seq order: once one passes every subscriber's start, none is behind.
     if (seq !== undefined && !behind) local.aheadUpTo = 0;
