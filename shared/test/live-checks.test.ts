@@ -360,4 +360,48 @@ describe("the app feed's cursor", () => {
       await raw.close();
     }
   });
+
+  // Started from the cursor, a channel goes live at a position of the
+  // stream, past its own last event: when the cursor breaks and the channel
+  // checks itself, that last event is not a stream gone back.
+  it("does not take a channel started from the cursor for one gone back when the cursor breaks", async () => {
+    const raw = await connect({ servers: nats.urls });
+    try {
+      const app = `cursorbreak${Date.now()}`;
+      await engine.ensureApp(app, limits);
+      await engine.publish(app, "q", { name: "old", data: 0 });
+      for (let i = 0; i < 3; i++) await engine.publish(app, "noise", { name: "n", data: i });
+      let dropNext = false;
+      const live = await liveChannels(raw, app, ["holder"], { checkMs: 100 }, (msg) => {
+        if (!dropNext || !msg.subject.endsWith(".noise")) return false;
+        dropNext = false;
+        return true;
+      });
+      const got: Delivery[] = [];
+      const sub = live.hub.subscribe(
+        "q",
+        channelStream(app, "q"),
+        (d) => got.push(d),
+        (gap) => live.gaps.push(gap),
+      );
+      await sub.ready;
+      expect(gets(live.sent)).toBe(0);
+      // One lost message breaks the run, and a reconnect would too.
+      dropNext = true;
+      await engine.publish(app, "noise", { name: "n", data: 3 });
+      await engine.publish(app, "noise", { name: "n", data: 4 });
+      live.hub.resume();
+      // q is no longer the cursor's: the stream moved past it, so it checks itself.
+      await waitFor(() => gets(live.sent) >= 2, { what: "q's and holder's own checks" });
+      const next = await engine.publish(app, "q", { name: "next", data: 1 });
+      await waitFor(() => seqsOf(got).length > 0, { what: "q's next event" });
+      expect(seqsOf(got)).toEqual([next.seq]);
+      expect(live.gaps).toEqual([]);
+      expect(live.errors).toEqual([]);
+      sub.close();
+      live.close();
+    } finally {
+      await raw.close();
+    }
+  });
 });

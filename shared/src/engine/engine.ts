@@ -156,10 +156,11 @@ export interface Engine {
      * Resolves when events stored from now on are guaranteed to be delivered,
      * with the seq live delivery starts after: the subscription delivers
      * every event of the channel with a higher seq and none at or below it.
-     * It is at most the channel's last seq when it resolves, and at least
-     * every seq this process had delivered on the channel when it was
-     * called; an event stored just before the call may fall on either side
-     * (JetStream: still on its way to this process, it is delivered live).
+     * It is a position, not the channel's last seq: JetStream may answer its
+     * stream's position, past the channel's own last event (above 0 on an
+     * empty channel). An event stored just before the call may fall on
+     * either side (JetStream: still on its way to this process, it is
+     * delivered live).
      */
     ready: Promise<number>;
   };

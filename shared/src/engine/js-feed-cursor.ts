@@ -34,7 +34,8 @@ export type ReadLast = (stream: string) => Promise<{ lastSeq: number }>;
 
 /** Seqs kept while an anchoring read is out; more means a busy stream: try again later. */
 const MAX_SEEN = 4096;
-const RETRY_MS = 250;
+/** Anchoring reads of one stream start at least this far apart (a lossy link breaks runs often). */
+const MIN_GAP_MS = 250;
 
 export class FeedCursor {
   /** Every seq in (`anchor`, `through`] arrived and none above (while `valid`). */
@@ -52,6 +53,7 @@ export class FeedCursor {
   /** Broken while the read was out (a reconnect, too many seqs): its answer anchors nothing. */
   private spoiled = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private lastReadAt = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   constructor(
@@ -60,7 +62,7 @@ export class FeedCursor {
     private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
   ) {
-    this.reanchor();
+    this.schedule();
   }
 
   /** A RePublished message of the stream arrived with this seq. */
@@ -76,12 +78,17 @@ export class FeedCursor {
     else this.spoiled = true;
   }
 
-  /** Messages may have been lost without a later one showing it (a reconnect). */
+  /**
+   * Messages may have been lost without a later one showing it (a
+   * reconnect), or the stream's numbering may have changed (a new leader,
+   * a stream that went back). Until the next anchor, `through` stays what
+   * the run proved: its channels keep their claim up to it.
+   */
   broken(): void {
     if (this.closed) return;
     this.valid = false;
     if (this.anchoring) this.spoiled = true;
-    else this.reanchor();
+    else this.schedule();
   }
 
   /** Settles when no anchoring read is out: then `valid` says whether the cursor may be used. */
@@ -95,8 +102,24 @@ export class FeedCursor {
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 
+  /** Anchors now, or once the gap since the last read is over. */
+  private schedule(): void {
+    if (this.closed || this.anchoring || this.retryTimer) return;
+    const wait = this.lastReadAt + MIN_GAP_MS - Date.now();
+    if (wait <= 0) {
+      this.reanchor();
+      return;
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.reanchor();
+    }, wait);
+    this.retryTimer.unref();
+  }
+
   private reanchor(): void {
     if (this.closed || this.anchoring) return;
+    this.lastReadAt = Date.now();
     this.epoch++;
     this.valid = false;
     this.through = 0;
@@ -105,13 +128,7 @@ export class FeedCursor {
     this.anchoring = this.read().finally(() => {
       this.anchoring = null;
       this.seen = null;
-      if (!this.valid && !this.closed && !this.retryTimer) {
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.reanchor();
-        }, RETRY_MS);
-        this.retryTimer.unref();
-      }
+      if (!this.valid) this.schedule();
     });
   }
 

@@ -210,6 +210,8 @@ export class PositionChecks {
     private readonly options: CheckOptions,
     /** How often `sweep` runs, ms. */
     private readonly sweepMs: number,
+    /** A stream read found a new leader, or the stream behind what was delivered. */
+    private readonly onRenumbered: (stream: string) => void = () => {},
   ) {
     // A sweep grants the budget for the time since the last one, so a late
     // timer (a busy event loop) does not shrink the rate; up to 4 sweeps'
@@ -366,6 +368,7 @@ export class PositionChecks {
           s.last = pos.lastSeq;
           s.leader = pos.leader;
           s.delivered = pos.lastSeq;
+          this.onRenumbered(s.name);
           const reason = `the stream's last seq went back to ${pos.lastSeq} from ${behind} (its leader lacks delivered events)`;
           for (const slot of [...s.slots]) {
             if (slot.channel.started) slot.channel.endUnverified(new Error(reason), reason);
@@ -373,6 +376,8 @@ export class PositionChecks {
           return;
         }
         const newLeader = s.leader !== undefined && pos.leader !== s.leader;
+        // Its predecessor's in-flight RePublishes may be lost, and a 2.9 replica may number anew.
+        if (newLeader) this.onRenumbered(s.name);
         s.leader = pos.leader;
         s.last = pos.lastSeq;
         this.queueDue(s, urgent || newLeader, newLeader);

@@ -111,9 +111,10 @@ class AppFeed implements Feed {
     return cursor;
   }
 
-  /** After a reconnect: what was lost meanwhile may show in no later seq. */
-  broken(): void {
-    for (const c of this.cursors.values()) c.broken();
+  /** After a reconnect (every stream) or a stream's new leader: what was lost may show in no later seq. */
+  broken(stream?: string): void {
+    if (stream !== undefined) this.cursors.get(stream)?.broken();
+    else for (const c of this.cursors.values()) c.broken();
   }
 
   anchoringReads(): number {
@@ -169,6 +170,13 @@ const IN_FLIGHT_GRACE_MS = 500;
 class ChannelLive implements Positioned {
   readonly entries = new Set<Entry>();
   private lastDelivered = 0;
+  /**
+   * A seq the channel itself holds an event at, or 0: its last read or
+   * delivered one. Not `lastDelivered`, which a start from the feed cursor
+   * sets to a position of the stream, usually past the channel's own last
+   * event: the channel's last seq found below this one means the stream lost it.
+   */
+  private ownLast = 0;
   started = false;
   private starting: Promise<number> | null = null;
   private readonly work: Work[] = [];
@@ -251,7 +259,7 @@ class ChannelLive implements Positioned {
           // Every event of the channel after it has yet to arrive here.
           if (cursor.valid) {
             this.epoch = cursor.epoch;
-            return this.begin(cursor.through, cursor.through);
+            return this.begin(cursor.through, cursor.through, 0);
           }
         }
         // Read before ours was sent: nothing on the channel up to it comes after `last`.
@@ -259,7 +267,7 @@ class ChannelLive implements Positioned {
         this.counts.startReads++;
         const last = await this.reader.lastSeq(this.stream, this.eventSubject);
         if (this.closed) return last;
-        return this.begin(last, streamLast);
+        return this.begin(last, streamLast, last);
       } catch (err) {
         // Connected but the read failed (e.g. a stream leader election): keep
         // trying, since no reconnect event will come to restart us.
@@ -274,8 +282,9 @@ class ChannelLive implements Positioned {
     return this.starting;
   }
 
-  private begin(last: number, verified: number): number {
+  private begin(last: number, verified: number, ownLast: number): number {
     this.lastDelivered = last;
+    this.ownLast = ownLast;
     this.slot.delivered(last);
     this.verified = verified;
     this.started = true;
@@ -483,18 +492,19 @@ class ChannelLive implements Positioned {
 
   /** A failure is retried as this same item (pump), keeping `at`. */
   private async readPosition(at: number, through: number): Promise<void> {
-    // Delivered before the read was sent: the channel's last seq is at least it.
-    const delivered = this.lastDelivered;
+    // Known before the read was sent: the channel's last seq is at least it.
+    const known = this.ownLast;
     const last = await this.read(() => this.reader.lastSeq(this.stream, this.eventSubject));
     if (this.closed) return;
-    // None left (0) may be expiry or a purge; a last seq below a delivered
-    // one means the stream lost the channel's tail.
-    if (last > 0 && last < delivered) {
+    // None left (0) may be expiry or a purge; a last seq below a known one
+    // means the stream lost the channel's tail.
+    if (last > 0 && last < known) {
       this.wentBack(
-        `the channel's last seq went back to ${last} from ${delivered} (its leader lacks delivered events)`,
+        `the channel's last seq went back to ${last} from ${known} (its leader lacks delivered events)`,
       );
       return;
     }
+    if (last > this.ownLast) this.ownLast = last;
     if (last <= this.lastDelivered) {
       this.passed(through);
       return;
@@ -564,6 +574,7 @@ class ChannelLive implements Positioned {
   private deliverRaw(seq: number, data: Uint8Array, msgId: string | undefined): void {
     // Advance first: a malformed message is skipped, never retried forever.
     this.lastDelivered = seq;
+    this.ownLast = seq;
     this.slot.delivered(seq);
     let event: StoredEvent;
     try {
@@ -641,6 +652,9 @@ export class LiveHub {
       onError,
       this.options,
       every,
+      (stream) => {
+        for (const a of this.apps.values()) a.broken(stream);
+      },
     );
     this.sweep = setInterval(() => this.checks.sweep(Date.now()), every);
     this.sweep.unref();

@@ -38,8 +38,11 @@ export interface JoinOptions {
   /**
    * Called once the live subscription is active and the replay is known,
    * before any event is sent: the dialect sends its "subscribed" reply here.
+   * `lastSeq` is where the subscription went live (a position: with
+   * JetStream it may be past the channel's own last event, even on an empty
+   * channel); `replayed`, whether the replay has any event to send.
    */
-  beforeEvents?: (info: { lastSeq: number; truncated: boolean }) => void;
+  beforeEvents?: (info: { lastSeq: number; truncated: boolean; replayed: boolean }) => void;
   /** Stored events to skip during replay (at-least-once: already acked). */
   skip?: (event: StoredEvent) => boolean;
   /**
@@ -179,7 +182,7 @@ export class Hub {
         sentUpTo = options.afterSeq;
       }
       if (!this.stillSubscribed(local, subscriber)) return { lastSeq, truncated };
-      options.beforeEvents?.({ lastSeq, truncated });
+      options.beforeEvents?.({ lastSeq, truncated, replayed: page.length > 0 });
       while (page.length > 0) {
         // The next page is read while this one is sent: the read's round
         // trips overlap the sending instead of adding to it.

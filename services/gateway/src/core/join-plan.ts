@@ -50,8 +50,11 @@ export interface JoinPlan {
 }
 
 export interface Joined {
+  /** Where the subscription went live: a position, not a count (0 does not mean empty). */
   lastSeq: number;
   truncated: boolean;
+  /** The replay (`afterSeq`) has events to send. */
+  replayed: boolean;
   /** Members of the channel and subscriber count as presence saw them (empty when optional presence failed). */
   members: Member[];
   subscriberCount: number;

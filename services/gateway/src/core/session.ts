@@ -207,10 +207,11 @@ export class Session {
         }
         return p.snapshot ? p.snapshot() : outcome?.version;
       },
-      beforeEvents: ({ lastSeq, truncated }) => {
+      beforeEvents: ({ lastSeq, truncated, replayed }) => {
         joined = {
           lastSeq,
           truncated,
+          replayed,
           members: outcome?.members ?? [],
           subscriberCount: outcome?.subscriberCount ?? 0,
         };

@@ -136,12 +136,13 @@ export class PusherChannels {
         info: member?.info,
         answer: kind.presence,
       },
-      beforeEvents: ({ lastSeq, members }) => {
+      beforeEvents: ({ replayed, members }) => {
         settlePending(s, channel);
         conn.send(
           encode.subscriptionSucceeded(channel, kind.presence ? presenceHash(members) : undefined),
         );
-        if (kind.cache && !last && lastSeq === 0) {
+        // Nothing stored before, nor between that read and going live.
+        if (kind.cache && !last && !replayed) {
           conn.send(encode.cacheMiss(channel));
           this.ctx.webhooks.enqueue(session.app.id, { name: "cache_miss", channel });
         }
