@@ -50,6 +50,29 @@ export interface PartitionOptions {
   kv: KV;
   emitter: EffectEmitter;
   log: Logger;
+  /**
+   * Whether the app's webhooks take channel_occupied/vacated: then even a
+   * connection with nothing but plain subscriptions is persisted (default: every app).
+   */
+  occupancyWebhooks?: ((appId: string) => boolean) | undefined;
+}
+
+/**
+ * A connection a takeover needs nothing of from KV: no user, watchlist,
+ * membership or presence entry, only plain subscriptions. The gateways'
+ * resync brings those back, and all they can announce anew is a count (the
+ * latest value, harmless to repeat) and, where webhooks want it, occupancy:
+ * only then is such a record written. Not writing them spares a JetStream
+ * write per subscribe in the common case (a channel per user, no webhooks).
+ */
+export function isPlain(rec: ConnectionRecord): boolean {
+  return (
+    !rec.opened &&
+    rec.userId === undefined &&
+    rec.watchlist.length === 0 &&
+    (rec.present?.length ?? 0) === 0 &&
+    rec.subs.every((s) => !s.member && s.userId === undefined)
+  );
 }
 
 export class OwnedPartition {
@@ -64,6 +87,8 @@ export class OwnedPartition {
   >();
   /** Changed keys not yet written (kept across a failed write, retried with the next batch). */
   private readonly unsaved = new Set<string>();
+  /** Connection keys in KV as far as this owner knows (loaded, or written since). */
+  private readonly stored = new Set<string>();
 
   constructor(private readonly o: PartitionOptions) {
     this.core = new PresenceCore(true, o.epoch);
@@ -131,7 +156,7 @@ export class OwnedPartition {
 
   private async load(): Promise<void> {
     const p = this.o.partition;
-    const records = await this.readAll<ConnectionRecord>(connectionKeyFilter(p));
+    const records = await this.readAll<ConnectionRecord>(connectionKeyFilter(p), this.stored);
     const statuses = await this.readAll<{ appId: string; userId: string; status: UserStatus }>(
       statusKeyFilter(p),
     );
@@ -320,9 +345,14 @@ export class OwnedPartition {
       if (kind === "c") {
         const rec = this.core.connection(appId, id);
         const key = connectionKey(p, appId, id);
-        await (rec
-          ? this.o.kv.put(key, encoder.encode(JSON.stringify(rec)))
-          : this.o.kv.delete(key));
+        if (rec && (!isPlain(rec) || (this.o.occupancyWebhooks?.(appId) ?? true))) {
+          await this.o.kv.put(key, encoder.encode(JSON.stringify(rec)));
+          this.stored.add(key);
+        } else if (this.stored.has(key)) {
+          // Gone, or plain now: a takeover must not find what it no longer is.
+          await this.o.kv.delete(key);
+          this.stored.delete(key);
+        }
       } else {
         const status = this.core.manualStatus(appId, id);
         const key = statusKey(p, appId, id);
@@ -352,9 +382,10 @@ export class OwnedPartition {
   }
 
   /** Reads every live value under `filter`, a bounded number of gets at a time. */
-  private async readAll<T>(filter: string): Promise<T[]> {
+  private async readAll<T>(filter: string, found?: Set<string>): Promise<T[]> {
     const keys: string[] = [];
     for await (const k of await this.o.kv.keys(filter)) keys.push(k);
+    for (const k of keys) found?.add(k);
     const out: T[] = [];
     for (let i = 0; i < keys.length; i += 64) {
       const values = await Promise.all(keys.slice(i, i + 64).map((k) => this.read<T>(k)));

@@ -21,6 +21,24 @@ export interface RunningPresence {
   stop(): Promise<void>;
 }
 
+/** Apps whose webhooks take channel_occupied or channel_vacated; unknown apps count as such. */
+function occupancyWebhooks(config: Config): (appId: string) => boolean {
+  const without = new Set(
+    config.apps
+      .filter(
+        (a) =>
+          !a.webhooks.some(
+            (h) =>
+              !h.eventTypes ||
+              h.eventTypes.includes("channel_occupied") ||
+              h.eventTypes.includes("channel_vacated"),
+          ),
+      )
+      .map((a) => a.id),
+  );
+  return (appId) => !without.has(appId);
+}
+
 /**
  * A presence replica: reports, leases and KV on `nc`, the signals it emits
  * through `engine`.
@@ -40,6 +58,7 @@ export async function runPresence(
     engine,
     log,
     webhooks: webhooks.sink,
+    occupancyWebhooks: occupancyWebhooks(config),
     heartbeatMs: config.heartbeatMs,
     gatewayTimeoutMs: config.gatewayTimeoutMs,
     // Half the gateway timeout: a replica and a gateway dying together are

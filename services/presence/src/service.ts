@@ -39,6 +39,8 @@ export interface PresenceServiceOptions {
   countIntervalMs?: number | undefined;
   /** Where occupied/vacated and member webhooks of owned partitions go. */
   webhooks?: WebhookSink | undefined;
+  /** Whether an app's webhooks take channel_occupied/vacated (default: every app's). */
+  occupancyWebhooks?: ((appId: string) => boolean) | undefined;
 }
 
 export interface PresenceService {
@@ -89,6 +91,7 @@ export async function startPresenceService(o: PresenceServiceOptions): Promise<P
         kv,
         emitter,
         log: log.child({ partition: p }),
+        occupancyWebhooks: o.occupancyWebhooks,
       });
       partitions.set(p, { part, since: Date.now() });
       log.info({ partition: p }, "presence partition acquired");

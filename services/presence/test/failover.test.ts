@@ -5,8 +5,15 @@
  * seen by clients stay exactly right: no ghost, no repeated join, no leave
  * for someone who never left.
  */
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ChannelSubscription, PresenceChange } from "../../../shared/src/presence/api.js";
+import {
+  connectionKeyFilter,
+  PRESENCE_STATE_BUCKET,
+  partitionOf,
+} from "../../../shared/src/presence/subjects.js";
 import { startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { recordSignals, spawnReplica, startGateway, startReplica } from "./helpers.js";
@@ -146,5 +153,58 @@ describe("presence replica failover", () => {
     expect(await g2.client.members(APP, CH)).toEqual([]);
     expect(entries().slice(6).sort()).toEqual(["leave:ann:p1", "leave:cat:p3", "leave:dan:p4"]);
     expect(await g2.client.present(APP, ROOM)).toEqual([]);
+  });
+
+  // Only a connection a takeover needs anything of is written to KV: a
+  // plain subscription (no user, no membership) of an app whose webhooks do
+  // not take occupancy comes back with the gateways' resync instead.
+  it("writes no plain subscription to KV, and a takeover gets them back from the gateways", async () => {
+    const nats = await startNats();
+    cleanups.push(() => nats.stop());
+    const url = nats.urls[0] ?? "";
+    const app = "plainapp";
+    const options = { occupancyWebhooks: (appId: string) => appId !== app };
+    const first = await startReplica(url, options);
+    cleanups.push(() => first.stop());
+    await waitFor(() => first.service.owned().length === 16, { what: "first owns all" });
+    const standby = await startReplica(url, options);
+    cleanups.push(() => standby.stop());
+    const gw = await startGateway(url);
+    cleanups.push(() => gw.stop());
+    const plain = (channel: string, connectionId: string): ChannelSubscription => ({
+      appId: app,
+      channel,
+      connectionId,
+      member: false,
+      maxMembers: 100,
+    });
+    await gw.client.subscribe(plain("news", "n1"));
+    await gw.client.subscribe(plain("news", "n2"));
+    await gw.client.subscribe(plain("sport", "s1"));
+    await gw.client.subscribe({ ...plain("presence-room", "m1"), userId: "ann", member: true });
+    // A connection that was a member, then only plain: its record must go.
+    await gw.client.subscribe({ ...plain("presence-room", "n2"), userId: "bob", member: true });
+    await gw.client.unsubscribe(app, "presence-room", "n2");
+
+    const nc = await connect({ servers: url });
+    cleanups.push(() => nc.close());
+    const kv = await new Kvm(nc).open(PRESENCE_STATE_BUCKET);
+    const stored = async () => {
+      const keys: string[] = [];
+      for await (const k of await kv.keys(connectionKeyFilter(partitionOf(app)))) keys.push(k);
+      return keys.filter((k) => k.includes(`.${app}.`));
+    };
+    expect((await stored()).map((k) => k.split(".").at(-1))).toEqual(["m1"]);
+
+    await first.stop();
+    await waitFor(() => standby.service.owned().length === 16, { what: "takeover" });
+    await waitFor(async () => (await gw.client.subscriberCount(app, "news")) === 2, {
+      what: "news counted again from the gateway's resync",
+    });
+    expect(await gw.client.subscriberCount(app, "sport")).toBe(1);
+    expect((await gw.client.members(app, "presence-room")).map((m) => m.userId)).toEqual(["ann"]);
+    await gw.client.unsubscribe(app, "news", "n1");
+    expect(await gw.client.subscriberCount(app, "news")).toBe(1);
+    expect((await stored()).map((k) => k.split(".").at(-1))).toEqual(["m1"]);
   });
 });

@@ -13,7 +13,11 @@ import type { PresenceVersion, Signal } from "../../../shared/src/model.js";
 import { compareVersions } from "../../../shared/src/presence/api.js";
 import { decodeToken } from "../../../shared/src/subjects.js";
 import { NatsPresenceClient } from "../src/client.js";
-import { type PresenceService, startPresenceService } from "../src/service.js";
+import {
+  type PresenceService,
+  type PresenceServiceOptions,
+  startPresenceService,
+} from "../src/service.js";
 
 export const HEARTBEAT_MS = 100;
 export const GATEWAY_TIMEOUT_MS = 1500;
@@ -91,7 +95,10 @@ export interface Replica extends AsyncDisposable {
 }
 
 /** A presence replica in this process, emitting through a real JetStream engine. */
-export async function startReplica(url: string): Promise<Replica> {
+export async function startReplica(
+  url: string,
+  options: Pick<PresenceServiceOptions, "occupancyWebhooks"> = {},
+): Promise<Replica> {
   const nc = await connect({ servers: url });
   const engine = await JetStreamEngine.connect({ servers: url });
   const service = await startPresenceService({
@@ -101,6 +108,7 @@ export async function startReplica(url: string): Promise<Replica> {
     heartbeatMs: HEARTBEAT_MS,
     gatewayTimeoutMs: GATEWAY_TIMEOUT_MS,
     leaseTtlMs: LEASE_TTL_MS,
+    ...options,
   });
   let stopped = false;
   const stop = async () => {
