@@ -75,7 +75,7 @@ import {
   type PublishResult,
   type SubscribeOptions,
 } from "./engine.js";
-import { encodeEventBody, encodeJson, wrapError } from "./js-codec.js";
+import { encodeEventBody, encodeJson, isUnavailable, wrapError } from "./js-codec.js";
 import { KvBuckets } from "./js-kv.js";
 import { natsLeaders, spreadLeaders, takeLeaderLock } from "./js-leaders.js";
 import { DEFAULT_LIVE_OPTIONS, LiveHub, type LiveOptions } from "./js-live.js";
@@ -115,6 +115,9 @@ export interface JetStreamEngineOptions extends JetStreamEngineSettings {
   /** Connection name shown in NATS monitoring. */
   name?: string | undefined;
 }
+
+/** How long ensureApp keeps resending a stream's create or update that found NATS unavailable. */
+const ENSURE_RETRY_MS = 30_000;
 
 /**
  * Per-request timeout of live gap reads: well under the gap deadline, so a
@@ -377,15 +380,26 @@ export class JetStreamEngine implements Engine {
       .finally(() => this.spreading.delete(appId));
   }
 
-  /** Creates one stream, or updates it to `config`. */
+  /**
+   * Creates one stream, or updates it to `config`. Both are idempotent, so a
+   * request that timed out or found no meta leader (a cluster starting, or
+   * busy placing other streams) is sent again, for up to ENSURE_RETRY_MS: a
+   * gateway starting beside others should not fail on one slow answer.
+   */
   private async ensureStream(
     appId: string,
     config: Partial<StreamConfig> & { name: string },
   ): Promise<void> {
-    try {
-      await addOrUpdateStream(this.jsm, config);
-    } catch (err) {
-      throw wrapError(`ensureApp ${appId}`, err);
+    const deadline = Date.now() + ENSURE_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await addOrUpdateStream(this.jsm, config);
+        return;
+      } catch (err) {
+        if (!isUnavailable(err) || Date.now() >= deadline || this.closing)
+          throw wrapError(`ensureApp ${appId}`, err);
+      }
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * attempt)));
     }
   }
 
