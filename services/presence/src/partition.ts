@@ -89,6 +89,8 @@ export class OwnedPartition {
   private readonly unsaved = new Set<string>();
   /** Connection keys in KV as far as this owner knows (loaded, or written since). */
   private readonly stored = new Set<string>();
+  /** Gateways whose full sync this owner applied: the others may hold plain connections it lacks. */
+  private readonly synced = new Set<string>();
 
   constructor(private readonly o: PartitionOptions) {
     this.core = new PresenceCore(true, o.epoch);
@@ -108,6 +110,15 @@ export class OwnedPartition {
 
   gateways(): Set<string> {
     return this.core.gateways();
+  }
+
+  /** Whether a full sync of this gateway was applied since this owner took the partition. */
+  hasSynced(gatewayId: string): boolean {
+    return this.synced.has(gatewayId);
+  }
+
+  private keepsPlain(appId: string): boolean {
+    return this.o.occupancyWebhooks?.(appId) ?? true;
   }
 
   /** Removes everything a dead gateway had here, announcing the leaves. */
@@ -168,6 +179,10 @@ export class OwnedPartition {
     if (announced && !this.stopped) this.o.emitter.emit(announced.effects);
     const apps = new Set(records.map((r) => r.appId));
     for (const appId of apps) {
+      // Where plain connections are not in KV, the loaded counts are short of
+      // what was announced: left unseeded, the first count after the resync
+      // goes out whatever it is (a repeat of the latest value at worst).
+      if (!this.keepsPlain(appId)) continue;
       for (const ch of this.core.channels(appId)) {
         this.o.emitter.seedCount(appId, ch.channel, ch.subscriptionCount);
       }
@@ -311,12 +326,27 @@ export class OwnedPartition {
       return [];
     }
     this.syncs.delete(gatewayId);
+    this.synced.add(gatewayId);
     // Every app of this gateway in this partition is covered by the snapshot.
-    return this.core.syncGateway(
+    const effects = this.core.syncGateway(
       gatewayId,
       acc.conns,
       (appId) => partitionOf(appId) === this.o.partition,
     );
+    // Unseeded counts (plain connections are not in KV): each channel this
+    // gateway holds gets its count announced, even one the sync left as loaded.
+    const counted = new Set<string>();
+    for (const c of acc.conns) {
+      if (this.keepsPlain(c.appId)) continue;
+      for (const s of c.subs) {
+        const k = `${c.appId}\0${s.channel}`;
+        if (counted.has(k)) continue;
+        counted.add(k);
+        const count = this.core.subscriberCount(c.appId, s.channel);
+        effects.push({ to: "count", appId: c.appId, channel: s.channel, count });
+      }
+    }
+    return effects;
   }
 
   private requestResync(gatewayId: string): void {
@@ -345,9 +375,10 @@ export class OwnedPartition {
       if (kind === "c") {
         const rec = this.core.connection(appId, id);
         const key = connectionKey(p, appId, id);
-        if (rec && (!isPlain(rec) || (this.o.occupancyWebhooks?.(appId) ?? true))) {
-          await this.o.kv.put(key, encoder.encode(JSON.stringify(rec)));
+        if (rec && (!isPlain(rec) || this.keepsPlain(appId))) {
+          // Before the put: one that times out may still have been stored.
           this.stored.add(key);
+          await this.o.kv.put(key, encoder.encode(JSON.stringify(rec)));
         } else if (this.stored.has(key)) {
           // Gone, or plain now: a takeover must not find what it no longer is.
           await this.o.kv.delete(key);

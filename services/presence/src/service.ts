@@ -51,6 +51,9 @@ export interface PresenceService {
   close(): Promise<void>;
 }
 
+/** A gateway that has not answered a resync request is asked again this long after it. */
+const RESYNC_AGAIN_MS = 2000;
+
 export async function startPresenceService(o: PresenceServiceOptions): Promise<PresenceService> {
   const replicaId = o.replicaId ?? randomUUID();
   const log = o.log.child({ replica: replicaId });
@@ -63,7 +66,8 @@ export async function startPresenceService(o: PresenceServiceOptions): Promise<P
     log,
     webhooks: o.webhooks,
   });
-  const partitions = new Map<number, { part: OwnedPartition; since: number }>();
+  /** `asked`: when gateways were last asked for their state (any not synced is asked again). */
+  const partitions = new Map<number, { part: OwnedPartition; since: number; asked: number }>();
   const lastSeen = new Map<string, number>();
   /** Gateways we declared dead; one that speaks again is asked for its state. */
   const buried = new Set<string>();
@@ -93,10 +97,15 @@ export async function startPresenceService(o: PresenceServiceOptions): Promise<P
         log: log.child({ partition: p }),
         occupancyWebhooks: o.occupancyWebhooks,
       });
-      partitions.set(p, { part, since: Date.now() });
+      // The first ask is the broadcast below, once the KV state is in.
+      partitions.set(p, { part, since: Date.now(), asked: Number.POSITIVE_INFINITY });
       log.info({ partition: p }, "presence partition acquired");
       // Ask only once the KV state is in: the answers are diffed against it.
-      void part.ready().then(() => resync([p]));
+      void part.ready().then(() => {
+        const owned = partitions.get(p);
+        if (owned?.part === part) owned.asked = Date.now();
+        resync([p]);
+      });
     },
     onLose: (p) => {
       partitions.get(p)?.part.stop();
@@ -116,11 +125,22 @@ export async function startPresenceService(o: PresenceServiceOptions): Promise<P
       } catch (cause) {
         return log.warn({ err: cause }, "bad heartbeat ignored");
       }
-      lastSeen.set(gatewayId, Date.now());
+      const now = Date.now();
+      lastSeen.set(gatewayId, now);
       if (buried.delete(gatewayId)) {
         log.warn({ gateway: gatewayId }, "gateway declared dead is back; asking for its state");
         resync(leases.owned(), gatewayId);
+        return;
       }
+      // A gateway that missed the takeover's resync request (it is one core
+      // NATS message) is asked again: its plain connections are not in KV.
+      const missing: number[] = [];
+      for (const [p, owned] of partitions) {
+        if (owned.part.hasSynced(gatewayId) || now - owned.asked < RESYNC_AGAIN_MS) continue;
+        owned.asked = now;
+        missing.push(p);
+      }
+      resync(missing, gatewayId);
     },
   });
 

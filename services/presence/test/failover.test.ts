@@ -13,7 +13,9 @@ import {
   connectionKeyFilter,
   PRESENCE_STATE_BUCKET,
   partitionOf,
+  presenceResyncSubject,
 } from "../../../shared/src/presence/subjects.js";
+import { droppingConnection } from "../../../shared/test/lossy-live.js";
 import { startNats } from "../../../shared/test/nats-harness.js";
 import { waitFor } from "../../../shared/test/wait.js";
 import { recordSignals, spawnReplica, startGateway, startReplica } from "./helpers.js";
@@ -206,5 +208,72 @@ describe("presence replica failover", () => {
     await gw.client.unsubscribe(app, "news", "n1");
     expect(await gw.client.subscriberCount(app, "news")).toBe(1);
     expect((await stored()).map((k) => k.split(".").at(-1))).toEqual(["m1"]);
+  });
+
+  // Plain connections are not in KV, so what the old owner announced of a
+  // count is not either: a count that fell while nobody owned the partition
+  // (here: the gateway with two of three subscribers died with the owner) is
+  // announced, and a gateway that missed the resync request is asked again.
+  it("announces a count that fell during a takeover, and asks a gateway that missed the resync again", async () => {
+    const nats = await startNats();
+    cleanups.push(() => nats.stop());
+    const url = nats.urls[0] ?? "";
+    const rec = await recordSignals(url);
+    cleanups.push(() => rec.close());
+    const app = "plaincount";
+    const options = { occupancyWebhooks: (appId: string) => appId !== app };
+    const first = await startReplica(url, options);
+    cleanups.push(() => first.stop());
+    await waitFor(() => first.service.owned().length === 16, { what: "first owns all" });
+    const standby = await startReplica(url, options);
+    cleanups.push(() => standby.stop());
+    const plain = (channel: string, connectionId: string): ChannelSubscription => ({
+      appId: app,
+      channel,
+      connectionId,
+      member: false,
+      maxMembers: 100,
+    });
+    const g1 = await startGateway(url);
+    const g2 = await startGateway(url);
+    // Deaf to the takeover's resync request: it must be asked again.
+    let deaf = false;
+    const g3 = await startGateway(url, undefined, (nc) =>
+      droppingConnection(nc, (subject) => {
+        if (subject !== presenceResyncSubject() || !deaf) return false;
+        deaf = false;
+        return true;
+      }),
+    );
+    cleanups.push(
+      () => g1.stop(),
+      () => g2.stop(),
+      () => g3.stop(),
+    );
+    await g1.client.connectionOpened(app, "a", "ann", []);
+    await g1.client.subscribe({ ...plain("news", "a"), userId: "ann" });
+    await g2.client.subscribe(plain("news", "p1"));
+    await g2.client.subscribe(plain("news", "p2"));
+    await g3.client.subscribe(plain("sport", "s1"));
+    const counts = (channel: string) =>
+      rec.all.flatMap((r) =>
+        r.app === app && r.channel === channel && r.signal.kind === "subscriber_count"
+          ? [r.signal.count]
+          : [],
+      );
+    await waitFor(() => counts("news").at(-1) === 3 && counts("sport").at(-1) === 1, {
+      what: "counts announced",
+    });
+
+    deaf = true;
+    await g2.crash();
+    await first.stop();
+    await waitFor(() => standby.service.owned().length === 16, { what: "takeover" });
+    await waitFor(() => counts("news").at(-1) === 1, { what: "the fallen count announced" });
+    expect(await g1.client.subscriberCount(app, "news")).toBe(1);
+    await waitFor(async () => (await g3.client.subscriberCount(app, "sport")) === 1, {
+      what: "the deaf gateway's subscription back",
+    });
+    expect(deaf).toBe(false);
   });
 });

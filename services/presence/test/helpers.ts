@@ -190,10 +190,15 @@ export interface Gateway extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function startGateway(url: string, gatewayId?: string): Promise<Gateway> {
+export async function startGateway(
+  url: string,
+  gatewayId?: string,
+  /** What the client's connection is (default: the connection itself), e.g. one that drops messages. */
+  wrap: (nc: NatsConnection) => NatsConnection = (nc) => nc,
+): Promise<Gateway> {
   const nc = await connect({ servers: url });
   const client = new NatsPresenceClient({
-    nc,
+    nc: wrap(nc),
     heartbeatMs: HEARTBEAT_MS,
     gatewayId,
     retryForMs: 15_000,
