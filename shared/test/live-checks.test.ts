@@ -212,6 +212,21 @@ describe("live position checks per stream", () => {
   });
 });
 
+/** Drops the next live message of the channel "noise" once armed: one gap on the feed. */
+function oneLostNoise() {
+  let armed = false;
+  return {
+    arm: () => {
+      armed = true;
+    },
+    drop: (msg: Msg) => {
+      if (!armed || !msg.subject.endsWith(".noise")) return false;
+      armed = false;
+      return true;
+    },
+  };
+}
+
 // js-feed-cursor.ts: per app, the feed itself tells how far each stream got.
 describe("the app feed's cursor", () => {
   const gets = (sent: string[]) => sent.filter((s) => s.startsWith(GET)).length;
@@ -319,24 +334,20 @@ describe("the app feed's cursor", () => {
     }
   });
 
-  // A gap ends the cursor's run; a new read anchors the next, and channels
-  // that start meanwhile read their own position: nothing is lost or repeated.
+  // A gap ends the cursor's run and one read anchors the next: nothing is
+  // lost or repeated, and a channel started after reads nothing of its own.
   it("anchors again after a gap on the feed, losing nothing", async () => {
     const raw = await connect({ servers: nats.urls });
     try {
       const app = `cursorgap${Date.now()}`;
       await engine.ensureApp(app, limits);
-      let dropNext = false;
-      const live = await liveChannels(raw, app, ["a"], { checkMs: 100 }, (msg) => {
-        if (!dropNext || !msg.subject.endsWith(".noise")) return false;
-        dropNext = false;
-        return true;
-      });
+      const noise = oneLostNoise();
+      const live = await liveChannels(raw, app, ["a"], { checkMs: 100 }, noise.drop);
       const anchors = () => live.hub.positionReads().anchor;
       expect(anchors()).toBe(1);
       const seqs: number[] = [];
       for (let i = 0; i < 5; i++) {
-        dropNext = i === 2;
+        if (i === 2) noise.arm();
         await engine.publish(app, "noise", { name: "n", data: i });
         seqs.push((await engine.publish(app, "a", { name: "e", data: i })).seq);
       }
@@ -371,12 +382,8 @@ describe("the app feed's cursor", () => {
       await engine.ensureApp(app, limits);
       await engine.publish(app, "q", { name: "old", data: 0 });
       for (let i = 0; i < 3; i++) await engine.publish(app, "noise", { name: "n", data: i });
-      let dropNext = false;
-      const live = await liveChannels(raw, app, ["holder"], { checkMs: 100 }, (msg) => {
-        if (!dropNext || !msg.subject.endsWith(".noise")) return false;
-        dropNext = false;
-        return true;
-      });
+      const noise = oneLostNoise();
+      const live = await liveChannels(raw, app, ["holder"], { checkMs: 100 }, noise.drop);
       const got: Delivery[] = [];
       const sub = live.hub.subscribe(
         "q",
@@ -387,7 +394,7 @@ describe("the app feed's cursor", () => {
       await sub.ready;
       expect(gets(live.sent)).toBe(0);
       // One lost message breaks the run, and a reconnect would too.
-      dropNext = true;
+      noise.arm();
       await engine.publish(app, "noise", { name: "n", data: 3 });
       await engine.publish(app, "noise", { name: "n", data: 4 });
       live.hub.resume();

@@ -38,6 +38,11 @@ function pres(
   return { appId: APP, channel: ROOM, action, connectionId, clientId, data };
 }
 
+/** A subscription with nothing a takeover needs from KV: no user, no membership. */
+function plainSub(appId: string, channel: string, connectionId: string): ChannelSubscription {
+  return { appId, channel, connectionId, member: false, maxMembers: 100 };
+}
+
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -173,13 +178,7 @@ describe("presence replica failover", () => {
     cleanups.push(() => standby.stop());
     const gw = await startGateway(url);
     cleanups.push(() => gw.stop());
-    const plain = (channel: string, connectionId: string): ChannelSubscription => ({
-      appId: app,
-      channel,
-      connectionId,
-      member: false,
-      maxMembers: 100,
-    });
+    const plain = (channel: string, connectionId: string) => plainSub(app, channel, connectionId);
     await gw.client.subscribe(plain("news", "n1"));
     await gw.client.subscribe(plain("news", "n2"));
     await gw.client.subscribe(plain("sport", "s1"));
@@ -227,13 +226,7 @@ describe("presence replica failover", () => {
     await waitFor(() => first.service.owned().length === 16, { what: "first owns all" });
     const standby = await startReplica(url, options);
     cleanups.push(() => standby.stop());
-    const plain = (channel: string, connectionId: string): ChannelSubscription => ({
-      appId: app,
-      channel,
-      connectionId,
-      member: false,
-      maxMembers: 100,
-    });
+    const plain = (channel: string, connectionId: string) => plainSub(app, channel, connectionId);
     const g1 = await startGateway(url);
     const g2 = await startGateway(url);
     // Deaf to the takeover's resync request: it must be asked again.
