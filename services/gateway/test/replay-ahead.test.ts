@@ -107,4 +107,32 @@ describe("joining a channel the gateway already follows", () => {
     expect(engine.lastSeqReads).toBe(0);
     for (const client of [first, pub, late]) client.close();
   });
+
+  // A client back from another gateway resubscribes from the last seq it
+  // has, which this gateway may not have received yet: `subscribed.seq`
+  // must not fall below it, or the client takes its history for reset.
+  it("answers a replay with the latest seq, even one this gateway has not delivered yet", async () => {
+    const engine = new LaggingEngine();
+    await using gw = await startTestGateway({ engine });
+    const stream = "returning";
+    const first = await heraldConnect(heraldUrl(gw.url, "first", [stream]));
+    await request(first, "subscribe", { stream_id: stream });
+    const pub = await heraldConnect(heraldUrl(gw.url, "pub", [stream]));
+    await request(pub, "event.publish", { stream_id: stream, type: "n", body: 1 });
+    await first.next<Frame>(isType("event.new", (p) => p.body === 1));
+
+    engine.hold();
+    const b = await request(pub, "event.publish", { stream_id: stream, type: "n", body: 2 });
+    const back = await heraldConnect(heraldUrl(gw.url, "back", [stream]));
+    const subscribed = await request(back, "subscribe", {
+      stream_id: stream,
+      last_seq: b.payload.seq,
+    });
+    expect(subscribed.payload.seq).toBe(b.payload.seq);
+    engine.release();
+    const c = await request(pub, "event.publish", { stream_id: stream, type: "n", body: 3 });
+    await back.next<Frame>(isType("event.new", (p) => p.body === 3));
+    expect(seqs(back.all<Frame>(isType("event.new")))).toEqual([c.payload.seq]);
+    for (const client of [first, pub, back]) client.close();
+  });
 });

@@ -165,8 +165,13 @@ export class Hub {
       }
       // Where the engine subscription went live, or where it had delivered up
       // to when this one joined it: no read of the channel's position. (An
-      // event stored just before, still on its way here, comes live.)
-      const lastSeq = Math.max(startSeq, delivered);
+      // event stored just before, still on its way here, comes live.) A
+      // replay reads the latest seq too: the client compares it with the
+      // last seq it has, and one below it means the channel's history was
+      // reset, while this gateway may simply not have received that event yet.
+      let lastSeq = Math.max(startSeq, delivered);
+      if (options.afterSeq !== undefined)
+        lastSeq = Math.max(lastSeq, await this.engine.lastSeq(app.id, channel));
       let sentUpTo = lastSeq;
       let truncated = false;
       let page: StoredEvent[] = [];
