@@ -44,6 +44,17 @@ function plainSub(appId: string, channel: string, connectionId: string): Channel
 }
 
 const cleanups: (() => Promise<void>)[] = [];
+
+/** An owner of every partition and a standby, both taking `app` for one without occupancy webhooks. */
+async function ownerAndStandby(url: string, app: string) {
+  const options = { occupancyWebhooks: (appId: string) => appId !== app };
+  const first = await startReplica(url, options);
+  cleanups.push(() => first.stop());
+  await waitFor(() => first.service.owned().length === 16, { what: "first owns all" });
+  const standby = await startReplica(url, options);
+  cleanups.push(() => standby.stop());
+  return { first, standby };
+}
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
@@ -170,12 +181,7 @@ describe("presence replica failover", () => {
     cleanups.push(() => nats.stop());
     const url = nats.urls[0] ?? "";
     const app = "plainapp";
-    const options = { occupancyWebhooks: (appId: string) => appId !== app };
-    const first = await startReplica(url, options);
-    cleanups.push(() => first.stop());
-    await waitFor(() => first.service.owned().length === 16, { what: "first owns all" });
-    const standby = await startReplica(url, options);
-    cleanups.push(() => standby.stop());
+    const { first, standby } = await ownerAndStandby(url, app);
     const gw = await startGateway(url);
     cleanups.push(() => gw.stop());
     const plain = (channel: string, connectionId: string) => plainSub(app, channel, connectionId);
@@ -220,12 +226,7 @@ describe("presence replica failover", () => {
     const rec = await recordSignals(url);
     cleanups.push(() => rec.close());
     const app = "plaincount";
-    const options = { occupancyWebhooks: (appId: string) => appId !== app };
-    const first = await startReplica(url, options);
-    cleanups.push(() => first.stop());
-    await waitFor(() => first.service.owned().length === 16, { what: "first owns all" });
-    const standby = await startReplica(url, options);
-    cleanups.push(() => standby.stop());
+    const { first, standby } = await ownerAndStandby(url, app);
     const plain = (channel: string, connectionId: string) => plainSub(app, channel, connectionId);
     const g1 = await startGateway(url);
     const g2 = await startGateway(url);
