@@ -104,6 +104,21 @@ function between(sent: string[], prefix: string, from: number, to: number): numb
   return n;
 }
 
+/** Runs `body` on a connection of its own and a fresh app named from `prefix`, closing the connection after. */
+async function withApp(
+  prefix: string,
+  body: (raw: NatsConnection, app: string) => Promise<void>,
+): Promise<void> {
+  const raw = await connect({ servers: nats.urls });
+  try {
+    const app = `${prefix}${Date.now()}`;
+    await engine.ensureApp(app, limits);
+    await body(raw, app);
+  } finally {
+    await raw.close();
+  }
+}
+
 const streamReads = (sent: string[]) => sent.filter((s) => s.startsWith(INFO)).length;
 
 describe("live position checks per stream", () => {
@@ -111,10 +126,7 @@ describe("live position checks per stream", () => {
   // interval. On a stream that does not move, an interval costs one read of
   // the stream, whatever the number of channels.
   it("reads a quiet stream once per interval, not each of its channels", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `quietmany${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("quietmany", async (raw, app) => {
       await engine.publish(app, "elsewhere", { name: "n", data: 1 });
       const channels = Array.from({ length: 200 }, (_, i) => `c${i}`);
       const live = await liveChannels(raw, app, channels, { checkMs: 100, checkRate: 100_000 });
@@ -129,18 +141,13 @@ describe("live position checks per stream", () => {
       // (A read that times out on a loaded box is retried, hence the margin.)
       expect(between(after, GET, 3, 13)).toBeLessThanOrEqual(5);
       expect(live.errors).toEqual([]);
-    } finally {
-      await raw.close();
-    }
+    });
   });
 
   // The budget must not cost the guarantee: a lost last event on one of
   // many channels of a busy stream is still found, by its channel's turn.
   it("finds a lost last event among many channels of a busy stream, within the budget", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `busymany${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("busymany", async (raw, app) => {
       const channels = Array.from({ length: 100 }, (_, i) => `c${i}`);
       const victim = "c57";
       const rate = 40;
@@ -175,9 +182,7 @@ describe("live position checks per stream", () => {
       for (let k = 1; k < intervals; k++) {
         expect(between(sent, GET, k, k + 1)).toBeLessThanOrEqual(share);
       }
-    } finally {
-      await raw.close();
-    }
+    });
   });
 
   // A stream that went back (here recreated; on 2.9 a new leader that
@@ -185,10 +190,7 @@ describe("live position checks per stream", () => {
   // they would be dropped as repeats, so the channel ends and its
   // subscribers replay.
   it("ends a channel whose stream went back behind what it delivered", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `wentback${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("wentback", async (raw, app) => {
       const live = await liveChannels(raw, app, ["victim"], { checkMs: 100 });
       for (let i = 0; i < 5; i++) await engine.publish(app, "victim", { name: "e", data: i });
       const events = () => (live.got.get("victim") ?? []).filter((d) => d.type === "event");
@@ -206,9 +208,7 @@ describe("live position checks per stream", () => {
         expect.objectContaining({ afterSeq: 5, reason: expect.stringContaining("went back") }),
       ]);
       expect(events()).toHaveLength(5);
-    } finally {
-      await raw.close();
-    }
+    });
   });
 });
 
@@ -235,10 +235,7 @@ describe("the app feed's cursor", () => {
 
   // A connect storm's channels start from one read of the stream, not one each.
   it("starts channels and joins them without reading their positions, and delivers what follows", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `cursorstart${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("cursorstart", async (raw, app) => {
       const channels = Array.from({ length: 200 }, (_, i) => `c${i}`);
       // History before the subscribe: none of it is delivered live.
       for (const c of channels.slice(0, 10)) await engine.publish(app, c, { name: "old", data: 0 });
@@ -268,17 +265,12 @@ describe("the app feed's cursor", () => {
       expect(gets(live.sent)).toBe(0);
       expect(live.errors).toEqual([]);
       live.close();
-    } finally {
-      await raw.close();
-    }
+    });
   });
 
   // Per channel, a stream that moves made each of its channels due for a read.
   it("keeps quiet channels of a busy stream from their own position checks", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `cursorbusy${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("cursorbusy", async (raw, app) => {
       const channels = Array.from({ length: 100 }, (_, i) => `q${i}`);
       const live = await liveChannels(raw, app, channels, { checkMs: 100, checkRate: 1000 });
       const start = live.sent.length;
@@ -288,19 +280,14 @@ describe("the app feed's cursor", () => {
       // Without the cursor: every channel, every interval the stream moved in.
       expect(gets(live.sent.slice(start))).toBe(0);
       expect(live.errors).toEqual([]);
-    } finally {
-      await raw.close();
-    }
+    });
   });
 
   // A channel that starts after its newest event was lost on the feed goes
   // live below it (the cursor never saw it), so that event is the
   // channel's to deliver: its position check finds it.
   it("delivers an event lost on the feed before its channel started", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `cursorlost${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("cursorlost", async (raw, app) => {
       let drop = true;
       const live = await liveChannels(
         raw,
@@ -329,18 +316,13 @@ describe("the app feed's cursor", () => {
       expect(live.errors).toEqual([]);
       sub.close();
       live.close();
-    } finally {
-      await raw.close();
-    }
+    });
   });
 
   // A gap ends the cursor's run and one read anchors the next: nothing is
   // lost or repeated, and a channel started after reads nothing of its own.
   it("anchors again after a gap on the feed, losing nothing", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `cursorgap${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("cursorgap", async (raw, app) => {
       const noise = oneLostNoise();
       const live = await liveChannels(raw, app, ["a"], { checkMs: 100 }, noise.drop);
       const anchors = () => live.hub.positionReads().anchor;
@@ -367,19 +349,14 @@ describe("the app feed's cursor", () => {
       expect(live.errors).toEqual([]);
       sub.close();
       live.close();
-    } finally {
-      await raw.close();
-    }
+    });
   });
 
   // Started from the cursor, a channel goes live at a position of the
   // stream, past its own last event: when the cursor breaks and the channel
   // checks itself, that last event is not a stream gone back.
   it("does not take a channel started from the cursor for one gone back when the cursor breaks", async () => {
-    const raw = await connect({ servers: nats.urls });
-    try {
-      const app = `cursorbreak${Date.now()}`;
-      await engine.ensureApp(app, limits);
+    await withApp("cursorbreak", async (raw, app) => {
       await engine.publish(app, "q", { name: "old", data: 0 });
       for (let i = 0; i < 3; i++) await engine.publish(app, "noise", { name: "n", data: i });
       const noise = oneLostNoise();
@@ -407,8 +384,6 @@ describe("the app feed's cursor", () => {
       expect(live.errors).toEqual([]);
       sub.close();
       live.close();
-    } finally {
-      await raw.close();
-    }
+    });
   });
 });
