@@ -35,14 +35,27 @@ const none: MetricSources = {
 };
 
 /**
+ * What a running total (the engine's, read at scrape time) grew by since the
+ * last call: what the counter mirroring it adds.
+ */
+function growth(): (total: number) => number {
+  let seen = 0;
+  return (total) => {
+    const by = total - seen;
+    seen = total;
+    return by;
+  };
+}
+
+/**
  * Gateway metrics. Labels stay low-cardinality: app, dialect, a close
  * reason class, an HTTP route template and status, never channel, user or
  * connection.
  */
 export function createMetrics(version = "unknown") {
   let sources = none;
-  let retriesSeen = 0;
-  const readsSeen: PositionReads = { stream: 0, anchor: 0, check: 0, start: 0 };
+  const retries = growth();
+  const reads = { stream: growth(), anchor: growth(), check: growth(), start: growth() };
   const registry = processRegistry({
     version,
     natsHelp: "1 while the engine's NATS connection is up (always 1 on the memory engine)",
@@ -73,9 +86,8 @@ export function createMetrics(version = "unknown") {
     help: "JetStream publishes resent (ack timeout or no stream leader), same message id",
     registers: [registry],
     collect() {
-      const n = sources.publishRetries();
-      if (n > retriesSeen) this.inc(n - retriesSeen);
-      retriesSeen = n;
+      const by = retries(sources.publishRetries());
+      if (by > 0) this.inc(by);
     },
   });
   new Counter({
@@ -84,11 +96,11 @@ export function createMetrics(version = "unknown") {
     labelNames: ["kind"] as const,
     registers: [registry],
     collect() {
-      const reads = sources.positionReads();
-      if (!reads) return;
+      const totals = sources.positionReads();
+      if (!totals) return;
       for (const kind of ["stream", "anchor", "check", "start"] as const) {
-        if (reads[kind] > readsSeen[kind]) this.inc({ kind }, reads[kind] - readsSeen[kind]);
-        readsSeen[kind] = reads[kind];
+        const by = reads[kind](totals[kind]);
+        if (by > 0) this.inc({ kind }, by);
       }
     },
   });

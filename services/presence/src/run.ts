@@ -5,6 +5,7 @@
  * presence in one process, on one connection).
  */
 import type { NatsConnection } from "@nats-io/nats-core";
+import { takesEvent } from "../../../shared/src/config/apps.js";
 import type { Config } from "../../../shared/src/config/load.js";
 import type { JetStreamEngine } from "../../../shared/src/engine/jetstream.js";
 import type { Logger } from "../../../shared/src/log.js";
@@ -28,10 +29,7 @@ function occupancyWebhooks(config: Config): (appId: string) => boolean {
       .filter(
         (a) =>
           !a.webhooks.some(
-            (h) =>
-              !h.eventTypes ||
-              h.eventTypes.includes("channel_occupied") ||
-              h.eventTypes.includes("channel_vacated"),
+            (h) => takesEvent(h, "channel_occupied") || takesEvent(h, "channel_vacated"),
           ),
       )
       .map((a) => a.id),

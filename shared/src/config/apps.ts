@@ -16,6 +16,11 @@ export interface WebhookConfig {
   eventTypes?: readonly WebhookEventType[] | undefined;
 }
 
+/** Whether the receiver gets events of this type. */
+export function takesEvent(hook: WebhookConfig, name: WebhookEventType): boolean {
+  return !hook.eventTypes || hook.eventTypes.includes(name);
+}
+
 export interface AppConfig {
   id: string;
   key: string;

@@ -16,7 +16,7 @@
  *   channel_occupied is worth less than the vacated that follows it).
  */
 import { randomUUID } from "node:crypto";
-import type { AppConfig } from "../config/apps.js";
+import { type AppConfig, takesEvent } from "../config/apps.js";
 import type { Logger } from "../log.js";
 import { type WebhookEvent, webhookBody } from "./events.js";
 
@@ -117,7 +117,7 @@ export class WebhookQueue implements WebhookSink {
     const app = this.o.apps(appId);
     if (!app || app.webhooks.length === 0) return;
     for (const hook of app.webhooks) {
-      if (hook.eventTypes && !hook.eventTypes.includes(event.name)) continue;
+      if (!takesEvent(hook, event.name)) continue;
       const q = this.queue(appId);
       if (q.size >= app.limits.webhookQueueLimit) this.dropOldest(appId, q);
       const t = this.target(q, appId, hook.url);
