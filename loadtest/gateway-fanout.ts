@@ -10,6 +10,7 @@
  *   npm run bench:fanout -- --conns 2000 --channels 2000 --rate 200
  *   npm run bench:fanout -- --servers tidings-nats,tidings   # JetStream vs memory
  *   npm run bench:fanout -- --dialect herald        # Tidings only
+ *   npm run bench:fanout -- --idle 10   # also the CPU each process spends idle with everyone connected
  *
  * Every option also reads BENCH_<NAME> from the environment (BENCH_CONNS=...).
  */
@@ -17,7 +18,7 @@
 import type WebSocket from "ws";
 import { benchOptions, fmt, median, ratioPairs } from "./bench-kit.js";
 import { CHANNEL, type DialectName, dialects } from "./gateway-clients.js";
-import { type ServerName, serverNames, startServer } from "./gateway-servers.js";
+import { procCpuSeconds, type ServerName, serverNames, startServer } from "./gateway-servers.js";
 
 const defaults = {
   conns: "500",
@@ -26,6 +27,7 @@ const defaults = {
   rate: "100",
   size: "100",
   runs: "2",
+  idle: "0",
   dialect: "pusher",
   servers: process.env.SOKETI_DIR ? "tidings,soketi" : "tidings",
 };
@@ -37,6 +39,7 @@ const opt = {
   rate: Number(args.rate),
   size: Number(args.size),
   runs: Number(args.runs),
+  idle: Number(args.idle),
   dialect: args.dialect as DialectName,
   servers: String(args.servers).split(",") as ServerName[],
 };
@@ -69,6 +72,10 @@ interface Result {
   max: number;
   publishP50: number;
   serverCpuUsPerDelivery: number;
+  /** The same CPU split per process (gateway first, then nats-server for tidings-nats). */
+  cpuUsPerDeliveryByPid: number[];
+  /** CPU ms per second each process spent with every subscriber connected and nothing published (--idle S). */
+  idleMsPerSecByPid: number[];
   rssMiB: number;
   /** (RSS with every subscriber connected − RSS of the idle server) ÷ conns. */
   kibPerConn: number;
@@ -115,6 +122,16 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     await new Promise((r) => setTimeout(r, 1000));
     const kibPerConn = ((server.rssMiB() - idleRssMiB) * 1024) / opt.conns;
     publisher = await dialect.publisher(server.port);
+    // What the server spends doing nothing (timers, heartbeats, pings): at a
+    // low publish rate this is part of every event's measured cost.
+    const idleMsPerSecByPid: number[] = [];
+    if (opt.idle > 0) {
+      const before = server.pids.map(procCpuSeconds);
+      await new Promise((r) => setTimeout(r, opt.idle * 1000));
+      server.pids.forEach((pid, i) => {
+        idleMsPerSecByPid.push(((procCpuSeconds(pid) - (before[i] ?? 0)) * 1000) / opt.idle);
+      });
+    }
 
     const pad = "x".repeat(Math.max(0, opt.size - 40));
     const publishLatencies: number[] = [];
@@ -123,6 +140,7 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     let firstError: unknown;
     const inFlight = new Set<Promise<void>>();
     const cpuBefore = server.cpuSeconds();
+    const cpuBeforeByPid = server.pids.map(procCpuSeconds);
     const start = performance.now();
     for (let i = 0; i < opt.events; i++) {
       // Open loop at a fixed rate: wait for the slot, not for the previous answer.
@@ -156,6 +174,7 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       if (received === before) break;
     }
     const cpu = server.cpuSeconds() - cpuBefore;
+    const cpuByPid = server.pids.map((pid, i) => procCpuSeconds(pid) - (cpuBeforeByPid[i] ?? 0));
     const crash = server.crash();
     if (crash) console.error(crash);
     const sorted = latencies.subarray(0, received).sort();
@@ -174,6 +193,8 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       max: sorted[received - 1] ?? NaN,
       publishP50: publishLatencies[Math.floor(publishLatencies.length / 2)] ?? NaN,
       serverCpuUsPerDelivery: (cpu * 1e6) / Math.max(1, received),
+      cpuUsPerDeliveryByPid: cpuByPid.map((c) => (c * 1e6) / Math.max(1, received)),
+      idleMsPerSecByPid,
       rssMiB: server.rssMiB(),
       kibPerConn,
       connectSec,
@@ -203,6 +224,13 @@ function printRow(r: Result) {
       fmt(r.rssMiB, 0).padStart(6),
       fmt(r.kibPerConn, 2).padStart(8),
       String(r.publishErrors + r.closedEarly).padStart(6),
+      // Per process when more than one is counted, and the idle cost when measured.
+      r.cpuUsPerDeliveryByPid.length > 1
+        ? `  cpu/d ${r.cpuUsPerDeliveryByPid.map((c) => fmt(c, 0)).join("+")}`
+        : "",
+      r.idleMsPerSecByPid.length
+        ? `  idle ms/s ${r.idleMsPerSecByPid.map((c) => fmt(c, 1)).join("+")}`
+        : "",
     ].join(" "),
   );
 }
