@@ -124,13 +124,11 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     publisher = await dialect.publisher(server.port);
     // What the server spends doing nothing (timers, heartbeats, pings): at a
     // low publish rate this is part of every event's measured cost.
-    const idleMsPerSecByPid: number[] = [];
+    let idleMsPerSecByPid: number[] = [];
     if (opt.idle > 0) {
-      const before = server.pids.map(procCpuSeconds);
+      const before = cpuByPid(server.pids);
       await new Promise((r) => setTimeout(r, opt.idle * 1000));
-      server.pids.forEach((pid, i) => {
-        idleMsPerSecByPid.push(((procCpuSeconds(pid) - (before[i] ?? 0)) * 1000) / opt.idle);
-      });
+      idleMsPerSecByPid = cpuByPid(server.pids, before).map((c) => (c * 1000) / opt.idle);
     }
 
     const pad = "x".repeat(Math.max(0, opt.size - 40));
@@ -139,8 +137,7 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     let expected = 0;
     let firstError: unknown;
     const inFlight = new Set<Promise<void>>();
-    const cpuBefore = server.cpuSeconds();
-    const cpuBeforeByPid = server.pids.map(procCpuSeconds);
+    const cpuBefore = cpuByPid(server.pids);
     const start = performance.now();
     for (let i = 0; i < opt.events; i++) {
       // Open loop at a fixed rate: wait for the slot, not for the previous answer.
@@ -173,8 +170,8 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       await new Promise((r) => setTimeout(r, 3000));
       if (received === before) break;
     }
-    const cpu = server.cpuSeconds() - cpuBefore;
-    const cpuByPid = server.pids.map((pid, i) => procCpuSeconds(pid) - (cpuBeforeByPid[i] ?? 0));
+    const cpuUsed = cpuByPid(server.pids, cpuBefore);
+    const cpu = cpuUsed.reduce((a, c) => a + c, 0);
     const crash = server.crash();
     if (crash) console.error(crash);
     const sorted = latencies.subarray(0, received).sort();
@@ -193,7 +190,7 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
       max: sorted[received - 1] ?? NaN,
       publishP50: publishLatencies[Math.floor(publishLatencies.length / 2)] ?? NaN,
       serverCpuUsPerDelivery: (cpu * 1e6) / Math.max(1, received),
-      cpuUsPerDeliveryByPid: cpuByPid.map((c) => (c * 1e6) / Math.max(1, received)),
+      cpuUsPerDeliveryByPid: cpuUsed.map((c) => (c * 1e6) / Math.max(1, received)),
       idleMsPerSecByPid,
       rssMiB: server.rssMiB(),
       kibPerConn,
@@ -207,6 +204,11 @@ async function runOnce(serverName: ServerName, run: number): Promise<Result> {
     }
     await server.stop();
   }
+}
+
+/** CPU seconds of each process (`server.pids`, which `cpuSeconds` sums), or their growth since `since`. */
+function cpuByPid(pids: number[], since?: number[]): number[] {
+  return pids.map((pid, i) => procCpuSeconds(pid) - (since?.[i] ?? 0));
 }
 
 function printRow(r: Result) {
