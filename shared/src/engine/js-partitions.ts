@@ -17,7 +17,7 @@
  */
 
 import type { Delivery, StoredEvent } from "../model.js";
-import { eventIdOf } from "../model.js";
+import { storedEvent } from "../model.js";
 import type { DeliveryGap, HistoryPage } from "./engine.js";
 
 export class PartitionSeqs {
@@ -49,12 +49,15 @@ export class PartitionSeqs {
   }
 
   event(e: StoredEvent): StoredEvent {
-    const seq = this.toApp(e.seq);
-    return { ...e, seq, id: eventIdOf(seq) };
+    return storedEvent(e, e.channel, this.toApp(e.seq), e.time);
   }
 
   page(p: HistoryPage): HistoryPage {
-    return { ...p, events: p.events.map((e) => this.event(e)) };
+    return {
+      events: p.events.map((e) => this.event(e)),
+      hasMore: p.hasMore,
+      truncated: p.truncated,
+    };
   }
 
   delivery(d: Delivery): Delivery {
@@ -63,9 +66,9 @@ export class PartitionSeqs {
 
   gap(g: DeliveryGap): DeliveryGap {
     return {
-      ...g,
       afterSeq: this.toApp(g.afterSeq),
       beforeSeq: g.beforeSeq === null ? null : this.toApp(g.beforeSeq),
+      reason: g.reason,
     };
   }
 }

@@ -331,7 +331,13 @@ export class StreamReader {
       this.deleteConsumer(range.stream, consumer);
     }, CURSOR_IDLE_MS);
     expiry.unref();
-    this.cursors.set(key, { ...at, stream: range.stream, expiry });
+    this.cursors.set(key, {
+      stream: range.stream,
+      consumer,
+      leader: at.leader,
+      cseq: at.cseq,
+      expiry,
+    });
     return true;
   }
 

@@ -1,11 +1,11 @@
 import {
   type Delivery,
   type EventInput,
-  eventIdOf,
   type Json,
   type KvBucket,
   type Signal,
   type StoredEvent,
+  storedEvent,
 } from "../model.js";
 import type {
   AppStreamLimits,
@@ -111,16 +111,11 @@ export class MemoryEngine implements Engine {
         : JSON.stringify([channel, options.idempotencyKey]);
     if (key !== undefined) {
       const hit = app.dedupe.get(key);
-      if (hit && hit.expires > now) return { ...hit.result, duplicate: true };
+      if (hit && hit.expires > now)
+        return { seq: hit.result.seq, id: hit.result.id, time: hit.result.time, duplicate: true };
     }
     const seq = app.nextSeq++;
-    const event: StoredEvent = {
-      ...structuredClone(input),
-      channel,
-      seq,
-      id: eventIdOf(seq),
-      time: now,
-    };
+    const event = storedEvent(structuredClone(input), channel, seq, now);
     const ch = this.channel(app, channel);
     ch.events.push(event);
     this.trim(app, ch, now);

@@ -287,11 +287,13 @@ export function createConsole(ctx: GatewayContext, bus: ClusterBus, consoleSecre
       streams.add(stream);
       let dropped = 0;
       const sub = ctx.engine.subscribe(appId, channel, (d) => {
+        // `dropped` first: a literal that starts with a spread gets a hidden
+        // class of its own each time (see `storedEvent` in model.ts).
         const payload =
           d.type === "event"
-            ? { type: "event", ...eventView(d.event) }
-            : { type: "signal", kind: d.signal.kind, signal: d.signal };
-        if (!stream.send(d.type, { ...payload, dropped })) dropped++;
+            ? { dropped, type: "event", ...eventView(d.event) }
+            : { dropped, type: "signal", kind: d.signal.kind, signal: d.signal };
+        if (!stream.send(d.type, payload)) dropped++;
         else dropped = 0;
       });
       sub.ready.then(

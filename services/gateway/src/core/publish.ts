@@ -30,7 +30,16 @@ export type Publish = (
 export function createPublish(engine: Engine, metrics: Metrics): Publish {
   return async (appId, channel, event, from) => {
     const started = performance.now();
-    const stored = { ...event, via: from.via ?? from.dialect };
+    // One literal, not `{ ...event, via }` (see `storedEvent` in model.ts).
+    const stored: EventInput = {
+      name: event.name,
+      data: event.data,
+      meta: event.meta,
+      userId: event.userId,
+      tags: event.tags,
+      excludeConnectionId: event.excludeConnectionId,
+      via: from.via ?? from.dialect,
+    };
     let result: PublishResult;
     try {
       result = await engine.publish(appId, channel, stored, {

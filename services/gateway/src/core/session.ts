@@ -124,7 +124,15 @@ export class Session {
   /** Foony-style connection-level presence entries: announced by the presence service. */
   setPresence(change: Omit<PresenceChange, "appId" | "connectionId">): Promise<void> {
     this.presenceTold = true;
-    return this.core.presence.setPresence({ ...change, appId: this.app.id, connectionId: this.id });
+    const { channel, clientId, action, data } = change;
+    return this.core.presence.setPresence({
+      appId: this.app.id,
+      connectionId: this.id,
+      channel,
+      clientId,
+      action,
+      data,
+    });
   }
 
   /** The channel's connection-level presence entries (see `setPresence`) and their version. */
