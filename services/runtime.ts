@@ -18,7 +18,9 @@ import type { Running } from "./roots/running.js";
 export async function run(role?: Config["role"]): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig(role ? { ...process.env, TIDINGS_ROLE: role } : process.env);
+    config = loadConfig(
+      role ? Object.assign({}, process.env, { TIDINGS_ROLE: role }) : process.env,
+    );
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

@@ -35,7 +35,7 @@ export async function servePresenceProbes(
   if (config.metricsPort === undefined) {
     const health = await startHealthServer(config.host, config.port, { readiness, registry, log });
     log.info({ port: health.port }, "presence health and metrics listening");
-    return { ...health, metricsPort: health.port };
+    return Object.assign({}, health, { metricsPort: health.port });
   }
   // Probes stay on PORT (where the chart's kubelet probes look); metrics get their own port.
   const health = await startHealthServer(config.host, config.port, { readiness, log });

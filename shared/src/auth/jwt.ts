@@ -43,10 +43,10 @@ export async function verifyJwt(
     throw new TokenError("malformed token", false, { cause: err });
   }
   try {
-    const verifyOptions: JWTVerifyOptions = {
-      ...options,
+    // Object.assign, not `{ ...options, key }`: see `storedEvent` in model.ts.
+    const verifyOptions: JWTVerifyOptions = Object.assign({}, options, {
       requiredClaims: ["exp", ...(options.requiredClaims ?? [])],
-    };
+    });
     if (alg === "HS256") {
       let key = hsKeys.get(app);
       if (!key) {
@@ -54,7 +54,8 @@ export async function verifyJwt(
         hsKeys.set(app, key);
       }
       return verified(
-        (await jwtVerify(token, key, { ...verifyOptions, algorithms: ["HS256"] })).payload,
+        (await jwtVerify(token, key, Object.assign({}, verifyOptions, { algorithms: ["HS256"] })))
+          .payload,
       );
     }
     if (!app.jwks) throw new TokenError(`algorithm ${alg ?? "none"} not accepted for this app`);
@@ -67,10 +68,13 @@ export async function verifyJwt(
     }
     return verified(
       (
-        await jwtVerify(token, set, {
-          ...verifyOptions,
-          algorithms: ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"],
-        })
+        await jwtVerify(
+          token,
+          set,
+          Object.assign({}, verifyOptions, {
+            algorithms: ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"],
+          }),
+        )
       ).payload,
     );
   } catch (err) {

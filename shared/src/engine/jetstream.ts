@@ -244,10 +244,13 @@ export class JetStreamEngine implements Engine {
     // Live gap reads get short timeouts of their own: a live event waits on
     // them, and a retry after a quick failure beats one slow attempt.
     this.liveReader = new StreamReader(nc, liveJsm, LIVE_READ_TIMEOUT_MS);
-    this.live = new LiveHub(nc, this.liveReader, () => this.isReady(), onError, {
-      ...DEFAULT_LIVE_OPTIONS,
-      ...options.live,
-    });
+    this.live = new LiveHub(
+      nc,
+      this.liveReader,
+      () => this.isReady(),
+      onError,
+      Object.assign({}, DEFAULT_LIVE_OPTIONS, options.live),
+    );
     this.kvBuckets = new KvBuckets(this.js, this.replicas);
     void this.watchStatus();
   }

@@ -642,7 +642,7 @@ export class LiveHub {
     private readonly onError: (err: unknown) => void,
     options: Partial<LiveOptions> = {},
   ) {
-    this.options = { ...DEFAULT_LIVE_OPTIONS, ...options };
+    this.options = Object.assign({}, DEFAULT_LIVE_OPTIONS, options);
     // One timer for every stream and channel; a sweep grants a share of the
     // read budget, so frequent sweeps spread the reads evenly.
     const every = Math.max(50, Math.min(250, Math.floor(this.options.checkMs / 4)));

@@ -85,7 +85,7 @@ export class PipelinedPublisher {
     private readonly nc: NatsConnection,
     options: Partial<PublisherOptions> = {},
   ) {
-    this.opts = { ...defaultPublisherOptions, ...options };
+    this.opts = Object.assign({}, defaultPublisherOptions, options);
     this.prefix = createInbox();
     this.sub = nc.subscribe(`${this.prefix}.*`, {
       callback: (err, msg) => {

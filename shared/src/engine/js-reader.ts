@@ -553,7 +553,7 @@ export class StreamReader {
     const oldest = await this.getMsg(stream, { seq: 1, next_by_subj: subject });
     const empty = { events: [], hasMore: false, truncated: false };
     if (!oldest || (beforeSeq !== undefined && oldest.seq >= beforeSeq)) return empty;
-    if (limit === 0) return { ...empty, hasMore: true };
+    if (limit === 0) return { events: [], hasMore: true, truncated: false };
     let info: Awaited<ReturnType<JetStreamManager["streams"]["info"]>>;
     try {
       info = await this.jsm.streams.info(stream, { subjects_filter: subject });

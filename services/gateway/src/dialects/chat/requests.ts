@@ -143,7 +143,9 @@ export class ChatRequests {
         await publish(session, owner, stored, idem("call", callId, owner));
       }
       // Losing this race only means the other closer marked it first.
-      await kv.update(callKey(callId), { ...call, done: true }, revision);
+      const closed = { ...call };
+      closed.done = true;
+      await kv.update(callKey(callId), closed, revision);
       return {};
     }
   }

@@ -36,12 +36,10 @@ export function signRequest(
   body: string,
   nowSec: number,
 ): URLSearchParams {
-  const query = new URLSearchParams({
-    ...params,
-    auth_key: app.key,
-    auth_timestamp: String(nowSec),
-    auth_version: "1.0",
-  });
+  const query = new URLSearchParams(params);
+  query.set("auth_key", app.key);
+  query.set("auth_timestamp", String(nowSec));
+  query.set("auth_version", "1.0");
   if (body !== "") query.set("body_md5", md5Hex(body));
   query.set("auth_signature", hmacHex(app.secret, stringToSign(method, path, query)));
   return query;
