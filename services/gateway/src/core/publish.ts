@@ -30,8 +30,9 @@ export type Publish = (
 export function createPublish(engine: Engine, metrics: Metrics): Publish {
   return async (appId, channel, event, from) => {
     const started = performance.now();
-    // One literal, not `{ ...event, via }` (see `storedEvent` in model.ts).
-    const stored: EventInput = {
+    // One literal, not `{ ...event, via }` (see `storedEvent` in model.ts);
+    // the type makes a field added to EventInput a compile error here.
+    const stored: { [K in keyof Required<EventInput>]: EventInput[K] } = {
       name: event.name,
       data: event.data,
       meta: event.meta,
