@@ -1,3 +1,4 @@
+import { cloneJson } from "../json-clone.js";
 import {
   type Delivery,
   type EventInput,
@@ -115,7 +116,7 @@ export class MemoryEngine implements Engine {
         return { seq: hit.result.seq, id: hit.result.id, time: hit.result.time, duplicate: true };
     }
     const seq = app.nextSeq++;
-    const event = storedEvent(structuredClone(input), channel, seq, now);
+    const event = storedEvent(cloneJson(input), channel, seq, now);
     const ch = this.channel(app, channel);
     ch.events.push(event);
     this.trim(app, ch, now);
@@ -139,7 +140,7 @@ export class MemoryEngine implements Engine {
   signal(appId: string, channel: string, signal: Signal): void {
     const ch = this.app(appId).channels.get(channel);
     if (!ch) return;
-    dispatch(ch, { type: "signal", signal: structuredClone(signal) });
+    dispatch(ch, { type: "signal", signal: cloneJson(signal) });
   }
 
   subscribeUser(appId: string, userId: string, handler: (s: Signal) => void) {
@@ -157,7 +158,7 @@ export class MemoryEngine implements Engine {
   }
 
   signalUser(appId: string, userId: string, signal: Signal): void {
-    for (const h of this.app(appId).users.get(userId) ?? []) h(structuredClone(signal));
+    for (const h of this.app(appId).users.get(userId) ?? []) h(cloneJson(signal));
   }
 
   async history(appId: string, channel: string, q: HistoryQuery): Promise<HistoryPage> {
@@ -266,7 +267,7 @@ function live(ch: ChannelState): StoredEvent[] {
 }
 
 function clone(e: StoredEvent): StoredEvent {
-  return structuredClone(e);
+  return cloneJson(e);
 }
 
 class MemoryKv implements KvStore {
@@ -275,12 +276,12 @@ class MemoryKv implements KvStore {
 
   async get(key: string) {
     const e = this.entries.get(key);
-    return e ? { value: structuredClone(e.value), revision: e.revision } : null;
+    return e ? { value: cloneJson(e.value), revision: e.revision } : null;
   }
 
   async put(key: string, value: Json): Promise<number> {
     const revision = ++this.revision;
-    this.entries.set(key, { value: structuredClone(value), revision });
+    this.entries.set(key, { value: cloneJson(value), revision });
     return revision;
   }
 
