@@ -11,7 +11,14 @@ import {
   RequestError,
   TimeoutError,
 } from "@nats-io/nats-core";
-import { type EventInput, eventIdOf, type Json, type Signal, type StoredEvent } from "../model.js";
+import {
+  type EventInput,
+  eventIdOf,
+  eventInput,
+  type Json,
+  type Signal,
+  type StoredEvent,
+} from "../model.js";
 import { EngineUnavailableError } from "./engine.js";
 
 /** What the stream stores as the message body: the event as published, and when. */
@@ -21,16 +28,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function encodeEventBody(event: EventInput, time: number): Uint8Array {
-  const body: EventBody = {
-    name: event.name,
-    data: event.data,
-    meta: event.meta,
-    userId: event.userId,
-    tags: event.tags,
-    excludeConnectionId: event.excludeConnectionId,
-    via: event.via,
-    time,
-  };
+  // Every field, then time: the key order stored bodies have always had.
+  const body: EventBody = Object.assign(eventInput(event, event.via), { time });
   return encoder.encode(JSON.stringify(body));
 }
 

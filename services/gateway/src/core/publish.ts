@@ -3,7 +3,7 @@ import {
   EngineUnavailableError,
   type PublishResult,
 } from "../../../../shared/src/engine/engine.js";
-import type { EventInput } from "../../../../shared/src/model.js";
+import { type EventInput, eventInput } from "../../../../shared/src/model.js";
 import type { Metrics } from "../metrics.js";
 
 /** Who publishes: the dialect (for metrics) and, optionally, a resend key. */
@@ -30,17 +30,7 @@ export type Publish = (
 export function createPublish(engine: Engine, metrics: Metrics): Publish {
   return async (appId, channel, event, from) => {
     const started = performance.now();
-    // One literal, not `{ ...event, via }` (see `storedEvent` in model.ts);
-    // the type makes a field added to EventInput a compile error here.
-    const stored: { [K in keyof Required<EventInput>]: EventInput[K] } = {
-      name: event.name,
-      data: event.data,
-      meta: event.meta,
-      userId: event.userId,
-      tags: event.tags,
-      excludeConnectionId: event.excludeConnectionId,
-      via: from.via ?? from.dialect,
-    };
+    const stored = eventInput(event, from.via ?? from.dialect);
     let result: PublishResult;
     try {
       result = await engine.publish(appId, channel, stored, {
