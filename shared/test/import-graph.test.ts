@@ -4,19 +4,10 @@
  * and webhooks never import each other. Static and dynamic relative imports
  * count, type-only ones too (a circle of types is still a circle to read).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-function sources(dir: string): string[] {
-  return readdirSync(join(ROOT, dir), { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".test.ts"))
-    .map((e) => relative(ROOT, join(e.parentPath, e.name)))
-    .filter((f) => !/(^|\/)test\//.test(f));
-}
+import { ROOT, sources } from "./sources.js";
 
 /** File → the files it imports (relative specifiers only). */
 function importGraph(): Map<string, string[]> {
