@@ -253,20 +253,20 @@ async function listen(
     uWS.us_listen_socket_close(listenSocket);
   };
 
-  // Direct sends (replies, replays) are not checked one by one: look every 250 ms.
+  // One pass a second over every connection, not a timer per socket (each
+  // wake-up of an idle gateway costs): the keep-alives of every dialect
+  // (pings, silence closes), and the send queues, which the hub checks as a
+  // channel's deliveries add up but nothing checks after direct sends
+  // (replies, replays) or once a channel goes quiet.
   const sweep = setInterval(() => {
+    const now = Date.now();
     for (const conn of connections) {
+      checkSilence(conn, now);
       if (conn.bufferedAmount() > (conn.app?.limits.slowConsumerBytes ?? maxBuffer))
         closeSlowConsumer(conn);
     }
-  }, 250);
-  sweep.unref();
-  // Keep-alives of every dialect (pings, silence closes): one timer, not one per socket.
-  const silence = setInterval(() => {
-    const now = Date.now();
-    for (const conn of connections) checkSilence(conn, now);
   }, SILENCE_SWEEP_MS);
-  silence.unref();
+  sweep.unref();
 
   return {
     app,
@@ -294,7 +294,6 @@ async function listen(
     },
     close() {
       clearInterval(sweep);
-      clearInterval(silence);
       stopListening();
       for (const conn of [...connections]) if (!conn.ending) conn.ws.close();
     },

@@ -501,6 +501,23 @@ describe("herald errors and limits", () => {
     expect((await slow.waitClosed()).code).toBe(4008);
     pub.close();
   });
+
+  it("closes it with 4008 too when events far smaller than its limit fill the queue", async () => {
+    // Each event is under 1/16 of the 64 KiB limit, so the queue is checked
+    // only as a channel's sends add up: published this fast, a check that never
+    // came would leave the close to uWS's hard stop (not 4008) within a second.
+    await using small = await startTestGateway({ env: SLOW_CONSUMER_ENV });
+    const slow = await heraldConnect(heraldUrl(small.url, "slow", ["small"]));
+    await request(slow, "subscribe", { stream_id: "small" });
+    slow.pauseReading();
+    const pub = await heraldConnect(heraldUrl(small.url, "pub", ["small"]));
+    const body = "s".repeat(3000);
+    const publish = () => request(pub, "event.publish", { stream_id: "small", type: "n", body });
+    expect(await publishUntilSlowClose(small, publish, 20_000)).toBe(true);
+    slow.resumeReading();
+    expect((await slow.waitClosed()).code).toBe(4008);
+    pub.close();
+  });
 });
 
 describe("herald http", () => {
