@@ -14,11 +14,7 @@ export function processRegistry(opts: {
   natsConnected: () => boolean;
 }): Registry {
   const registry = new Registry();
-  // Event-loop delay sampled every 100 ms, not prom-client's 10: each sample
-  // is a wake-up, and 100 of them a second cost an idle process ~10 ms of CPU
-  // per second here (loadtest/results.md); a stall longer than 100 ms is still
-  // always caught.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  collectDefaultMetrics({ register: registry });
   new Gauge({
     name: "tidings_build_info",
     help: "Always 1; the running version and Node in its labels",

@@ -262,6 +262,8 @@ async function listen(
     const now = Date.now();
     for (const conn of connections) {
       checkSilence(conn, now);
+      // One the silence check just ended is not also a slow consumer.
+      if (conn.ending) continue;
       if (conn.bufferedAmount() > (conn.app?.limits.slowConsumerBytes ?? maxBuffer))
         closeSlowConsumer(conn);
     }

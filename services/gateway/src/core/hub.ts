@@ -102,7 +102,7 @@ interface LocalChannel {
   deliveredUpTo: number;
   /** Newest membership version delivered: versions only grow on a channel. */
   lastVersion?: PresenceVersion | undefined;
-  /** Bytes sent to each subscriber since their send queues were last checked. */
+  /** What each subscriber was sent (UTF-16 units) since their send queues were last checked. */
   unchecked: number;
   /** Check the send queues once `unchecked` reaches this (see `deliver`). */
   checkEvery: number;
@@ -112,9 +112,10 @@ interface LocalChannel {
 const MAX_REPLAY_BUFFER = 10_000;
 /**
  * A channel checks its subscribers' send queues each time it has sent them
- * 1/16 of the app's slow-consumer limit. A queue grows only by what is sent
- * to it, so a subscriber is closed soon past the limit (frames are counted in
- * UTF-16 units, at most 3 bytes each), far from uWS's hard stop at twice it.
+ * 1/16 of the app's slow-consumer limit (counted in UTF-16 units, at most 3
+ * bytes each). What this channel adds between two checks is bounded by that;
+ * a connection on many busy channels can still reach uWS's hard stop (twice
+ * the largest app's limit plus 1 MiB) between checks, and is then cut by uWS.
  */
 const CHECKS_PER_LIMIT = 16;
 const REPLAY_PAGE = 500;
@@ -445,7 +446,7 @@ export class Hub {
     // uWS queues what a socket cannot take yet; checking closes a slow consumer
     // in its dialect's terms before uWS's hard stop. Asking every socket after
     // every event would be a native call per delivery (≈2.5% of a big channel's
-    // fan-out CPU): the channel asks once it has sent `checkEvery` bytes.
+    // fan-out CPU): the channel asks once it has sent `checkEvery`.
     local.unchecked += sent;
     const check = local.unchecked >= local.checkEvery;
     if (check) local.unchecked = 0;
