@@ -473,7 +473,7 @@ export class Hub {
     local.unchecked += direct;
   }
 
-  /** Sends `d` to one subscriber; returns the bytes sent. */
+  /** Sends `d` to one subscriber; returns the frame's length (UTF-16 units), 0 if none went. */
   private sendDirect(s: Subscriber, channel: string, d: Delivery): number {
     const bytes = safeEncode(s.encoder, channel, d, this.log);
     if (bytes === null || !s.conn.send(bytes)) return 0;
