@@ -29,13 +29,9 @@ export async function connectNats(
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
     try {
+      // Per attempt (`timeout`); the loop retries until the deadline.
       const nc = await connect(
-        Object.assign({}, natsAuthOptions(config), {
-          name,
-          // Per attempt; the loop retries until the deadline.
-          timeout: 2000,
-          ...LINK_OPTIONS,
-        }),
+        Object.assign({}, natsAuthOptions(config), { name, timeout: 2000 }, LINK_OPTIONS),
       );
       if (attempt > 1) log.info({ server: servers, attempt }, "NATS reachable");
       watchLink(nc, log, name);
