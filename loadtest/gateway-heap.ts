@@ -17,7 +17,15 @@
  *   npx tsx loadtest/gateway-heap.ts --server tidings --channels each --top 40
  *   BENCH_BASE_DIR=/tmp/tidings-base npx tsx loadtest/gateway-heap.ts --server base
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type WebSocket from "ws";
@@ -244,6 +252,9 @@ async function runMode(mode: string): Promise<void> {
       (p, i) => procCpuSeconds(p) - (cpu0[i] ?? 0) - (baseCpu[i] ?? 0),
     );
     const heldFile = await snapshot(server, dir);
+    // BENCH_HEAP_KEEP=<dir>: keep the held snapshot, to read in DevTools or by path.
+    const keep = process.env.BENCH_HEAP_KEEP;
+    if (keep) copyFileSync(heldFile, join(keep, `${opt.server}-${mode}-${opt.conns}.heapsnapshot`));
     const a = readSnapshot(idleFile);
     const b = readSnapshot(heldFile);
     const n = opt.conns;
