@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { ConnSet } from "./conn-set.js";
+import { SmallSet } from "./small-set.js";
 
-describe("ConnSet", () => {
+describe("SmallSet", () => {
   it("counts as a Set does, from one id to many", () => {
-    const s = new ConnSet();
+    const s = new SmallSet();
     expect(s.size).toBe(0);
     s.add("a");
     s.add("a");
@@ -15,7 +15,7 @@ describe("ConnSet", () => {
     expect(s.delete("a")).toBe(true);
     expect(s.delete("a")).toBe(false);
     expect(s.size).toBe(2);
-    const t = new ConnSet();
+    const t = new SmallSet();
     t.add("x");
     expect(t.delete("x")).toBe(true);
     expect(t.size).toBe(0);

@@ -1,9 +1,10 @@
 /**
- * A channel's connection ids (what its subscription count counts): one held
- * as is, a Set only from the second. Most channels have one subscriber, and
- * a Set is a hash table of a few hundred bytes.
+ * A set of strings, one held as is, a Set only from the second. Most of
+ * what a connection or a channel keeps a set of has one member (a channel's
+ * connection ids, the channels presence was told of), and a Set is a hash
+ * table of ~150 bytes even with one entry.
  */
-export class ConnSet {
+export class SmallSet {
   private one: string | undefined;
   private many: Set<string> | undefined;
 

@@ -22,6 +22,7 @@ import {
   type ConnectionSnapshot,
   decodeMessage,
   encodeMessage,
+  NO_ITEMS,
   type PresenceQuery,
   type PresenceReply,
 } from "../../../shared/src/presence/messages.js";
@@ -57,8 +58,16 @@ export interface NatsPresenceClientOptions {
 }
 
 interface LocalConn extends ConnectionSnapshot {
-  /** Subscribes awaiting the owner's answer: channel → token, dropped by a racing unsubscribe. */
-  pending: Map<string, symbol>;
+  /**
+   * Subscribes awaiting the owner's answer: channel → token, dropped by a
+   * racing unsubscribe. Undefined while none waits (most of a connection's life).
+   */
+  pending: Map<string, symbol> | undefined;
+}
+
+function dropPending(conn: LocalConn, channel: string): void {
+  conn.pending?.delete(channel);
+  if (conn.pending?.size === 0) conn.pending = undefined;
 }
 
 export class NatsPresenceClient implements PresenceApi {
@@ -104,6 +113,7 @@ export class NatsPresenceClient implements PresenceApi {
   async subscribe(sub: ChannelSubscription): Promise<SubscribeOutcome> {
     const conn = this.conn(sub.appId, sub.connectionId);
     const token = Symbol(sub.channel);
+    conn.pending ??= new Map();
     conn.pending.set(sub.channel, token);
     const sending = this.queue(partitionOf(sub.appId)).send(
       {
@@ -118,21 +128,18 @@ export class NatsPresenceClient implements PresenceApi {
       },
       (r) => {
         // Runs before any later sync is built, so a sync never misses an accepted join.
-        if (conn.pending.get(sub.channel) !== token) return;
-        conn.pending.delete(sub.channel);
+        if (conn.pending?.get(sub.channel) !== token) return;
+        dropPending(conn, sub.channel);
         if (!r.ok || this.conns.get(key(sub.appId, sub.connectionId)) !== conn) return;
-        conn.subs = conn.subs.filter((s) => s.channel !== sub.channel);
-        conn.subs.push({
-          channel: sub.channel,
-          userId: sub.userId,
-          info: sub.info,
-          member: sub.member,
-        });
+        // concat sizes the array exactly; a push grows it to 17 slots.
+        conn.subs = conn.subs
+          .filter((s) => s.channel !== sub.channel)
+          .concat({ channel: sub.channel, userId: sub.userId, info: sub.info, member: sub.member });
       },
     );
     // A rejected join (no owner in time) leaves nothing behind to mistake for a pending one.
     const result = await sending.finally(() => {
-      if (conn.pending.get(sub.channel) === token) conn.pending.delete(sub.channel);
+      if (conn.pending?.get(sub.channel) === token) dropPending(conn, sub.channel);
     });
     if ("members" in result || !result.ok) return result;
     throw new PresenceRequestError("join answered without an outcome");
@@ -141,7 +148,7 @@ export class NatsPresenceClient implements PresenceApi {
   async unsubscribe(appId: string, channel: string, connectionId: string): Promise<void> {
     const conn = this.conns.get(key(appId, connectionId));
     if (conn) {
-      conn.pending.delete(channel);
+      dropPending(conn, channel);
       conn.subs = conn.subs.filter((s) => s.channel !== channel);
     }
     await this.queue(partitionOf(appId)).send({ type: "leave", appId, channel, connectionId });
@@ -180,7 +187,7 @@ export class NatsPresenceClient implements PresenceApi {
     } else {
       const conn = this.conn(appId, connectionId);
       const entry = { channel, clientId: change.clientId, data: change.data };
-      conn.present = [...(conn.present ?? []).filter((e) => e.channel !== channel), entry];
+      conn.present = (conn.present ?? NO_ITEMS).filter((e) => e.channel !== channel).concat(entry);
     }
     await this.queue(partitionOf(appId)).send({ type: "presence", ...change });
   }
@@ -291,10 +298,10 @@ export class NatsPresenceClient implements PresenceApi {
         appId,
         connectionId,
         opened: false,
-        watchlist: [],
-        subs: [],
-        present: [],
-        pending: new Map(),
+        watchlist: NO_ITEMS,
+        subs: NO_ITEMS,
+        present: undefined,
+        pending: undefined,
       };
       this.conns.set(k, c);
     }

@@ -25,7 +25,8 @@ export function putEntry(
   const entries = conn.present ?? [];
   const old = entries.find((x) => x.channel === e.channel);
   if (old && old.clientId === e.clientId && sameJson(old.data, e.data)) return false;
-  conn.present = [...entries.filter((x) => x !== old), copy(e)];
+  // concat sizes the array exactly; a spread grows it to 17 slots.
+  conn.present = (old ? entries.filter((x) => x !== old) : entries).concat(copy(e));
   const byConn = app.present.get(e.channel) ?? new Map();
   app.present.set(e.channel, byConn.set(conn.connectionId, { clientId: e.clientId, data: e.data }));
   out.push(effect(appId, e.channel, old ? "update" : "enter", conn.connectionId, e));

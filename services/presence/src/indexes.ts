@@ -3,7 +3,7 @@
  * together with the connection records, inside `PresenceCore`.
  */
 import type { Json, UserStatus } from "../../../shared/src/model.js";
-import type { ConnSet } from "./conn-set.js";
+import type { SmallSet } from "../../../shared/src/small-set.js";
 import type { ConnectionRecord } from "./types.js";
 
 export interface MemberState {
@@ -13,7 +13,7 @@ export interface MemberState {
 }
 
 export interface ChannelState {
-  conns: ConnSet;
+  conns: SmallSet;
   /** Made with the first member: most channels (public, private) never have one. */
   members: Map<string, MemberState> | undefined;
 }

@@ -52,7 +52,7 @@ export function setOpened(
   appId: string,
   conn: ConnectionRecord,
   userId: string,
-  watchlist: string[],
+  watchlist: readonly string[],
   out: PresenceEffect[],
 ): boolean {
   const sameWatch =

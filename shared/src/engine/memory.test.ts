@@ -52,3 +52,38 @@ describe("memory engine history trim", () => {
     expect(await engine.lastSeq("a", "c")).toBe(0);
   });
 });
+
+// A channel per user or per document: the engine must not keep one entry for
+// every channel ever subscribed to once nothing is left in it.
+describe("memory engine channel state", () => {
+  it("drops a channel's state when its last subscriber leaves and it holds no history", async () => {
+    const engine = new MemoryEngine();
+    await engine.ensureApp("a", { historyPerChannel: 1, historyMaxAgeSec: 0, dedupeWindowSec: 1 });
+    const subs = Array.from({ length: 100 }, (_, i) => engine.subscribe("a", `c${i}`, () => {}));
+    const second = engine.subscribe("a", "c0", () => {});
+    expect(engine.channelsHeld("a")).toBe(100);
+    for (const s of subs) s.close();
+    // c0 still has a subscriber.
+    expect(engine.channelsHeld("a")).toBe(1);
+    second.close();
+    second.close();
+    expect(engine.channelsHeld("a")).toBe(0);
+    await engine.history("a", "never", { afterSeq: 0, limit: 10 });
+    expect(engine.channelsHeld("a")).toBe(0);
+
+    // History, or the mark of a trimmed one (a replay must still report it truncated), stays.
+    const got: number[] = [];
+    const kept = engine.subscribe("a", "h", (d) => d.type === "event" && got.push(d.event.seq));
+    const first = await engine.publish("a", "h", { name: "n", data: 1 });
+    await engine.publish("a", "h", { name: "n", data: 2 });
+    kept.close();
+    expect(engine.channelsHeld("a")).toBe(1);
+    expect(got).toHaveLength(2);
+    const again = engine.subscribe("a", "h", () => {});
+    again.close();
+    const page = await engine.history("a", "h", { afterSeq: 0, limit: 10 });
+    expect(page.truncated).toBe(true);
+    expect(page.events.map((e) => e.seq)).not.toContain(first.seq);
+    expect(engine.channelsHeld("a")).toBe(1);
+  });
+});

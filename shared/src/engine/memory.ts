@@ -67,7 +67,9 @@ function addHandler(ch: ChannelState, handler: DeliveryHandler): void {
 function removeHandler(ch: ChannelState, handler: DeliveryHandler): void {
   const h = ch.handlers;
   if (h === handler) ch.handlers = undefined;
-  else if (typeof h === "object") h.delete(handler);
+  else if (typeof h === "object" && h.delete(handler) && h.size <= 1)
+    // Back to the one held as is (or none), as `close` expects of a channel left alone.
+    ch.handlers = h.values().next().value;
 }
 
 interface AppState {
@@ -129,12 +131,16 @@ export class MemoryEngine implements Engine {
     return result;
   }
 
-  subscribe(appId: string, channel: string, handler: DeliveryHandler) {
-    const ch = this.channel(this.app(appId), channel);
+  subscribe(
+    appId: string,
+    channel: string,
+    handler: DeliveryHandler,
+  ): LiveSubscription & { ready: Promise<number> } {
+    const app = this.app(appId);
+    const ch = this.channel(app, channel);
     addHandler(ch, handler);
     // Publishing is synchronous here: every event after the current last one reaches the handler.
-    const ready = Promise.resolve(newest(ch)?.seq ?? 0);
-    return { ready, close: () => removeHandler(ch, handler) };
+    return new MemorySubscription(app, channel, ch, handler, Promise.resolve(newest(ch)?.seq ?? 0));
   }
 
   signal(appId: string, channel: string, signal: Signal): void {
@@ -163,7 +169,8 @@ export class MemoryEngine implements Engine {
 
   async history(appId: string, channel: string, q: HistoryQuery): Promise<HistoryPage> {
     const app = this.app(appId);
-    const ch = this.channel(app, channel);
+    // A read of a channel that holds nothing leaves nothing behind.
+    const ch = app.channels.get(channel) ?? emptyChannel();
     this.trim(app, ch, this.now());
     const all = live(ch);
     if (q.afterSeq !== undefined) {
@@ -200,6 +207,11 @@ export class MemoryEngine implements Engine {
     return store;
   }
 
+  /** Channels the engine holds state for (history, a trim mark or a subscriber): what it keeps in memory. */
+  channelsHeld(appId: string): number {
+    return this.apps.get(appId)?.channels.size ?? 0;
+  }
+
   isReady(): boolean {
     return !this.closed;
   }
@@ -227,7 +239,7 @@ export class MemoryEngine implements Engine {
   private channel(app: AppState, name: string): ChannelState {
     let ch = app.channels.get(name);
     if (!ch) {
-      ch = { events: [], head: 0, trimmedUpTo: 0, handlers: undefined };
+      ch = emptyChannel();
       app.channels.set(name, ch);
     }
     return ch;
@@ -254,6 +266,39 @@ export class MemoryEngine implements Engine {
 
   private sweepDedupe(app: AppState, now: number): void {
     for (const [k, v] of app.dedupe) if (v.expires <= now) app.dedupe.delete(k);
+  }
+}
+
+function emptyChannel(): ChannelState {
+  return { events: [], head: 0, trimmedUpTo: 0, handlers: undefined };
+}
+
+/**
+ * A channel's live subscription: one object, where `{ ready, close: () => … }`
+ * would be three (the object, a closure and its context), per channel held.
+ */
+class MemorySubscription implements LiveSubscription {
+  constructor(
+    private readonly app: AppState,
+    private readonly name: string,
+    private readonly ch: ChannelState,
+    private readonly handler: DeliveryHandler,
+    readonly ready: Promise<number>,
+  ) {}
+
+  close(): void {
+    const { app, name, ch } = this;
+    removeHandler(ch, this.handler);
+    // Nothing stored, nothing trimmed (which `truncated` reports), no one
+    // listening: the state is what a new channel starts with, so keeping it
+    // would only grow the map by every channel ever subscribed to.
+    if (
+      ch.handlers === undefined &&
+      ch.events.length === 0 &&
+      ch.trimmedUpTo === 0 &&
+      app.channels.get(name) === ch
+    )
+      app.channels.delete(name);
   }
 }
 

@@ -29,16 +29,20 @@ export interface PresenceEntrySnapshot {
 }
 
 /** Everything a gateway knows about one of its connections. */
+/** A new record's watchlist and subscriptions: one empty array for all records. */
+export const NO_ITEMS: readonly never[] = Object.freeze([]);
+
 export interface ConnectionSnapshot {
   appId: string;
   connectionId: string;
   /** Set once `connectionOpened` was reported: the connection counts as online. */
   userId?: string | undefined;
   opened: boolean;
-  watchlist: string[];
-  subs: SubscriptionSnapshot[];
+  /** Replaced, never changed in place: records of connections without any share one empty array. */
+  watchlist: readonly string[];
+  subs: readonly SubscriptionSnapshot[];
   /** Presence entries; absent means none (gateways and KV records older than entries). */
-  present?: PresenceEntrySnapshot[] | undefined;
+  present?: readonly PresenceEntrySnapshot[] | undefined;
 }
 
 export type PresenceReport =

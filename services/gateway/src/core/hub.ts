@@ -158,11 +158,15 @@ export class Hub {
     // next check and must not stay on the topic, or live events would arrive twice.
     const previous = local.subscribers.get(conn.id);
     if (previous) this.leaveTopic(local, previous);
+    // Every field set here, so none is added later (that would give each
+    // subscriber a property array of its own).
     const subscriber: Subscriber = {
       conn,
       encoder,
       slowConsumerBytes: app.limits.slowConsumerBytes,
       buffer: [],
+      covers: undefined,
+      sentUpTo: undefined,
     };
     local.subscribers.set(conn.id, subscriber);
     // Every event the engine delivers from here on reaches this subscriber
@@ -301,7 +305,8 @@ export class Hub {
     let t = local.topics.find((x) => x.key === key);
     if (!t) {
       t = { key, name: topicOf(local.appId, local.name, key), encoder, count: 0 };
-      local.topics = [...local.topics, t];
+      // concat sizes the copy exactly; a spread grows it to 17 slots (136 B more per channel).
+      local.topics = local.topics.concat(t);
     }
     s.conn.ws.subscribe(t.name);
     t.count++;

@@ -21,6 +21,7 @@ import type {
   PresenceSet,
   SubscribeOutcome,
 } from "../../../../shared/src/presence/api.js";
+import { SmallSet } from "../../../../shared/src/small-set.js";
 import type { Connection } from "./connection.js";
 import type { ChannelEncoder, Hub } from "./hub.js";
 import type { Joined, JoinPlan, PresenceRole } from "./join-plan.js";
@@ -63,7 +64,7 @@ export class Session {
   /** The tail of each channel's queued operations (see `inOrder`). */
   private ops: Map<string, Promise<void>> | undefined;
   /** Subscriptions presence was told of: a leave reports only these, each once. */
-  private reported: Set<string> | undefined;
+  private reported: SmallSet | undefined;
   /** Presence holds something of this connection, so its close must be reported. */
   private presenceTold = false;
   private ended = false;
@@ -204,7 +205,7 @@ export class Session {
       // Taken once the channel's signals flow, so no member change falls between.
       snapshot: async () => {
         if (presence && this.joined?.get(channel) === attempt) {
-          this.reported ??= new Set();
+          this.reported ??= new SmallSet();
           this.reported.add(channel);
           if (presence.answer === false && !presence.member) {
             // Queued now, in order; only a member's report can refuse the join.
