@@ -90,4 +90,33 @@ describe("CountThrottle", () => {
     th.close();
     expect(t.pending()).toBe(0);
   });
+
+  // A connect storm makes a new channel per connection: one timer serves them
+  // all, and each channel's trailing send still comes at its own interval's end.
+  it("runs every channel's interval on one timer", () => {
+    const sent: string[] = [];
+    const t = manualTimers();
+    const th = new CountThrottle((_a, c, n) => sent.push(`${c}=${n}`), 1000, t.timers);
+    for (let i = 0; i < 100; i++) {
+      th.update("a", `c${i}`, 1);
+      th.update("a", `c${i}`, 2);
+      expect(t.pending()).toBe(1);
+      t.advance(10);
+    }
+    // c0 started at 0, c99 at 990: by 1000 only c0's interval is over.
+    expect(sent.filter((x) => x.endsWith("=2"))).toEqual(["c0=2"]);
+    t.advance(490);
+    expect(sent.filter((x) => x.endsWith("=2"))).toHaveLength(50);
+    // The trailing sends start intervals of their own, still on the one timer.
+    expect(t.pending()).toBe(1);
+    th.update("a", "c0", 3);
+    t.advance(509);
+    expect(sent.filter((x) => x.endsWith("=2"))).toHaveLength(100);
+    expect(sent).not.toContain("c0=3");
+    t.advance(1);
+    expect(sent).toContain("c0=3");
+    t.advance(5000);
+    expect(t.pending()).toBe(0);
+    expect(sent).toHaveLength(201);
+  });
 });
