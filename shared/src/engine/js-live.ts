@@ -26,6 +26,7 @@
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { Signal, StoredEvent } from "../model.js";
+import { SmallSet } from "../small-set.js";
 import {
   type DeliveryGap,
   type DeliveryHandler,
@@ -168,7 +169,8 @@ const FILL_SERIAL_STEPS = 4;
 const IN_FLIGHT_GRACE_MS = 500;
 
 class ChannelLive implements Positioned {
-  readonly entries = new Set<Entry>();
+  /** Its handlers: usually one (the gateway's hub subscribes once per channel). */
+  readonly entries = new SmallSet<Entry>();
   private lastDelivered = 0;
   /**
    * A seq the channel itself holds an event at, or 0: its last read or
@@ -189,7 +191,8 @@ class ChannelLive implements Positioned {
   private verified = 0;
   private readonly feed: Feed;
   private closed = false;
-  private readonly repeats: RepeatFilter;
+  /** Made at the first live event: a channel that only waits holds none. */
+  private repeats: RepeatFilter | undefined;
   private readonly slot: CheckSlot;
   /** The feed cursor's run this channel has received everything of (0: none). */
   private epoch = 0;
@@ -209,10 +212,11 @@ class ChannelLive implements Positioned {
     private readonly isReady: () => boolean,
     private readonly onError: (err: unknown) => void,
     private readonly options: LiveOptions,
-    /** The channel gave up: LiveHub forgets it and tells every handler. */
-    private readonly onEnded: (gap: DeliveryGap) => void,
+    /** LiveHub: told when the channel gives up (it tells every handler) and when it is left alone. */
+    private readonly owner: ChannelOwner,
+    /** The owner's key for it: its live subject. */
+    readonly key: string,
   ) {
-    this.repeats = new RepeatFilter(() => reader.dedupeWindowMs(stream));
     this.slot = checks.add(stream, this);
     this.feed = feed(this);
     // Registered during a run: everything the feed receives from now on is routed here.
@@ -342,9 +346,11 @@ class ChannelLive implements Positioned {
     }
   }
 
-  remove(entry: Entry): boolean {
-    this.entries.delete(entry);
-    return this.entries.size === 0;
+  /** Drops a handler; the last one's leaving closes the channel. */
+  remove(entry: Entry): void {
+    if (!this.entries.delete(entry) || this.entries.size > 0) return;
+    this.close();
+    this.owner.idle(this);
   }
 
   /**
@@ -389,7 +395,7 @@ class ChannelLive implements Positioned {
    */
   private wentBack(reason: string): void {
     this.close();
-    this.onEnded({ afterSeq: this.lastDelivered, beforeSeq: null, reason });
+    this.owner.ended(this, { afterSeq: this.lastDelivered, beforeSeq: null, reason });
   }
 
   close(): void {
@@ -427,7 +433,8 @@ class ChannelLive implements Positioned {
   private onSignal(msg: Msg): void {
     const signal: Signal | null = decodeSignal(msg.data);
     if (!signal) return;
-    for (const e of this.entries) safeCall(e.handler, { type: "signal", signal }, this.onError);
+    for (const e of this.entries.values())
+      safeCall(e.handler, { type: "signal", signal }, this.onError);
   }
 
   /**
@@ -568,7 +575,11 @@ class ChannelLive implements Positioned {
         : "the channel's position could not be checked in time";
     const cause = err instanceof Error ? err.message : String(err);
     this.close();
-    this.onEnded({ afterSeq: this.lastDelivered, beforeSeq, reason: `${reason} (${cause})` });
+    this.owner.ended(this, {
+      afterSeq: this.lastDelivered,
+      beforeSeq,
+      reason: `${reason} (${cause})`,
+    });
   }
 
   private deliverRaw(seq: number, data: Uint8Array, msgId: string | undefined): void {
@@ -583,8 +594,9 @@ class ChannelLive implements Positioned {
       this.onError(err);
       return;
     }
+    this.repeats ??= new RepeatFilter(() => this.reader.dedupeWindowMs(this.stream));
     if (this.repeats.isRepeat(msgId, event)) return;
-    for (const e of this.entries) {
+    for (const e of this.entries.values()) {
       if (e.afterSeq === null) e.buffer.push(event);
       else if (seq > e.afterSeq) safeCall(e.handler, { type: "event", event }, this.onError);
     }
@@ -619,6 +631,29 @@ export interface ChannelNames {
 }
 
 /** All live channel and user subscriptions of one engine instance. */
+/** What a channel tells the hub that made it (LiveHub). */
+interface ChannelOwner {
+  ended(live: ChannelLive, gap: DeliveryGap): void;
+  idle(live: ChannelLive): void;
+}
+
+/** One handler's subscription of a channel: an object, where a `close` closure would be three. */
+class ChannelSub implements Sub<number> {
+  private open = true;
+
+  constructor(
+    private readonly live: ChannelLive,
+    private readonly entry: Entry,
+    readonly ready: Promise<number>,
+  ) {}
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.live.remove(this.entry);
+  }
+}
+
 export class LiveHub {
   /** By live subject: what a per-app subscription's messages are routed by. */
   private readonly channels = new Map<string, ChannelLive>();
@@ -681,28 +716,16 @@ export class LiveHub {
         this.isReady,
         this.onError,
         this.options,
-        (gap) => this.ended(names.liveSubject, created, gap),
+        this,
+        names.liveSubject,
       );
       live = created;
       this.channels.set(names.liveSubject, live);
     }
-    const owner = live;
-    const { entry, ready } = owner.add(handler, onGap);
+    const { entry, ready } = live.add(handler, onGap);
     // Callers that never await `ready` must not crash the process on a rejection.
     ready.catch(() => {});
-    let open = true;
-    return {
-      ready,
-      close: () => {
-        if (!open) return;
-        open = false;
-        if (owner.remove(entry)) {
-          owner.close();
-          if (this.channels.get(names.liveSubject) === owner)
-            this.channels.delete(names.liveSubject);
-        }
-      },
-    };
+    return new ChannelSub(live, entry, ready);
   }
 
   private channelFeed(live: ChannelLive, names: ChannelNames): Feed {
@@ -754,9 +777,9 @@ export class LiveHub {
   }
 
   /** A channel gave up: later subscribes start afresh, current handlers are told. */
-  private ended(key: string, live: ChannelLive, gap: DeliveryGap): void {
-    if (this.channels.get(key) === live) this.channels.delete(key);
-    for (const e of live.entries) {
+  ended(live: ChannelLive, gap: DeliveryGap): void {
+    this.idle(live);
+    for (const e of live.entries.values()) {
       if (e.onGap) safeCall(e.onGap, gap, this.onError);
       else
         this.onError(
@@ -765,6 +788,11 @@ export class LiveHub {
           ),
         );
     }
+  }
+
+  /** A channel closed as its last handler left: a later subscribe starts a new one. */
+  idle(live: ChannelLive): void {
+    if (this.channels.get(live.key) === live) this.channels.delete(live.key);
   }
 
   subscribeUser(subject: string, handler: (signal: Signal) => void): Sub<void> {
