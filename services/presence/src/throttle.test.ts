@@ -119,4 +119,38 @@ describe("CountThrottle", () => {
     expect(t.pending()).toBe(0);
     expect(sent).toHaveLength(201);
   });
+
+  // With the memory engine a count signal is delivered synchronously, and what
+  // it causes (a slow consumer closed) can change the same channel's count.
+  it("takes an update made from inside its own emission as the trailing send", () => {
+    const sent: number[] = [];
+    const t = manualTimers();
+    let inside: number | undefined;
+    const th = new CountThrottle(
+      (_a, _c, n) => {
+        sent.push(n);
+        if (inside !== undefined) {
+          const next = inside;
+          inside = undefined;
+          th.update("a", "c", next);
+        }
+      },
+      1000,
+      t.timers,
+    );
+    inside = 0;
+    th.update("a", "c", 1);
+    expect(sent).toEqual([1]);
+    t.advance(1000);
+    expect(sent).toEqual([1, 0]);
+    // A trailing send that causes a change: that change is the next trailing send.
+    th.update("a", "c", 2);
+    inside = 1;
+    t.advance(1000);
+    expect(sent).toEqual([1, 0, 2]);
+    t.advance(1000);
+    expect(sent).toEqual([1, 0, 2, 1]);
+    t.advance(5000);
+    expect(t.pending()).toBe(0);
+  });
 });

@@ -57,8 +57,9 @@ export class CountThrottle {
 
   /** Records the count a new owner starts from, so it is not announced again. */
   seed(appId: string, channel: string, count: number): void {
+    if (count <= 0) return;
     const channels = this.channels(appId);
-    if (!channels.has(channel) && count > 0) channels.set(channel, count);
+    if (!channels.has(channel)) channels.set(channel, count);
   }
 
   update(appId: string, channel: string, count: number): void {
@@ -100,7 +101,6 @@ export class CountThrottle {
     channel: string,
     count: number,
   ): void {
-    this.emit(appId, channel, count);
     const running: Running = {
       appId,
       channel,
@@ -114,6 +114,11 @@ export class CountThrottle {
     else this.head = running;
     this.tail = running;
     if (this.timer === undefined && !this.expiring) this.arm();
+    // Last: with the memory engine the signal is delivered synchronously, and
+    // what it causes (a slow consumer closed, so its subscription counted
+    // out) may update this channel again. That update must find this
+    // interval running and become its trailing send.
+    this.emit(appId, channel, count);
   }
 
   private arm(): void {

@@ -630,7 +630,6 @@ export interface ChannelNames {
   liveSubject: string;
 }
 
-/** All live channel and user subscriptions of one engine instance. */
 /** What a channel tells the hub that made it (LiveHub). */
 interface ChannelOwner {
   ended(live: ChannelLive, gap: DeliveryGap): void;
@@ -654,6 +653,7 @@ class ChannelSub implements Sub<number> {
   }
 }
 
+/** All live channel and user subscriptions of one engine instance. */
 export class LiveHub {
   /** By live subject: what a per-app subscription's messages are routed by. */
   private readonly channels = new Map<string, ChannelLive>();

@@ -86,4 +86,29 @@ describe("memory engine channel state", () => {
     expect(page.events.map((e) => e.seq)).not.toContain(first.seq);
     expect(engine.channelsHeld("a")).toBe(1);
   });
+
+  it("calls no handler closed during a delivery, and gives one subscribed during it only later events", async () => {
+    const engine = new MemoryEngine();
+    const calls: string[] = [];
+    let b: { close(): void } | undefined;
+    let c: { close(): void } | undefined;
+    const a = engine.subscribe("a", "x", (d) => {
+      calls.push(`a${d.type === "event" ? d.event.seq : ""}`);
+      if (b) {
+        a.close();
+        b.close();
+        b = undefined;
+        c = engine.subscribe("a", "x", (d2) =>
+          calls.push(`c${d2.type === "event" ? d2.event.seq : ""}`),
+        );
+      }
+    });
+    b = engine.subscribe("a", "x", () => calls.push("b"));
+    const first = await engine.publish("a", "x", { name: "n", data: 1 });
+    expect(calls).toEqual([`a${first.seq}`]);
+    const second = await engine.publish("a", "x", { name: "n", data: 2 });
+    expect(calls).toEqual([`a${first.seq}`, `c${second.seq}`]);
+    c?.close();
+    expect(engine.channelsHeld("a")).toBe(1);
+  });
 });

@@ -67,9 +67,10 @@ function addHandler(ch: ChannelState, handler: DeliveryHandler): void {
 function removeHandler(ch: ChannelState, handler: DeliveryHandler): void {
   const h = ch.handlers;
   if (h === handler) ch.handlers = undefined;
-  else if (typeof h === "object" && h.delete(handler) && h.size <= 1)
-    // Back to the one held as is (or none), as `close` expects of a channel left alone.
-    ch.handlers = h.values().next().value;
+  // An emptied Set goes (`close` drops a channel left alone). One left with a
+  // single handler stays a Set: a dispatch in progress iterates it, and must
+  // not call a handler closed after the swap.
+  else if (typeof h === "object" && h.delete(handler) && h.size === 0) ch.handlers = undefined;
 }
 
 interface AppState {

@@ -28,10 +28,10 @@ export interface PresenceEntrySnapshot {
   data?: Json | undefined;
 }
 
-/** Everything a gateway knows about one of its connections. */
 /** A new record's watchlist and subscriptions: one empty array for all records. */
 export const NO_ITEMS: readonly never[] = Object.freeze([]);
 
+/** Everything a gateway knows about one of its connections. */
 export interface ConnectionSnapshot {
   appId: string;
   connectionId: string;
