@@ -10,7 +10,7 @@
  */
 import type { Json, Signal } from "../../../shared/src/model.js";
 import type { PresenceEntry } from "../../../shared/src/presence/api.js";
-import type { PresenceEntrySnapshot } from "../../../shared/src/presence/messages.js";
+import { NO_ITEMS, type PresenceEntrySnapshot } from "../../../shared/src/presence/messages.js";
 import type { AppState } from "./indexes.js";
 import type { ConnectionRecord, PresenceEffect } from "./types.js";
 
@@ -22,7 +22,7 @@ export function putEntry(
   e: PresenceEntrySnapshot,
   out: PresenceEffect[],
 ): boolean {
-  const entries = conn.present ?? [];
+  const entries = conn.present ?? NO_ITEMS;
   const old = entries.find((x) => x.channel === e.channel);
   if (old && old.clientId === e.clientId && sameJson(old.data, e.data)) return false;
   // concat sizes the array exactly; a spread grows it to 17 slots.

@@ -40,7 +40,8 @@ interface ChannelState {
   trimmedUpTo: number;
   /**
    * Live subscribers: usually one (the gateway's hub subscribes once per
-   * channel), held as is; a Set only while there are more. Empty: undefined.
+   * channel), held as is; a Set from the second on, kept until it empties
+   * (see `removeHandler`). Empty: undefined.
    */
   handlers: DeliveryHandler | Set<DeliveryHandler> | undefined;
 }
